@@ -1,0 +1,25 @@
+# One command to set up and run the example, one to run the tests. Both create .venv on first use.
+VENV   ?= .venv
+PYTHON ?= python3
+PY      = $(VENV)/bin/python
+SOURCES = pyproject.toml $(shell find python stan -type f -not -path '*/__pycache__/*')
+
+.PHONY: demo test test-fast clean
+
+$(VENV)/.installed: $(SOURCES)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet '.[test]'
+	touch $@
+
+demo: $(VENV)/.installed  ## fit the bundled example data; prints diagnostics and the entity table
+	$(VENV)/bin/ratepool fit data/example_counts.csv --window-col window
+
+test: $(VENV)/.installed  ## the whole test suite (runs python -m pytest)
+	$(PY) -m pytest
+
+test-fast: $(VENV)/.installed  ## only the tests that do not sample
+	$(PY) -m pytest -m "not slow"
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache

@@ -1,0 +1,503 @@
+"""Count data: validation, the label <-> index mapping, and sufficient statistics.
+
+Everything downstream works from a `CountData`: the entity labels (in index order), the
+per-entity sufficient statistics (windows n_i, totals S_i), the global count histogram
+(value k, frequency m_k) and, when raw rows were given, the rows themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError
+
+__all__ = [
+    "CountData",
+    "MAX_STAN_INT",
+    "from_dataframe",
+    "from_aggregates",
+    "read_table",
+    "load_counts",
+]
+
+log = logging.getLogger(__name__)
+
+#: Largest value Stan's 32-bit ``int`` holds; a single count above it cannot be passed to Stan.
+MAX_STAN_INT = 2**31 - 1
+#: How many offending rows an error message shows.
+_SHOW_ROWS = 5
+
+
+@dataclass(frozen=True)
+class CountData:
+    """Validated counts, mapped to entity indices 0..J-1 (1..J in Stan).
+
+    Attributes
+    ----------
+    labels : pandas.Index
+        Entity labels; position i is entity index i (Stan index i + 1).
+    n_windows : numpy.ndarray
+        Windows per entity (int64, length J).
+    entity_total : numpy.ndarray
+        Total count per entity (int64, length J).
+    count_value, count_freq : numpy.ndarray
+        The distinct count values over all windows and how many windows have each (int64).
+    entity_index : numpy.ndarray or None
+        0-based entity index of each raw row; None for pre-aggregated input.
+    y : numpy.ndarray or None
+        Count of each raw row (int64); None for pre-aggregated input.
+    window : numpy.ndarray or None
+        Window label of each raw row, when a window column was given.
+    """
+
+    labels: pd.Index
+    n_windows: np.ndarray
+    entity_total: np.ndarray
+    count_value: np.ndarray
+    count_freq: np.ndarray
+    entity_index: np.ndarray | None = None
+    y: np.ndarray | None = None
+    window: np.ndarray | None = None
+
+    @property
+    def n_entities(self) -> int:
+        """J, the number of entities."""
+        return len(self.labels)
+
+    @property
+    def n_windows_total(self) -> int:
+        """N, the number of entity-windows (raw rows)."""
+        return int(self.n_windows.sum())
+
+    @property
+    def has_rows(self) -> bool:
+        """Whether the raw rows are available (needed for per-observation outputs)."""
+        return self.y is not None
+
+    def raw_rate(self) -> np.ndarray:
+        """Per-entity observed rate S_i / n_i."""
+        return self.entity_total / self.n_windows
+
+    def mapping_table(self) -> pd.DataFrame:
+        """The label <-> index table: ``entity`` label, 1-based ``stan_index``, windows, total."""
+        return pd.DataFrame(
+            {
+                "entity": self.labels,
+                "stan_index": np.arange(1, self.n_entities + 1),
+                "n_windows": self.n_windows,
+                "total_count": self.entity_total,
+            }
+        )
+
+    def labels_of(self, stan_index: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Map 1-based Stan indices back to entity labels."""
+        index = np.asarray(stan_index)
+        if index.size and (index.min() < 1 or index.max() > self.n_entities):
+            raise DataError(f"Stan entity index out of range 1..{self.n_entities}")
+        return np.asarray(self.labels)[index - 1]
+
+    def to_stan_data(
+        self,
+        *,
+        mu_rate: float,
+        alpha_sd: float,
+        phi_sd: float,
+        use_sufficient_stats: bool,
+        prior_only: bool,
+        non_centered: bool,
+        obs_predictions: bool,
+        entity_predictions: bool,
+    ) -> dict[str, Any]:
+        """The data dict for ``stan/hierarchical_negbinom.stan`` (JSON-ready Python types)."""
+        if (obs_predictions or not use_sufficient_stats) and not self.has_rows:
+            raise DataError(
+                "per-observation likelihood or predictions need the raw rows, but this data was "
+                "given as aggregates; use likelihood='sufficient' and obs_predictions=False"
+            )
+        rows = self.has_rows and (obs_predictions or not use_sufficient_stats)
+        return {
+            "J": self.n_entities,
+            "N": len(self.y) if rows else 0,
+            "entity": (self.entity_index + 1).tolist() if rows else [],
+            "y": self.y.tolist() if rows else [],
+            "n_windows": self.n_windows.tolist(),
+            "entity_total": self.entity_total.astype(float).tolist(),
+            "K": len(self.count_value),
+            "count_value": self.count_value.tolist(),
+            "count_freq": self.count_freq.astype(float).tolist(),
+            "mu_rate": float(mu_rate),
+            "alpha_sd": float(alpha_sd),
+            "phi_sd": float(phi_sd),
+            "use_sufficient_stats": int(use_sufficient_stats),
+            "prior_only": int(prior_only),
+            "non_centered": int(non_centered),
+            "obs_predictions": int(obs_predictions),
+            "entity_predictions": int(entity_predictions),
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# Construction from raw rows
+
+
+def from_dataframe(
+    frame: pd.DataFrame,
+    *,
+    entity_col: str = "entity",
+    count_col: str = "count",
+    window_col: str | None = None,
+    allow_duplicate_windows: bool = False,
+) -> CountData:
+    """Validate raw rows (one per entity-window) and compute the sufficient statistics.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        One row per entity and window.
+    entity_col, count_col : str
+        Column names of the entity label and the event count.
+    window_col : str, optional
+        Column naming the window; when given, a repeated (entity, window) pair is an error
+        unless ``allow_duplicate_windows`` is true (then each row counts as its own window).
+    allow_duplicate_windows : bool
+        Accept repeated (entity, window) pairs.
+
+    Returns
+    -------
+    CountData
+
+    Raises
+    ------
+    DataError
+        Naming the column, the first offending rows and the fix.
+    """
+    _require_columns(frame, [entity_col, count_col] + ([window_col] if window_col else []))
+    if len(frame) == 0:
+        raise DataError("the data has no rows; give at least one row per entity")
+    labels_column = frame[entity_col]
+    _reject_missing_labels(labels_column, entity_col)
+    y = validate_counts(frame[count_col], count_col)
+    if window_col is not None:
+        _check_duplicate_windows(frame, entity_col, window_col, allow_duplicate_windows)
+
+    codes, labels = _factorize_sorted(labels_column)
+    data = _aggregate(codes, y, labels)
+    window = frame[window_col].to_numpy() if window_col is not None else None
+    data = CountData(
+        labels=data.labels,
+        n_windows=data.n_windows,
+        entity_total=data.entity_total,
+        count_value=data.count_value,
+        count_freq=data.count_freq,
+        entity_index=codes,
+        y=y,
+        window=window,
+    )
+    _check_model_needs(data, entity_col)
+    return data
+
+
+def validate_counts(column: pd.Series, name: str) -> np.ndarray:
+    """Return the counts as int64, or raise `DataError` naming the first bad rows.
+
+    Accepts integers and integral floats (3.0); rejects missing values, booleans, strings,
+    fractions, negatives and values above Stan's int range.
+    """
+    if pd.api.types.is_bool_dtype(column.dtype):
+        raise DataError(
+            f"column {name!r} holds booleans (True/False); counts must be non-negative "
+            "integers — convert with .astype(int) if True means one event"
+        )
+    if column.dtype == object or isinstance(column.dtype, pd.StringDtype):
+        is_bool = column.map(lambda v: isinstance(v, (bool, np.bool_)))
+        _raise_rows(column, is_bool, name, "holds booleans; counts must be non-negative integers")
+        numeric = pd.to_numeric(column, errors="coerce")
+        not_number = numeric.isna() & column.notna()
+        _raise_rows(column, not_number, name, "holds values that are not numbers")
+        column_numeric = numeric
+    elif pd.api.types.is_numeric_dtype(column.dtype):
+        column_numeric = column
+    else:
+        raise DataError(
+            f"column {name!r} has type {column.dtype}; counts must be non-negative integers"
+        )
+    _raise_rows(column, column_numeric.isna(), name, "has missing values (NaN/None)",
+                fix="drop or fill those rows")
+    values = column_numeric.to_numpy(dtype=float, na_value=np.nan)
+    _raise_rows(column, pd.Series(~np.isfinite(values), index=column.index), name,
+                "has infinite values")
+    _raise_rows(column, pd.Series(values < 0, index=column.index), name,
+                "has negative counts", fix="counts are events per window and cannot be negative")
+    _raise_rows(column, pd.Series(values != np.floor(values), index=column.index), name,
+                "has non-integer counts", fix="counts must be whole numbers (3.0 is fine, 3.5 is not)")
+    _raise_rows(column, pd.Series(values > MAX_STAN_INT, index=column.index), name,
+                f"has counts above {MAX_STAN_INT} (2^31 - 1), Stan's integer limit",
+                fix="rescale the counts (e.g. count thousands of events) or split the windows")
+    if pd.api.types.is_integer_dtype(column_numeric.dtype):
+        return column_numeric.to_numpy(dtype=np.int64)
+    return values.astype(np.int64)
+
+
+def _factorize_sorted(labels: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """0-based codes into the sorted unique labels (a deterministic order for any input order)."""
+    codes, uniques = pd.factorize(labels, sort=False)
+    order = _sorted_order(uniques)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return rank[codes], pd.Index(uniques.take(order), name="entity")
+
+
+def _sorted_order(uniques: pd.Index | np.ndarray) -> np.ndarray:
+    """Sorting permutation of labels; mixed, unorderable types sort by (type name, str)."""
+    try:
+        return np.asarray(pd.Index(uniques).argsort(kind="stable"))
+    except TypeError:
+        keys = [(type(v).__name__, str(v)) for v in uniques]
+        return np.asarray(sorted(range(len(keys)), key=keys.__getitem__))
+
+
+def _aggregate(codes: np.ndarray, y: np.ndarray, labels: pd.Index) -> CountData:
+    """Per-entity windows and totals, and the count histogram, in one vectorised pass each."""
+    n_entities = len(labels)
+    n_windows = np.bincount(codes, minlength=n_entities).astype(np.int64)
+    entity_total = _exact_bincount(codes, y, n_entities)
+    count_value, count_freq = count_histogram(y)
+    return CountData(labels, n_windows, entity_total, count_value, count_freq)
+
+
+def _exact_bincount(codes: np.ndarray, y: np.ndarray, length: int) -> np.ndarray:
+    """Integer sums of y per code. Float bincount is exact while every sum stays below 2^53."""
+    sums = np.bincount(codes, weights=y, minlength=length)
+    if y.size and float(y.max()) * y.size < 2.0**53:
+        return sums.astype(np.int64)
+    totals = np.zeros(length, dtype=np.int64)
+    np.add.at(totals, codes, y)
+    return totals
+
+
+def count_histogram(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values of ``y`` and their frequencies (bincount when the values are small)."""
+    if y.size == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    top = int(y.max())
+    if top <= max(4 * y.size, 1_000_000):
+        freq = np.bincount(y, minlength=top + 1)
+        value = np.flatnonzero(freq)
+        return value.astype(np.int64), freq[value].astype(np.int64)
+    value, freq = np.unique(y, return_counts=True)
+    return value.astype(np.int64), freq.astype(np.int64)
+
+
+# --------------------------------------------------------------------------------------------
+# Construction from aggregates
+
+
+def from_aggregates(
+    entities: pd.DataFrame,
+    histogram: pd.DataFrame,
+    *,
+    entity_col: str = "entity",
+    windows_col: str = "n_windows",
+    total_col: str = "total_count",
+    value_col: str = "value",
+    frequency_col: str = "frequency",
+) -> CountData:
+    """Build `CountData` from aggregates computed where the data lives (SQL, Spark, DuckDB...).
+
+    Parameters
+    ----------
+    entities : pandas.DataFrame
+        One row per entity: label, number of windows, total count.
+    histogram : pandas.DataFrame
+        The global count histogram: each distinct count value and how many windows have it.
+
+    Raises
+    ------
+    DataError
+        For missing columns, bad values, repeated labels, or a histogram that disagrees with
+        the per-entity table (different number of windows or different grand total).
+    """
+    _require_columns(entities, [entity_col, windows_col, total_col], table="entity table")
+    _require_columns(histogram, [value_col, frequency_col], table="histogram")
+    if len(entities) == 0:
+        raise DataError("the entity table has no rows")
+    _reject_missing_labels(entities[entity_col], entity_col)
+    repeated = entities[entity_col].duplicated(keep=False)
+    _raise_rows(entities[entity_col], repeated, entity_col,
+                "repeats entity labels in the entity table", fix="give one row per entity")
+    n_windows = validate_counts(entities[windows_col], windows_col)
+    _raise_rows(entities[windows_col], pd.Series(n_windows < 1, index=entities.index),
+                windows_col, "has entities with no windows", fix="drop entities with 0 windows")
+    totals = _validate_totals(entities[total_col], total_col)
+    values = validate_counts(histogram[value_col], value_col)
+    freq = _validate_totals(histogram[frequency_col], frequency_col)
+    if len(np.unique(values)) != len(values):
+        raise DataError(f"histogram column {value_col!r} repeats values; give each value once")
+
+    keep = freq > 0
+    values, freq = values[keep], freq[keep]
+    order_v = np.argsort(values)
+    values, freq = values[order_v], freq[order_v]
+    if int(freq.sum()) != int(n_windows.sum()):
+        raise DataError(
+            f"the histogram counts {int(freq.sum())} windows ({frequency_col!r} summed) but the "
+            f"entity table counts {int(n_windows.sum())} ({windows_col!r} summed); both must "
+            "describe the same windows"
+        )
+    grand_total = sum(int(v) * int(f) for v, f in zip(values, freq))
+    if grand_total != int(totals.sum()):
+        raise DataError(
+            f"the histogram's events (sum of {value_col!r} x {frequency_col!r} = {grand_total}) "
+            f"differ from the entity totals ({total_col!r} summed = {int(totals.sum())}); both "
+            "must describe the same windows"
+        )
+    impossible = totals > n_windows * (values.max() if len(values) else 0)
+    _raise_rows(entities[total_col], pd.Series(impossible, index=entities.index), total_col,
+                "has totals larger than n_windows x the largest count value in the histogram")
+
+    order = _sorted_order(pd.Index(entities[entity_col]))
+    labels = pd.Index(entities[entity_col].to_numpy()[order], name="entity")
+    data = CountData(labels, n_windows[order], totals[order], values, freq)
+    _check_model_needs(data, entity_col)
+    return data
+
+
+def _validate_totals(column: pd.Series, name: str) -> np.ndarray:
+    """Non-negative integer totals, which (unlike single counts) may exceed 2^31 - 1."""
+    numeric = pd.to_numeric(column, errors="coerce")
+    _raise_rows(column, numeric.isna(), name, "has missing or non-numeric values")
+    values = numeric.to_numpy(dtype=float)
+    bad = (values < 0) | (values != np.floor(values)) | ~np.isfinite(values)
+    _raise_rows(column, pd.Series(bad, index=column.index), name,
+                "has values that are not non-negative integers")
+    if pd.api.types.is_integer_dtype(numeric.dtype):
+        return numeric.to_numpy(dtype=np.int64)
+    return values.astype(np.int64)
+
+
+# --------------------------------------------------------------------------------------------
+# Files
+
+
+def read_table(path: str | Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """Read a CSV or Parquet file (chosen by extension) into a DataFrame."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"data file {path} does not exist")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path, columns=list(columns) if columns else None)
+        if suffix in (".csv", ".txt", ".gz"):
+            return pd.read_csv(path, usecols=list(columns) if columns else None)
+    except ValueError as error:
+        raise DataError(f"could not read {path}: {error}") from None
+    except ImportError as error:
+        raise DataError(f"reading {path} needs an optional package: {error}") from None
+    raise DataError(f"data file {path}: unknown format {suffix!r}; use .csv or .parquet")
+
+
+def load_counts(
+    source: str | Path | pd.DataFrame,
+    *,
+    entity_col: str = "entity",
+    count_col: str = "count",
+    window_col: str | None = None,
+    allow_duplicate_windows: bool = False,
+) -> CountData:
+    """`from_dataframe` for a DataFrame, or a CSV/Parquet path read first."""
+    if isinstance(source, pd.DataFrame):
+        frame = source
+    else:
+        frame = read_table(source)
+    return from_dataframe(
+        frame,
+        entity_col=entity_col,
+        count_col=count_col,
+        window_col=window_col,
+        allow_duplicate_windows=allow_duplicate_windows,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Checks shared by the constructors
+
+
+def _require_columns(frame: pd.DataFrame, columns: Sequence[str], table: str = "data") -> None:
+    if not isinstance(frame, pd.DataFrame):
+        raise DataError(f"the {table} must be a pandas DataFrame, got {type(frame).__name__}")
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"the {table} has no column(s) {missing}; its columns are {list(frame.columns)}. "
+            "Name the right ones (entity_col=..., count_col=..., or --entity-col/--count-col)"
+        )
+
+
+def _reject_missing_labels(labels: pd.Series, name: str) -> None:
+    _raise_rows(labels, labels.isna(), name, "has missing entity labels",
+                fix="drop those rows or give them a label")
+
+
+def _check_duplicate_windows(
+    frame: pd.DataFrame, entity_col: str, window_col: str, allowed: bool
+) -> None:
+    repeated = frame.duplicated(subset=[entity_col, window_col], keep=False)
+    if not repeated.any():
+        return
+    if allowed:
+        log.info("%d rows repeat an (entity, window) pair; each counts as its own window",
+                 int(repeated.sum()))
+        return
+    rows = frame.loc[repeated, [entity_col, window_col]].head(_SHOW_ROWS)
+    raise DataError(
+        f"{int(repeated.sum())} rows repeat an ({entity_col!r}, {window_col!r}) pair, e.g. rows "
+        f"{_format_rows(rows)}. Sum them per window first, or pass allow_duplicate_windows=True "
+        "(--allow-duplicate-windows) if each row really is a separate window"
+    )
+
+
+def _check_model_needs(data: CountData, entity_col: str) -> None:
+    if data.n_entities < 2:
+        raise DataError(
+            f"column {entity_col!r} has a single entity ({data.labels[0]!r}); partial pooling "
+            "needs at least two entities. With one entity, the population parameters mu and "
+            "alpha are informed by the prior alone"
+        )
+    if data.entity_total.sum() == 0:
+        log.warning(
+            "every count is zero: the rates will be estimated near 0 and governed mostly by "
+            "the priors"
+        )
+
+
+def _raise_rows(
+    column: pd.Series, bad: pd.Series, name: str, problem: str, fix: str | None = None
+) -> None:
+    """Raise `DataError` listing the first rows where ``bad`` holds, if any."""
+    mask = np.asarray(bad, dtype=bool)
+    if not mask.any():
+        return
+    shown = column[mask].head(_SHOW_ROWS)
+    message = (
+        f"column {name!r} {problem}: {int(mask.sum())} row(s), first "
+        f"{_format_rows(shown)}"
+    )
+    if fix:
+        message += f"; {fix}"
+    raise DataError(message)
+
+
+def _format_rows(rows: pd.Series | pd.DataFrame) -> str:
+    if isinstance(rows, pd.Series):
+        return ", ".join(f"row {index}: {value!r}" for index, value in rows.items())
+    return ", ".join(
+        f"row {index}: {tuple(values)}" for index, values in zip(rows.index, rows.to_numpy())
+    )
+

@@ -1,0 +1,245 @@
+"""The PyStan engine: compiles the program offline with httpstan's bundled stanc and the system
+C++ compiler, and samples it in-process.
+
+Two kinds of litter are kept out of the user's machine: httpstan binds a Unix socket in the temp
+directory for every run and never removes it, so runs use a private temp directory that is
+deleted afterwards; and httpstan stores every seeded fit in its cache for ever, so the fits a
+run creates are deleted once read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+from ..errors import CompileError, EngineNotFoundError, SamplingError
+from ..program import StanProgram
+from ._console import captured_console
+from .base import Draws, Engine, SamplerSettings, shorten, split_sample_stats, tail
+
+__all__ = ["PyStanEngine", "pystan_available"]
+
+log = logging.getLogger(__name__)
+
+_NUTS = "stan::services::sample::hmc_nuts_diag_e_adapt"
+_FIXED = "stan::services::sample::fixed_param"
+
+
+def pystan_available() -> bool:
+    """Whether the ``pystan`` package (module ``stan``) can be imported."""
+    try:
+        import stan  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _import_stan() -> Any:
+    try:
+        import stan
+    except ImportError as error:
+        raise EngineNotFoundError(
+            f"the PyStan engine needs the 'pystan' package ({error}); install it with "
+            "'pip install pystan' (Linux/macOS), or install CmdStan and use engine='cmdstan'"
+        ) from None
+    return stan
+
+
+@contextlib.contextmanager
+def _private_tempdir() -> Iterator[Path]:
+    """Point ``tempfile`` at a fresh directory for the duration, then delete it."""
+    path = Path(tempfile.mkdtemp(prefix="ratepool-pystan-"))
+    previous = tempfile.tempdir
+    tempfile.tempdir = str(path)
+    try:
+        yield path
+    finally:
+        tempfile.tempdir = previous
+        shutil.rmtree(path, ignore_errors=True)
+
+
+class PyStanEngine(Engine):
+    """Runs the program with PyStan 3 (httpstan)."""
+
+    name = "pystan"
+
+    def __init__(self) -> None:
+        self._stan = _import_stan()
+
+    # -- compile -------------------------------------------------------------------------
+    def _model_dir(self, program: StanProgram) -> Path:
+        import httpstan.cache
+        import httpstan.models
+
+        return httpstan.cache.model_directory(httpstan.models.calculate_model_name(program.code))
+
+    def is_compiled(self, program: StanProgram) -> bool:
+        """Whether httpstan's per-user cache already holds this program's compiled module."""
+        model_dir = self._model_dir(program)
+        return model_dir.is_dir() and any(model_dir.glob("*.so"))
+
+    def _build(self, program: StanProgram, data: Mapping[str, Any], seed: int | None,
+               show: bool) -> Any:
+        """``stan.build``: compiles on first use (httpstan caches the module), binds the data."""
+        compiled_before = self.is_compiled(program)
+        if not compiled_before:
+            log.info("compiling %s with PyStan (about a minute, once per program version)",
+                     program.path.name)
+        start = time.perf_counter()
+        with captured_console(show) as console:
+            try:
+                model = self._stan.build(program.code, data=dict(data), random_seed=seed)
+            except (ValueError, RuntimeError) as error:
+                if not self.is_compiled(program):
+                    raise CompileError(
+                        f"PyStan could not compile {program.path}: {error}\n"
+                        f"{tail(console.getvalue())}"
+                    ) from None
+                raise SamplingError(
+                    f"the Stan program rejected the data: {shorten(str(error))}\n"
+                    f"{tail(console.getvalue())}"
+                ) from None
+        if model is None:  # PyStan swallows Ctrl-C and returns None
+            raise KeyboardInterrupt
+        if not compiled_before:
+            log.info("compiled in %.1f s", time.perf_counter() - start)
+        return model
+
+    def compile(self, program: StanProgram) -> bool:
+        if self.is_compiled(program):
+            return False
+        with _private_tempdir():
+            try:
+                # Without data, build compiles the program, then fails to bind the data.
+                self._build(program, {}, seed=None, show=False)
+            except SamplingError:
+                pass
+        return True
+
+    # -- sample ----------------------------------------------------------------------------
+    def sample(
+        self, program: StanProgram, data: Mapping[str, Any], settings: SamplerSettings
+    ) -> Draws:
+        start = time.perf_counter()
+        with _private_tempdir():
+            model = self._build(program, data, settings.seed, settings.show_progress)
+            kwargs: dict[str, Any] = {"num_samples": settings.draws}
+            if settings.fixed_param:
+                function, run = _FIXED, model.fixed_param
+            else:
+                function, run = _NUTS, model.sample
+                kwargs.update(num_warmup=settings.warmup, delta=settings.adapt_delta)
+            with captured_console(settings.show_progress) as console:
+                try:
+                    fit = run(num_chains=settings.chains, **kwargs)
+                except (RuntimeError, ValueError) as error:
+                    raise SamplingError(
+                        f"PyStan's sampler failed: {shorten(str(error))}\n"
+                        "--- engine output (tail) ---\n"
+                        f"{tail(console.getvalue())}"
+                    ) from None
+                finally:
+                    self._delete_cached_fits(model, function, kwargs, settings)
+            if fit is None:  # PyStan swallows Ctrl-C and returns None
+                raise KeyboardInterrupt
+        return Draws(
+            variables=_variables(fit, settings.chains),
+            sample_stats=split_sample_stats(
+                {name: _by_chain(fit[name], settings.chains)[..., 0]
+                 for name in fit.sample_and_sampler_param_names}
+            ),
+            engine=self.name,
+            console=tail(console.getvalue()),
+            elapsed_seconds=time.perf_counter() - start,
+        )
+
+    def _delete_cached_fits(self, model: Any, function: str, kwargs: Mapping[str, Any],
+                            settings: SamplerSettings) -> None:
+        """Remove the fits httpstan stored for this run (it keeps every seeded fit for ever).
+
+        httpstan names a seeded fit by hashing its request; the same request is rebuilt here.
+        """
+        import httpstan.cache
+        import httpstan.fits
+        import httpstan.schemas
+
+        encoded = json.loads(self._stan.model.DataJSONEncoder().encode(dict(kwargs)))
+        for chain in range(1, settings.chains + 1):
+            request = dict(encoded, function=function, chain=chain, data=model.data, init={},
+                           random_seed=settings.seed)
+            args = httpstan.schemas.CreateFitRequest().load(request)
+            name = httpstan.fits.calculate_fit_name(args.pop("function"), model.model_name, args)
+            path = httpstan.cache.fit_path(name)
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                log.debug("httpstan fit %s not found for deletion", path)
+
+    # -- log density -----------------------------------------------------------------------
+    def log_density(
+        self,
+        program: StanProgram,
+        data: Mapping[str, Any],
+        params: Mapping[str, Any],
+        *,
+        jacobian: bool = False,
+    ) -> float:
+        with _private_tempdir():
+            model = self._build(program, data, seed=1, show=False)
+            flat: list[float] = []
+            for name, dims in zip(model.param_names, model.dims):
+                if name not in params:
+                    continue
+                value = np.asarray(params[name], dtype=float)
+                flat.extend(value.ravel(order="F").tolist())
+            with captured_console(False):
+                unconstrained = model.unconstrain_pars(flat)
+                return float(model.log_prob(unconstrained, adjust_transform=jacobian))
+
+    def versions(self) -> dict[str, str]:
+        import httpstan
+
+        return {
+            "engine": self.name,
+            "pystan": self._stan.__version__,
+            "httpstan": httpstan.__version__,
+            "stan": _stan_version(Path(httpstan.__file__).parent),
+        }
+
+
+def _by_chain(flat: np.ndarray, chains: int) -> np.ndarray:
+    """PyStan's (*dims, draws * chains) array, draw-major, as (chain, draw, *dims)."""
+    dims = flat.shape[:-1]
+    per_draw = flat.reshape(*dims, -1, chains)  # last axis index = draw * chains + chain
+    return np.moveaxis(np.moveaxis(per_draw, -1, 0), -1, 1)
+
+
+def _variables(fit: Any, chains: int) -> dict[str, np.ndarray]:
+    """Every non-empty Stan variable as (chain, draw, *dims)."""
+    variables = {}
+    for name, dims in zip(fit.param_names, fit.dims):
+        if 0 in dims:
+            continue
+        variables[name] = _by_chain(fit[name], chains).reshape(chains, -1, *dims)
+    return variables
+
+
+def _stan_version(httpstan_dir: Path) -> str:
+    header = httpstan_dir / "include" / "stan" / "version.hpp"
+    try:
+        text = header.read_text()
+    except OSError:
+        return "unknown"
+    parts = [re.search(rf"#define STAN_{part} (\d+)", text) for part in
+             ("MAJOR", "MINOR", "PATCH")]
+    return ".".join(p.group(1) for p in parts if p) or "unknown"

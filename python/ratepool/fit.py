@@ -1,0 +1,187 @@
+"""Fitting: data + config -> engine run -> `FitResult` (InferenceData, tables, diagnostics)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import arviz as az
+import pandas as pd
+
+from .config import ModelConfig
+from .data import CountData, load_counts
+from .diagnostics import get_model_diagnostics
+from .engines import Engine, SamplerSettings, get_engine
+from .inference import build_inference_data, build_prior_data
+from .program import StanProgram, default_program
+from .summary import entity_summary
+
+__all__ = ["FitResult", "fit", "sample_prior", "stan_data"]
+
+log = logging.getLogger(__name__)
+
+#: Draws of the prior predictive check in the design document.
+DEFAULT_PRIOR_DRAWS = 1000
+
+
+@dataclass
+class FitResult:
+    """The outcome of `fit`.
+
+    Attributes
+    ----------
+    idata : arviz.InferenceData
+        All draws, with entity labels as the ``entity`` coordinate.
+    data : CountData
+        The validated data, with the label <-> index mapping.
+    config : ModelConfig
+        The settings used.
+    engine : str
+        The engine that ran (``"cmdstan"`` or ``"pystan"``).
+    versions : dict
+        Versions of the engine's software.
+    """
+
+    idata: az.InferenceData
+    data: CountData
+    config: ModelConfig
+    engine: str
+    versions: dict[str, str] = field(default_factory=dict)
+    sampling_seconds: float = 0.0
+
+    def diagnostics(self) -> dict[str, Any]:
+        """`get_model_diagnostics` of this fit."""
+        return get_model_diagnostics(self.idata)
+
+    def entity_summary(self) -> pd.DataFrame:
+        """`entity_summary` of this fit (one row per entity label)."""
+        return entity_summary(self.idata, self.data)
+
+    def mapping_table(self) -> pd.DataFrame:
+        """Entity label <-> 1-based Stan index."""
+        return self.data.mapping_table()
+
+
+def _obs_predictions(config: ModelConfig, data: CountData, draws: int) -> bool:
+    if config.obs_predictions is not None:
+        return config.obs_predictions
+    if not data.has_rows:
+        return False
+    size = data.n_windows_total * draws
+    if size > config.max_obs_prediction_values:
+        log.info(
+            "per-observation y_rep/log_lik are off: %d observations x %d draws exceeds "
+            "max_obs_prediction_values=%d; entity-level checks remain (set obs_predictions=True "
+            "to force them)", data.n_windows_total, draws, config.max_obs_prediction_values,
+        )
+        return False
+    return True
+
+
+def stan_data(
+    data: CountData, config: ModelConfig, *, prior_only: bool = False,
+    obs_predictions: bool | None = None,
+) -> dict[str, Any]:
+    """The Stan data dict for ``data`` under ``config``."""
+    if obs_predictions is None:
+        obs_predictions = _obs_predictions(config, data, config.total_draws)
+    return data.to_stan_data(
+        mu_rate=config.mu_prior_rate,
+        alpha_sd=config.alpha_prior_sd,
+        phi_sd=config.overdispersion_prior_sd,
+        use_sufficient_stats=config.likelihood == "sufficient",
+        prior_only=prior_only,
+        non_centered=config.parameterization == "non_centered",
+        obs_predictions=obs_predictions,
+        entity_predictions=config.entity_predictions,
+    )
+
+
+def _prepare(
+    data: CountData | pd.DataFrame | str | Path, config: ModelConfig | None,
+    engine: Engine | str | None,
+) -> tuple[CountData, ModelConfig, Engine]:
+    """Validate everything before any compile or sampling starts."""
+    config = config or ModelConfig()
+    if not isinstance(data, CountData):
+        data = load_counts(data)
+    if isinstance(engine, Engine):
+        return data, config, engine
+    return data, config, get_engine(engine or config.engine)
+
+
+def fit(
+    data: CountData | pd.DataFrame | str | Path,
+    config: ModelConfig | None = None,
+    *,
+    engine: Engine | str | None = None,
+    prior_draws: int = 0,
+    show_progress: bool = False,
+    program: StanProgram | None = None,
+) -> FitResult:
+    """Fit the hierarchical Gamma–Negative-Binomial model.
+
+    Parameters
+    ----------
+    data : CountData, pandas.DataFrame or path
+        Validated data, or raw rows with columns ``entity`` and ``count`` (use
+        `ratepool.load_counts` for other column names).
+    config : ModelConfig, optional
+        Priors, sampler settings and switches; the defaults of `ModelConfig` if omitted.
+    engine : str or Engine, optional
+        ``"auto"``, ``"cmdstan"`` or ``"pystan"``; defaults to ``config.engine``.
+    prior_draws : int
+        If positive, also add that many exact prior (ancestral) draws as the ``prior`` and
+        ``prior_predictive`` groups.
+    show_progress : bool
+        Show the engine's progress output.
+    program : StanProgram, optional
+        The Stan program; the packaged one by default.
+
+    Returns
+    -------
+    FitResult
+    """
+    data, config, runner = _prepare(data, config, engine)
+    program = program or default_program()
+    settings = SamplerSettings(
+        chains=config.n_chains, warmup=config.n_tune, draws=config.n_samples,
+        adapt_delta=config.target_accept, seed=config.random_seed, show_progress=show_progress,
+    )
+    log.info("fitting %d entities, %d windows with %s", data.n_entities,
+             data.n_windows_total, runner.name)
+    draws = runner.sample(program, stan_data(data, config), settings)
+    prior = _prior_draws(runner, program, data, config, prior_draws) if prior_draws else None
+    idata = build_inference_data(draws, data, prior=prior)
+    return FitResult(idata=idata, data=data, config=config, engine=runner.name,
+                     versions=runner.versions(), sampling_seconds=draws.elapsed_seconds)
+
+
+def _prior_draws(runner: Engine, program: StanProgram, data: CountData, config: ModelConfig,
+                 n_draws: int) -> Any:
+    settings = SamplerSettings(chains=1, warmup=0, draws=n_draws, adapt_delta=0.8,
+                               seed=config.random_seed, fixed_param=True)
+    obs = _obs_predictions(config, data, n_draws)
+    return runner.sample(program, stan_data(data, config, prior_only=True,
+                                            obs_predictions=obs), settings)
+
+
+def sample_prior(
+    data: CountData | pd.DataFrame | str | Path,
+    config: ModelConfig | None = None,
+    *,
+    draws: int = DEFAULT_PRIOR_DRAWS,
+    engine: Engine | str | None = None,
+    program: StanProgram | None = None,
+) -> az.InferenceData:
+    """Exact prior predictive draws (ancestral sampling under the fixed_param sampler).
+
+    Returns an InferenceData with ``prior`` (mu, alpha, phi, theta, theta_new) and
+    ``prior_predictive`` (y_pred per entity, y_new, and y_rep per observation when the data are
+    small enough) for the entities in ``data``.
+    """
+    data, config, runner = _prepare(data, config, engine)
+    prior = _prior_draws(runner, program or default_program(), data, config, draws)
+    return build_prior_data(prior, data)

@@ -1,0 +1,109 @@
+"""Turn an engine's `Draws` into an `arviz.InferenceData` with the package's names and dims.
+
+Both engines go through this one function, so their results have identical groups, variable
+names, dims and coordinates (entity labels as the ``entity`` coordinate).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import arviz as az
+import numpy as np
+
+from .data import CountData
+from .engines.base import Draws
+
+__all__ = ["build_inference_data", "build_prior_data", "PARAMETERS", "PREDICTIVE_COUNTS", "DIMS"]
+
+#: Population-level parameters, as named in Stan and in the InferenceData.
+PARAMETERS = ("mu", "alpha", "phi")
+#: Predictive variables that hold integer counts (Stan returns them as reals; see the program).
+PREDICTIVE_COUNTS = ("y_rep", "y_pred", "y_rep_total", "y_rep_zeros", "y_new")
+
+#: Dims of every output variable, by its name in the InferenceData (same in every group).
+DIMS: dict[str, list[str]] = {
+    **{name: ["entity"] for name in ("theta", "y_pred", "y_rep_total", "y_rep_zeros",
+                                     "entity_total", "entity_zeros", "n_windows")},
+    **{name: ["obs"] for name in ("y_rep", "y", "entity_index")},
+}
+#: Stan names of the exact prior draws (size-1 arrays for the scalars).
+_PRIOR_NAMES = {"mu": "mu_prior", "alpha": "alpha_prior", "phi": "phi_prior",
+                "theta": "theta_prior", "theta_new": "theta_new"}
+
+
+def _as_counts(values: np.ndarray) -> np.ndarray:
+    return np.rint(values).astype(np.int64)
+
+
+def _pick(variables: dict[str, np.ndarray], names: dict[str, str]) -> dict[str, np.ndarray]:
+    """{output name: array} for the Stan names present in ``variables``."""
+    picked = {}
+    for out_name, stan_name in names.items():
+        if stan_name in variables:
+            values = variables[stan_name]
+            if stan_name in ("mu_prior", "alpha_prior", "phi_prior"):
+                values = values[..., 0]
+            picked[out_name] = _as_counts(values) if out_name in PREDICTIVE_COUNTS else values
+    return picked
+
+
+def _observed(data: CountData) -> dict[str, np.ndarray]:
+    observed: dict[str, np.ndarray] = {"entity_total": data.entity_total}
+    if data.has_rows:
+        observed["y"] = data.y
+        observed["entity_zeros"] = np.bincount(
+            data.entity_index[data.y == 0], minlength=data.n_entities
+        ).astype(np.int64)
+    return observed
+
+
+def _constant(data: CountData) -> dict[str, np.ndarray]:
+    constant: dict[str, np.ndarray] = {"n_windows": data.n_windows}
+    if data.has_rows:
+        constant["entity_index"] = data.entity_index + 1
+    return constant
+
+
+def build_inference_data(
+    draws: Draws, data: CountData, *, prior: Draws | None = None
+) -> az.InferenceData:
+    """Assemble the InferenceData of a fit (and optionally its prior draws).
+
+    Groups: ``posterior`` (mu, alpha, phi, theta[entity], theta_new),
+    ``posterior_predictive`` (y_rep[obs], y_pred / y_rep_total / y_rep_zeros [entity], y_new;
+    integer dtype), ``log_likelihood`` (y[obs], entity_total[entity]), ``sample_stats``,
+    ``observed_data`` (y[obs], entity_total and entity_zeros [entity]), ``constant_data``
+    (n_windows[entity], entity_index[obs], 1-based); with ``prior``: ``prior`` and
+    ``prior_predictive``.
+    """
+    coords: dict[str, Any] = {"entity": np.asarray(data.labels)}
+    if data.has_rows:
+        coords["obs"] = np.arange(len(data.y))
+    predictive = {name: name for name in ("y_rep", "y_pred", "y_rep_total", "y_rep_zeros",
+                                          "y_new")}
+    groups: dict[str, Any] = {
+        "posterior": _pick(draws.variables, {name: name for name in
+                                             (*PARAMETERS, "theta", "theta_new")}),
+        "posterior_predictive": _pick(draws.variables, predictive),
+        "log_likelihood": _pick(draws.variables, {"y": "log_lik",
+                                                  "entity_total": "log_lik_entity"}),
+        "sample_stats": draws.sample_stats,
+        "observed_data": _observed(data),
+        "constant_data": _constant(data),
+    }
+    if prior is not None:
+        groups["prior"] = _pick(prior.variables, _PRIOR_NAMES)
+        groups["prior_predictive"] = _pick(prior.variables, predictive)
+    return _from_dict(groups, coords)
+
+
+def build_prior_data(prior: Draws, data: CountData) -> az.InferenceData:
+    """InferenceData holding only ``prior`` and ``prior_predictive`` (and the data groups)."""
+    empty = Draws(variables={}, sample_stats={}, engine=prior.engine)
+    return build_inference_data(empty, data, prior=prior)
+
+
+def _from_dict(groups: dict[str, Any], coords: dict[str, Any]) -> az.InferenceData:
+    present = {group: variables for group, variables in groups.items() if variables}
+    return az.from_dict(**present, coords=coords, dims=DIMS)

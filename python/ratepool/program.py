@@ -1,0 +1,73 @@
+"""The one Stan program: where it lives, its source and its content hash."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from .errors import RatepoolError
+
+__all__ = ["StanProgram", "default_program", "cache_root", "PROGRAM_FILE"]
+
+PROGRAM_FILE = "hierarchical_negbinom.stan"
+
+
+@dataclass(frozen=True)
+class StanProgram:
+    """A Stan program's path, source code and SHA-256 of that code."""
+
+    path: Path
+    code: str
+
+    @property
+    def sha256(self) -> str:
+        """Hex digest of the program text; compiled models are cached under it."""
+        return hashlib.sha256(self.code.encode("utf-8")).hexdigest()
+
+    @property
+    def name(self) -> str:
+        """File name without the ``.stan`` suffix."""
+        return self.path.stem
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "StanProgram":
+        """Read a program from ``path``."""
+        path = Path(path)
+        return cls(path=path, code=path.read_text(encoding="utf-8"))
+
+
+def _candidate_paths() -> list[Path]:
+    # Installed wheel: the build copies stan/ into the package. Source checkout or editable
+    # install: the repository's top-level stan/ directory.
+    packaged = Path(str(resources.files("ratepool"))) / "stan" / PROGRAM_FILE
+    checkout = Path(__file__).resolve().parents[2] / "stan" / PROGRAM_FILE
+    return [packaged, checkout]
+
+
+@lru_cache(maxsize=1)
+def default_program() -> StanProgram:
+    """The packaged hierarchical Gamma–Negative-Binomial program."""
+    for path in _candidate_paths():
+        if path.is_file():
+            return StanProgram.from_file(path)
+    raise RatepoolError(
+        f"cannot find {PROGRAM_FILE}; looked in {[str(p) for p in _candidate_paths()]}. "
+        "Reinstall ratepool"
+    )
+
+
+def cache_root() -> Path:
+    """Per-user cache directory for compiled models.
+
+    ``RATEPOOL_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/ratepool``, else ``~/.cache/ratepool``.
+    It is never inside the installed package, which may be read-only.
+    """
+    explicit = os.environ.get("RATEPOOL_CACHE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "ratepool"

@@ -1,0 +1,29 @@
+"""Regenerate data/example_counts.csv and data/example_truth.json (seeded, deterministic).
+
+    python scripts/make_example_data.py
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ratepool.simulate import simulate_counts
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTINGS = dict(n_entities=40, windows=(3, 30), mu=4.0, alpha=0.8, phi=3.0, seed=20261124,
+                label_format="host-{:02d}")
+
+
+def main() -> None:
+    simulated = simulate_counts(**SETTINGS)
+    (ROOT / "data").mkdir(exist_ok=True)
+    simulated.frame.to_csv(ROOT / "data" / "example_counts.csv", index=False)
+    truth = {"settings": {k: v for k, v in SETTINGS.items() if k != "label_format"},
+             **simulated.truth()}
+    (ROOT / "data" / "example_truth.json").write_text(json.dumps(truth, indent=2) + "\n")
+    print(f"wrote {len(simulated.frame)} rows for {SETTINGS['n_entities']} entities")
+
+
+if __name__ == "__main__":
+    main()

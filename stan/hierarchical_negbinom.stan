@@ -1,0 +1,232 @@
+// ratepool: hierarchical Gamma–Negative-Binomial model for event counts per entity per window.
+//
+//   mu      ~ Exponential(mu_rate)                  population mean rate
+//   alpha   ~ HalfNormal(alpha_sd)                  concentration: E[theta_i] = mu, Var(theta_i) = mu / alpha
+//   phi     ~ HalfNormal(phi_sd)                    overdispersion: Var(y) = theta + theta^2 / phi
+//   theta_i ~ Gamma(shape = mu * alpha, rate = alpha)          i = 1..J
+//   y_ij    ~ NegBinomial2(mean = theta_i, dispersion = phi)   j = 1..n_i
+//
+// The target is the exact, fully normalised joint log density (every `target +=` keeps its
+// constants, and the half-normals include their factor 2), so log_prob without the Jacobian
+// equals sum of scipy log densities.
+//
+// Data JSON for running this file directly with CmdStan (`ratepool export-data` writes it):
+//   {
+//     "J": 3,                        number of entities (labels mapped to 1..J)
+//     "N": 5,                        number of observations given row by row (may be 0)
+//     "entity": [1, 1, 2, 3, 3],     1-based entity index of each observation
+//     "y": [0, 4, 2, 7, 1],          count of each observation
+//     "n_windows": [2, 1, 2],        n_i: windows per entity
+//     "entity_total": [4, 2, 8],     S_i: total count per entity (real: may exceed 2^31 - 1)
+//     "K": 5,                        number of distinct count values over all windows
+//     "count_value": [0, 1, 2, 4, 7],  the distinct values k
+//     "count_freq": [1, 1, 1, 1, 1],   m_k: windows with count k (real)
+//     "mu_rate": 0.1, "alpha_sd": 2.0, "phi_sd": 2.0,
+//     "use_sufficient_stats": 1,     1: likelihood from (n_i, S_i, m_k), O(J + K) per gradient;
+//                                    0: one neg_binomial_2 term per observation (needs N = sum n_i)
+//     "prior_only": 0,               1: drop the likelihood; generated quantities then come from
+//                                    exact ancestral prior draws (run with the fixed_param sampler)
+//     "non_centered": 0,             1: sample theta_raw = alpha * theta ~ Gamma(mu * alpha, 1)
+//     "obs_predictions": 1,          1: y_rep and log_lik per observation (N numbers each per draw)
+//     "entity_predictions": 1        1: per-entity predictive counts, totals, zeros and log_lik
+//   }
+// e.g.  ./hierarchical_negbinom sample num_warmup=1000 num_samples=2000 \
+//           adapt delta=0.9 data file=data.json random seed=42 output file=out.csv
+
+functions {
+  // One draw from NegBinomial2(mean, phi) through its Gamma–Poisson mixture. Returned as a real
+  // holding an integer, so that draws above Stan's 32-bit int range cannot abort sampling.
+  // poisson_rng only accepts rates below 2^30; above 1e9 the Poisson is replaced by its Normal
+  // approximation, whose quantiles differ from the Poisson's by less than 1e-4 relative there.
+  real nb2_count_rng(real mean, real phi) {
+    if (mean <= 0) {
+      return 0;
+    }
+    real rate = phi / mean;
+    if (is_inf(rate)) {
+      return 0;  // mean is denormal: the count is 0 with probability 1 - O(1e-300)
+    }
+    real lambda = gamma_rng(phi, rate);
+    if (lambda <= 0) {
+      return 0;  // the Gamma draw underflowed: a rate below ~1e-300 gives no events
+    }
+    if (lambda < 1e9) {
+      return poisson_rng(lambda);
+    }
+    return fmax(0, round(normal_rng(lambda, sqrt(lambda))));
+  }
+
+  // log NegBinomial2(y | mean, phi) for a real-valued count y (entity totals may exceed int).
+  real nb2_total_loglik(real y, real mean, real phi) {
+    return lgamma(y + phi) - lgamma(phi) - lgamma(y + 1)
+           + phi * (log(phi) - log(mean + phi)) + y * (log(mean) - log(mean + phi));
+  }
+}
+
+data {
+  int<lower=1> J;
+  int<lower=0> N;
+  array[N] int<lower=1, upper=J> entity;
+  array[N] int<lower=0> y;
+
+  array[J] int<lower=1> n_windows;
+  vector<lower=0>[J] entity_total;
+  int<lower=0> K;
+  array[K] int<lower=0> count_value;
+  vector<lower=0>[K] count_freq;
+
+  real<lower=0> mu_rate;
+  real<lower=0> alpha_sd;
+  real<lower=0> phi_sd;
+
+  int<lower=0, upper=1> use_sufficient_stats;
+  int<lower=0, upper=1> prior_only;
+  int<lower=0, upper=1> non_centered;
+  int<lower=0, upper=1> obs_predictions;
+  int<lower=0, upper=1> entity_predictions;
+}
+
+transformed data {
+  // Totals are accumulated as reals: their sums can exceed the 32-bit int range.
+  vector[J] n_windows_real = to_vector(n_windows);
+  real n_total = sum(n_windows_real);
+  vector[K] count_value_real = to_vector(count_value);
+  // sum_n lgamma(y_n + 1): the data-only constant of the likelihood, kept so that both
+  // likelihood paths give the same, fully normalised log density.
+  real log_factorial_sum = dot_product(count_freq, lgamma(count_value_real + 1));
+
+  if (abs(sum(count_freq) - n_total) > 0.5) {
+    reject("count_freq sums to ", sum(count_freq), " but n_windows sums to ", n_total,
+           ": the count histogram and the per-entity windows describe different data");
+  }
+  if (abs(dot_product(count_freq, count_value_real) - sum(entity_total)) > 0.5) {
+    reject("sum of count_value * count_freq is ", dot_product(count_freq, count_value_real),
+           " but entity_total sums to ", sum(entity_total),
+           ": the count histogram and the per-entity totals describe different data");
+  }
+  if (!use_sufficient_stats && N != n_total) {
+    reject("the per-observation likelihood needs every observation: N = ", N,
+           " but n_windows sums to ", n_total);
+  }
+  if (obs_predictions && N != n_total) {
+    reject("obs_predictions = 1 needs every observation: N = ", N,
+           " but n_windows sums to ", n_total);
+  }
+}
+
+parameters {
+  real<lower=0> mu;
+  real<lower=0> alpha;
+  real<lower=0> phi;
+  // Exactly one of these two has length J, chosen by `non_centered`. Both give the same model:
+  // theta = theta_raw / alpha with theta_raw ~ Gamma(mu * alpha, 1) is theta ~ Gamma(mu * alpha,
+  // alpha). (The often-quoted theta = mu * Gamma(alpha, alpha) is a different model:
+  // Var(theta) = mu^2 / alpha.)
+  vector<lower=0>[non_centered ? 0 : J] theta_centered;
+  vector<lower=0>[non_centered ? J : 0] theta_raw;
+}
+
+transformed parameters {
+  vector<lower=0>[J] theta = non_centered ? theta_raw / alpha : theta_centered;
+}
+
+model {
+  // Hyperpriors. normal_lpdf + log(2) is the half-normal density on the positive half-line.
+  target += exponential_lpdf(mu | mu_rate);
+  target += normal_lpdf(alpha | 0, alpha_sd) + log2();
+  target += normal_lpdf(phi | 0, phi_sd) + log2();
+
+  // Entity rates, partially pooled toward mu.
+  if (non_centered) {
+    target += gamma_lpdf(theta_raw | mu * alpha, 1);
+  } else {
+    target += gamma_lpdf(theta_centered | mu * alpha, alpha);
+  }
+
+  if (!prior_only) {
+    if (use_sufficient_stats) {
+      // sum over all windows of log NB2(y | theta_i, phi), regrouped by entity and by count value:
+      //   sum_k m_k lgamma(k + phi) - N lgamma(phi) - sum_n lgamma(y_n + 1)
+      //   + sum_i [ n_i phi log(phi) - (n_i phi + S_i) log(theta_i + phi) + S_i log(theta_i) ]
+      target += dot_product(count_freq, lgamma(count_value_real + phi))
+                - n_total * lgamma(phi) - log_factorial_sum
+                + n_total * phi * log(phi)
+                - dot_product(n_windows_real * phi + entity_total, log(theta + phi))
+                + dot_product(entity_total, log(theta));
+    } else {
+      // Reference path: one term per observation.
+      target += neg_binomial_2_lpmf(y | theta[entity], phi);
+    }
+  }
+}
+
+generated quantities {
+  // Under prior_only = 1 the quantities below come from one exact ancestral draw from the prior
+  // (mu, alpha, phi, theta in that order), reported as *_prior; run it with the fixed_param
+  // sampler. Otherwise they come from the current posterior draw.
+  array[prior_only] real mu_prior;
+  array[prior_only] real alpha_prior;
+  array[prior_only] real phi_prior;
+  vector[prior_only ? J : 0] theta_prior;
+
+  // An unseen entity: its rate and a count in one window.
+  real theta_new;
+  real y_new;
+
+  // Per observation (obs_predictions = 1): a replicated count and the pointwise log likelihood.
+  array[obs_predictions ? N : 0] real y_rep;
+  vector[obs_predictions ? N : 0] log_lik;
+
+  // Per entity (entity_predictions = 1), all O(J) per draw:
+  //   y_pred          a count in one new window;
+  //   y_rep_total     replicated total over the entity's n_i windows, NB2(n_i theta, n_i phi);
+  //   y_rep_zeros     replicated number of zero windows, Binomial(n_i, (phi / (theta + phi))^phi);
+  //   log_lik_entity  log NB2(S_i | n_i theta_i, n_i phi), for leave-one-entity-out LOO.
+  array[entity_predictions ? J : 0] real y_pred;
+  array[entity_predictions ? J : 0] real y_rep_total;
+  array[entity_predictions ? J : 0] int y_rep_zeros;
+  vector[entity_predictions ? J : 0] log_lik_entity;
+
+  {
+    real mu_g = mu;
+    real alpha_g = alpha;
+    real phi_g = phi;
+    vector[J] theta_g = theta;
+    if (prior_only) {
+      // Half-normal draws as |Normal|.
+      mu_g = exponential_rng(mu_rate);
+      alpha_g = abs(normal_rng(0, alpha_sd));
+      phi_g = abs(normal_rng(0, phi_sd));
+      for (i in 1:J) {
+        theta_g[i] = gamma_rng(mu_g * alpha_g, alpha_g);
+      }
+      mu_prior[1] = mu_g;
+      alpha_prior[1] = alpha_g;
+      phi_prior[1] = phi_g;
+      theta_prior = theta_g;
+    }
+
+    theta_new = gamma_rng(mu_g * alpha_g, alpha_g);
+    y_new = nb2_count_rng(theta_new, phi_g);
+
+    if (obs_predictions) {
+      for (n in 1:N) {
+        y_rep[n] = nb2_count_rng(theta_g[entity[n]], phi_g);
+        if (!prior_only) {  // the likelihood of the data under a prior draw is not needed
+          log_lik[n] = neg_binomial_2_lpmf(y[n] | theta_g[entity[n]], phi_g);
+        }
+      }
+    }
+    if (entity_predictions) {
+      for (i in 1:J) {
+        y_pred[i] = nb2_count_rng(theta_g[i], phi_g);
+        y_rep_total[i] = nb2_count_rng(n_windows[i] * theta_g[i], n_windows[i] * phi_g);
+        y_rep_zeros[i] = binomial_rng(n_windows[i], exp(phi_g * (log(phi_g) - log(theta_g[i] + phi_g))));
+        if (!prior_only) {
+          log_lik_entity[i] = nb2_total_loglik(entity_total[i], n_windows[i] * theta_g[i],
+                                               n_windows[i] * phi_g);
+        }
+      }
+    }
+  }
+}
