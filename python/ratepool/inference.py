@@ -6,6 +6,7 @@ names, dims and coordinates (entity labels as the ``entity`` coordinate).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import arviz as az
@@ -13,6 +14,8 @@ import numpy as np
 
 from .data import CountData
 from .engines.base import Draws
+
+log = logging.getLogger(__name__)
 
 __all__ = ["build_inference_data", "build_prior_data", "PARAMETERS", "PREDICTIVE_COUNTS", "DIMS"]
 
@@ -32,8 +35,12 @@ _PRIOR_NAMES = {"mu": "mu_prior", "alpha": "alpha_prior", "phi": "phi_prior",
                 "theta": "theta_prior", "theta_new": "theta_new"}
 
 
-def _as_counts(values: np.ndarray) -> np.ndarray:
-    return np.rint(values).astype(np.int64)
+def _as_counts(values: np.ndarray, name: str) -> np.ndarray:
+    """Integer-valued draws as int64; float64 if any exceeds int64 (only absurd prior rates do)."""
+    if np.isfinite(values).all() and np.abs(values).max(initial=0.0) < 2.0**63:
+        return np.rint(values).astype(np.int64)
+    log.warning("%s has draws beyond the int64 range (or non-finite); kept as float64", name)
+    return values
 
 
 def _pick(variables: dict[str, np.ndarray], names: dict[str, str]) -> dict[str, np.ndarray]:
@@ -44,7 +51,8 @@ def _pick(variables: dict[str, np.ndarray], names: dict[str, str]) -> dict[str, 
             values = variables[stan_name]
             if stan_name in ("mu_prior", "alpha_prior", "phi_prior"):
                 values = values[..., 0]
-            picked[out_name] = _as_counts(values) if out_name in PREDICTIVE_COUNTS else values
+            picked[out_name] = (_as_counts(values, out_name) if out_name in PREDICTIVE_COUNTS
+                                else values)
     return picked
 
 

@@ -55,16 +55,29 @@ def _import_stan() -> Any:
     return stan
 
 
+#: Unix socket paths are limited to ~107 bytes; httpstan binds one in the temp directory.
+_MAX_TEMP_BASE = 60
+
+
 @contextlib.contextmanager
 def _private_tempdir() -> Iterator[Path]:
-    """Point ``tempfile`` at a fresh directory for the duration, then delete it."""
-    path = Path(tempfile.mkdtemp(prefix="ratepool-pystan-"))
-    previous = tempfile.tempdir
+    """Run with a fresh temp directory as both ``tempfile``'s default and the working directory.
+
+    httpstan binds a Unix socket in the temp directory and never removes it, and its compiler
+    step writes ``build/`` into the working directory; both land here and are deleted after.
+    """
+    base = tempfile.gettempdir()
+    if len(base) > _MAX_TEMP_BASE and os.path.isdir("/tmp"):
+        base = "/tmp"  # a long TMPDIR would make httpstan's socket path too long to bind
+    path = Path(tempfile.mkdtemp(prefix="ratepool-pystan-", dir=base))
+    previous_tempdir, previous_cwd = tempfile.tempdir, os.getcwd()
     tempfile.tempdir = str(path)
+    os.chdir(path)
     try:
         yield path
     finally:
-        tempfile.tempdir = previous
+        os.chdir(previous_cwd)
+        tempfile.tempdir = previous_tempdir
         shutil.rmtree(path, ignore_errors=True)
 
 
@@ -88,15 +101,18 @@ class PyStanEngine(Engine):
         model_dir = self._model_dir(program)
         return model_dir.is_dir() and any(model_dir.glob("*.so"))
 
-    def _build(self, program: StanProgram, data: Mapping[str, Any], seed: int | None,
-               show: bool) -> Any:
-        """``stan.build``: compiles on first use (httpstan caches the module), binds the data."""
+    def _build(self, program: StanProgram, data: Mapping[str, Any], seed: int | None) -> Any:
+        """``stan.build``: compiles on first use (httpstan caches the module), binds the data.
+
+        Its console output is captured, not shown: stanc warns that the parameters "have no
+        priors" because the program uses ``target +=`` (to keep every constant), which is noise.
+        """
         compiled_before = self.is_compiled(program)
         if not compiled_before:
             log.info("compiling %s with PyStan (about a minute, once per program version)",
                      program.path.name)
         start = time.perf_counter()
-        with captured_console(show) as console:
+        with captured_console(False) as console:
             try:
                 model = self._stan.build(program.code, data=dict(data), random_seed=seed)
             except (ValueError, RuntimeError) as error:
@@ -121,7 +137,7 @@ class PyStanEngine(Engine):
         with _private_tempdir():
             try:
                 # Without data, build compiles the program, then fails to bind the data.
-                self._build(program, {}, seed=None, show=False)
+                self._build(program, {}, seed=None)
             except SamplingError:
                 pass
         return True
@@ -132,7 +148,7 @@ class PyStanEngine(Engine):
     ) -> Draws:
         start = time.perf_counter()
         with _private_tempdir():
-            model = self._build(program, data, settings.seed, settings.show_progress)
+            model = self._build(program, data, settings.seed)
             kwargs: dict[str, Any] = {"num_samples": settings.draws}
             if settings.fixed_param:
                 function, run = _FIXED, model.fixed_param
@@ -195,15 +211,11 @@ class PyStanEngine(Engine):
         jacobian: bool = False,
     ) -> float:
         with _private_tempdir():
-            model = self._build(program, data, seed=1, show=False)
-            flat: list[float] = []
-            for name, dims in zip(model.param_names, model.dims):
-                if name not in params:
-                    continue
-                value = np.asarray(params[name], dtype=float)
-                flat.extend(value.ravel(order="F").tolist())
+            model = self._build(program, data, seed=1)
+            context = {name: np.asarray(params[name], dtype=float).tolist()
+                       for name in model.param_names if name in params}
             with captured_console(False):
-                unconstrained = model.unconstrain_pars(flat)
+                unconstrained = model.unconstrain_pars(context)
                 return float(model.log_prob(unconstrained, adjust_transform=jacobian))
 
     def versions(self) -> dict[str, str]:
