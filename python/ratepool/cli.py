@@ -1,89 +1,439 @@
-"""The ``ratepool`` command line. Printing happens here, not in the library."""
+"""The ``ratepool`` command line. Printing happens here, not in the library.
+
+Subcommands: ``fit``, ``prior-check``, ``export-data``, ``report --from-cmdstan-csv`` and
+``diagnose``; ``ratepool SUBCOMMAND --help`` explains each option. Exit codes: 0 success, 1 a
+file could not be written or read (or ``diagnose --strict`` found a problem), 2 invalid
+arguments, data or config, 130 interrupted.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
 
 from . import __version__
+from .cmdstan_csv import (
+    file_sha256,
+    fit_result_from_run,
+    labels_path_for,
+    read_cmdstan_csv,
+    write_stan_data,
+)
 from .config import ENGINES, ModelConfig
-from .data import load_counts
-from .diagnostics import format_diagnostics
+from .data import CountData, load_counts
+from .diagnostics import PROBLEM, format_diagnostics, get_model_diagnostics
 from .errors import RatepoolError
-from .fit import fit
+from .fit import DEFAULT_PRIOR_DRAWS, FitResult, fit, sample_prior, stan_data
+from .inference import PARAMETERS
 
 __all__ = ["main", "build_parser"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+_EPILOG = """exit codes: 0 success; 1 a file could not be read or written (diagnose --strict: a
+diagnostic graded Problem or no convergence); 2 invalid arguments, data or config; 130
+interrupted. Run 'ratepool SUBCOMMAND --help' for the options of each subcommand."""
+
+_FIT_EXAMPLE = """example:
+  ratepool fit data/example_counts.csv --window-col window --out results/example
+  ratepool fit counts.parquet --entity-col host --count-col alerts --config my.toml --quiet
+
+The results folder holds inference_data.nc (arviz), entity_summary.csv, diagnostics.json,
+run.json, config.toml, PNG plots and report.html. It is replaced only when the new one is
+complete: a failed or interrupted run leaves an earlier folder as it was."""
+
+_EXPORT_EXAMPLE = """example (run the compiled program with CmdStan, then read its output back):
+  ratepool export-data data/example_counts.csv --window-col window -o run/data.json
+  ./hierarchical_negbinom sample num_warmup=1000 num_samples=2000 num_chains=4 \\
+      adapt delta=0.9 data file=run/data.json random seed=42 output file=run/out.csv
+  ratepool report --from-cmdstan-csv run/out_*.csv --out results/cmdstan-run"""
+
+
+# --------------------------------------------------------------------------------------------
+# Parser
+
+
+def _add_data_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("data", metavar="DATA",
+                         help="CSV or Parquet file with one row per entity and time window")
+    command.add_argument("--entity-col", default="entity", metavar="NAME",
+                         help="column holding the entity label (default: entity)")
+    command.add_argument("--count-col", default="count", metavar="NAME",
+                         help="column holding the event count of the window (default: count)")
+    command.add_argument("--window-col", default=None, metavar="NAME",
+                         help="column naming the window (optional); a repeated (entity, window) "
+                              "pair is then an error")
+    command.add_argument("--allow-duplicate-windows", action="store_true",
+                         help="with --window-col: accept repeated (entity, window) pairs, each "
+                              "row counting as its own window")
+
+
+def _add_config_options(command: argparse.ArgumentParser, *, engine: bool = True,
+                        seed: bool = True) -> None:
+    command.add_argument("--config", metavar="FILE", default=None,
+                         help="TOML config file with [sampling], [priors] and [model] tables "
+                              "(see examples/config.toml); unknown keys are errors. Default: "
+                              "the ModelConfig defaults (4 chains, 1000 warmup, 2000 draws, "
+                              "adapt delta 0.9, seed 42)")
+    if engine:
+        command.add_argument("--engine", choices=ENGINES, default=None,
+                             help="Stan engine; overrides the config file. auto = CmdStan if "
+                                  "found, else PyStan (default: the config's, auto)")
+    if seed:
+        command.add_argument("--seed", type=int, default=None, metavar="N",
+                             help="random seed (0 to 2^31-1); overrides the config file "
+                                  "(default: the config's, 42)")
+
+
+def _add_out(command: argparse.ArgumentParser, what: str, default: str) -> None:
+    command.add_argument("--out", metavar="DIR", default=None,
+                         help=f"{what} (default: {default}); replaced only once the new one is "
+                              "complete")
+
+
+def _add_quiet(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--quiet", "-q", action="store_true",
+                         help="no progress bar and no progress lines; results and errors only")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with all subcommands."""
     parser = argparse.ArgumentParser(
         prog="ratepool",
-        description="Partially pooled event rates per entity (hierarchical Gamma-NegBinomial).",
+        description="Partially pooled event rates per entity: a hierarchical "
+                    "Gamma-Negative-Binomial model fitted with Stan.",
+        epilog=_EPILOG,
     )
     parser.add_argument("--version", action="version", version=f"ratepool {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
+    raw = argparse.RawDescriptionHelpFormatter
 
-    fit_cmd = commands.add_parser("fit", help="fit the model to a CSV or Parquet file",
-                                  description="Fit the model and print diagnostics and the "
-                                              "entity table.")
-    fit_cmd.add_argument("data", help="CSV or Parquet file, one row per entity and window")
-    fit_cmd.add_argument("--entity-col", default="entity", help="entity label column "
-                         "(default: entity)")
-    fit_cmd.add_argument("--count-col", default="count", help="event count column "
-                         "(default: count)")
-    fit_cmd.add_argument("--window-col", default=None, help="window column (optional); "
-                         "repeated (entity, window) pairs are then an error")
-    fit_cmd.add_argument("--engine", choices=ENGINES, default=None,
-                         help="Stan engine (default: auto = CmdStan if found, else PyStan)")
-    fit_cmd.add_argument("--seed", type=int, default=None, help="random seed (default: 42)")
-    fit_cmd.add_argument("--quiet", action="store_true", help="no progress output")
+    fit_cmd = commands.add_parser(
+        "fit", help="fit the model to a CSV or Parquet file and write a results folder",
+        description="Fit the model, print the population parameters, graded diagnostics and\n"
+                    "the entity table, and write the results folder.",
+        epilog=_FIT_EXAMPLE, formatter_class=raw)
+    _add_data_options(fit_cmd)
+    _add_config_options(fit_cmd)
+    _add_out(fit_cmd, "results folder to write", "results/<DATA file name without extension>")
+    fit_cmd.add_argument("--prior-draws", type=int, default=DEFAULT_PRIOR_DRAWS, metavar="N",
+                         help="exact prior predictive draws stored with the fit and checked in "
+                              f"the report; 0 for none (default: {DEFAULT_PRIOR_DRAWS})")
+    _add_quiet(fit_cmd)
     fit_cmd.set_defaults(handler=_run_fit)
+
+    prior_cmd = commands.add_parser(
+        "prior-check", help="prior predictive draws: are the counts the priors imply plausible?",
+        description="Draw counts from the priors alone (exact ancestral sampling) for the "
+                    "entities in DATA, print the share of counts in 0-50 and their quantiles, "
+                    "and write prior_check.json and prior_predictive.png.")
+    _add_data_options(prior_cmd)
+    _add_config_options(prior_cmd)
+    prior_cmd.add_argument("--draws", type=int, default=DEFAULT_PRIOR_DRAWS, metavar="N",
+                           help=f"number of prior draws (default: {DEFAULT_PRIOR_DRAWS})")
+    _add_out(prior_cmd, "folder for the check's JSON and plot",
+             "results/<DATA file name without extension>-prior-check")
+    _add_quiet(prior_cmd)
+    prior_cmd.set_defaults(handler=_run_prior_check)
+
+    export_cmd = commands.add_parser(
+        "export-data", help="write the data JSON for running the Stan program with CmdStan",
+        description="Write exactly the JSON that the compiled Stan program's 'data file=' "
+                    "takes (priors and switches from the config included), and the entity "
+                    "label <-> Stan index table next to it.",
+        epilog=_EXPORT_EXAMPLE, formatter_class=raw)
+    _add_data_options(export_cmd)
+    _add_config_options(export_cmd, engine=False, seed=False)
+    export_cmd.add_argument("-o", "--output", required=True, metavar="FILE",
+                            help="the data JSON to write, e.g. data.json")
+    export_cmd.add_argument("--labels", metavar="FILE", default=None,
+                            help="the label table to write (default: <FILE stem>.labels.csv "
+                                 "next to the JSON)")
+    export_cmd.add_argument("--prior-only", action="store_true",
+                            help="set prior_only = 1: the program then ignores the likelihood "
+                                 "(run it with CmdStan's fixed_param sampler for prior draws)")
+    export_cmd.set_defaults(handler=_run_export)
+
+    report_cmd = commands.add_parser(
+        "report", help="build a results folder from CmdStan's own output CSVs",
+        description="Read the output CSVs of a CmdStan 'sample' run of the program on a JSON "
+                    "written by 'ratepool export-data', restore the entity labels and write "
+                    "the same results folder as 'ratepool fit'.")
+    report_cmd.add_argument("--from-cmdstan-csv", nargs="+", required=True, metavar="FILE",
+                            dest="csv_files",
+                            help="CmdStan output CSV files, one per chain (chain order as given)")
+    report_cmd.add_argument("--data", metavar="FILE", default=None,
+                            help="the data JSON CmdStan read (default: the 'data file' recorded "
+                                 "in the CSV header, relative to the current directory or the "
+                                 "CSV's)")
+    report_cmd.add_argument("--labels", metavar="FILE", default=None,
+                            help="the label table written by export-data (default: <data JSON "
+                                 "stem>.labels.csv next to the JSON)")
+    _add_out(report_cmd, "results folder to write", "results/<data JSON name>-cmdstan")
+    _add_quiet(report_cmd)
+    report_cmd.set_defaults(handler=_run_report)
+
+    diagnose_cmd = commands.add_parser(
+        "diagnose", help="print the graded diagnostics of a saved results folder",
+        description="Print the diagnostics (R-hat, ESS, divergences, graded Good / Warning / "
+                    "Problem, with advice) stored in a results folder.")
+    diagnose_cmd.add_argument("results_dir", metavar="RESULTS_DIR",
+                              help="a folder written by 'ratepool fit' or 'ratepool report'")
+    diagnose_cmd.add_argument("--strict", action="store_true",
+                              help="exit with code 1 if any diagnostic is graded Problem or "
+                                   "the chains did not converge")
+    diagnose_cmd.set_defaults(handler=_run_diagnose)
     return parser
 
 
-def _run_fit(args: argparse.Namespace) -> int:
-    config = ModelConfig()
-    if args.seed is not None:
-        config = config.replace(random_seed=args.seed)
-    if args.engine is not None:
-        config = config.replace(engine=args.engine)
-    data = load_counts(args.data, entity_col=args.entity_col, count_col=args.count_col,
-                       window_col=args.window_col)
-    result = fit(data, config, show_progress=not args.quiet)
+# --------------------------------------------------------------------------------------------
+# Helpers
+
+
+class _Phases:
+    """One line per phase on stderr, unless quiet."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+
+    def __call__(self, message: str) -> None:
+        if not self.quiet:
+            print(f"ratepool: {message}", file=sys.stderr, flush=True)
+
+
+def _config(args: argparse.Namespace) -> ModelConfig:
+    config = ModelConfig.from_toml(args.config) if args.config else ModelConfig()
+    overrides = {}
+    if getattr(args, "seed", None) is not None:
+        overrides["random_seed"] = args.seed
+    if getattr(args, "engine", None) is not None:
+        overrides["engine"] = args.engine
+    return config.replace(**overrides) if overrides else config
+
+
+def _load(args: argparse.Namespace) -> CountData:
+    return load_counts(args.data, entity_col=args.entity_col, count_col=args.count_col,
+                       window_col=args.window_col,
+                       allow_duplicate_windows=args.allow_duplicate_windows)
+
+
+def _data_options(args: argparse.Namespace) -> dict[str, object]:
+    return {"entity_col": args.entity_col, "count_col": args.count_col,
+            "window_col": args.window_col,
+            "allow_duplicate_windows": args.allow_duplicate_windows}
+
+
+def _command(argv: Sequence[str] | None) -> list[str]:
+    return ["ratepool", *(sys.argv[1:] if argv is None else list(argv))]
+
+
+def _out_dir(args: argparse.Namespace, default: Path) -> Path:
+    """The results folder to write, checked before any long computation starts."""
+    out = Path(args.out) if args.out else default
+    if out.exists() and not out.is_dir():
+        raise RatepoolError(f"--out {out} exists and is not a directory; choose another --out")
+    return out
+
+
+def _print_result(result: FitResult) -> None:
+    data = result.data
     print(f"engine: {result.engine}   entities: {data.n_entities}   "
           f"windows: {data.n_windows_total}")
     print("\nPopulation parameters (posterior mean, sd):")
-    for name in ("mu", "alpha", "phi"):
+    for name in PARAMETERS:
         draws = result.idata.posterior[name]
         print(f"  {name:<6}{float(draws.mean()):10.3f}{float(draws.std()):10.3f}")
     print("\nDiagnostics:")
-    print(format_diagnostics(result.diagnostics()))
+    print(format_diagnostics(get_model_diagnostics(result.idata)))
     print("\nEntities:")
     with pd.option_context("display.max_rows", 200, "display.width", 120):
         print(result.entity_summary().round(3).to_string())
-    return 0
+
+
+def _write(out: Path, result: FitResult, record: dict) -> None:
+    from .results import write_results  # matplotlib and netCDF load only when needed
+
+    write_results(out, result, record=record)
+    print(f"\nResults: {out}/ (open {out / 'report.html'})")
+
+
+# --------------------------------------------------------------------------------------------
+# Subcommands
+
+
+def _run_fit(args: argparse.Namespace) -> int:
+    from .results import run_record
+
+    phase = _Phases(args.quiet)
+    config = _config(args)
+    if args.prior_draws < 0:
+        raise RatepoolError(f"--prior-draws must be 0 or more, got {args.prior_draws}")
+    phase(f"reading {args.data}")
+    data = _load(args)
+    out = _out_dir(args, Path("results") / Path(args.data).stem)
+    phase(f"sampling {config.n_chains} chains x ({config.n_tune} warmup + {config.n_samples} "
+          f"draws) for {data.n_entities} entities, {data.n_windows_total} windows")
+    result = fit(data, config, prior_draws=args.prior_draws, show_progress=not args.quiet)
+    _print_result(result)
+    record = run_record(result, source="fit", data_file=args.data,
+                        data_options=_data_options(args), command=_command(args.argv))
+    _write(out, result, record)
+    return EXIT_OK
+
+
+def _run_prior_check(args: argparse.Namespace) -> int:
+    from .plots import PLOT_FILES, png_bytes, prior_check_figure
+    from .prior import prior_predictive_check
+    from .results import dump_json, atomic_directory
+
+    phase = _Phases(args.quiet)
+    if args.draws < 1:
+        raise RatepoolError(f"--draws must be at least 1, got {args.draws}")
+    config = _config(args)
+    out = _out_dir(args, Path("results") / f"{Path(args.data).stem}-prior-check")
+    phase(f"reading {args.data}")
+    data = _load(args)
+    phase(f"drawing {args.draws} prior predictive draws for {data.n_entities} entities")
+    idata = sample_prior(data, config, draws=args.draws)
+    check = prior_predictive_check(idata)
+    print(f"Prior predictive check ({check['n_draws']} draws x {data.n_entities} entities, "
+          "count in one window):")
+    print(f"  share in 0-50 {check['share_0_50']:8.1%}")
+    print(f"  share zero    {check['share_zero']:8.1%}")
+    for key in ("q05", "q25", "q50", "q75", "q95", "q99", "max"):
+        print(f"  {key:<13}{check[key]:10.4g}")
+    with atomic_directory(out) as staging:
+        (staging / "prior_check.json").write_text(
+            dump_json({**check, "config": config.to_dict(), "data_file": args.data}),
+            encoding="utf-8")
+        (staging / PLOT_FILES["prior"]).write_bytes(
+            png_bytes(prior_check_figure(idata, check, data.y)))
+    print(f"\nWritten: {out / 'prior_check.json'}, {out / PLOT_FILES['prior']}")
+    return EXIT_OK
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    config = _config(args)
+    data = _load(args)
+    values = stan_data(data, config, prior_only=args.prior_only)
+    json_path, labels_path = write_stan_data(values, data, args.output, args.labels)
+    print(f"Wrote {json_path} (J = {values['J']} entities, N = {values['N']} rows, "
+          f"K = {values['K']} distinct counts) and the label table {labels_path}.")
+    sampler = "sample algorithm=fixed_param" if args.prior_only else (
+        f"sample num_warmup={config.n_tune} num_samples={config.n_samples} "
+        f"num_chains={config.n_chains} adapt delta={config.target_accept}")
+    print("Run the compiled program with CmdStan, e.g.\n"
+          f"  ./hierarchical_negbinom {sampler} data file={json_path} "
+          f"random seed={config.random_seed} output file=out.csv")
+    if not args.prior_only:
+        print("then read its output back with\n"
+              "  ratepool report --from-cmdstan-csv out_*.csv "
+              f"--data {json_path} --labels {labels_path}")
+    return EXIT_OK
+
+
+def _resolve_data_json(args: argparse.Namespace, recorded: str | None) -> Path:
+    if args.data:
+        return Path(args.data)
+    if recorded is None:
+        raise RatepoolError("the CSV header records no data file; give the data JSON with --data")
+    candidates = [Path(recorded), Path(args.csv_files[0]).parent / recorded]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise RatepoolError(f"the data file recorded in the CSV header, {recorded}, was not found "
+                        f"(looked at {[str(c) for c in candidates]}); give it with --data")
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from .results import run_record
+
+    phase = _Phases(args.quiet)
+    phase(f"reading {len(args.csv_files)} CmdStan CSV file(s)")
+    run = read_cmdstan_csv(args.csv_files)
+    data_json = _resolve_data_json(args, run.data_file)
+    labels = Path(args.labels) if args.labels else labels_path_for(data_json)
+    result = fit_result_from_run(run, data_json, labels)
+    _print_result(result)
+    record = run_record(
+        result, source="cmdstan-csv", data_file=data_json,
+        data_options={"labels_file": str(labels), "labels_sha256": file_sha256(labels)},
+        command=_command(args.argv),
+        extra={"cmdstan": {
+            "files": [{"file": str(p), "sha256": file_sha256(p)} for p in run.files],
+            "seed": run.setting("random.seed"),
+            "thin": run.setting("sample.thin", 1),
+            "settings": run.settings[0],
+        }},
+    )
+    out = _out_dir(args, Path("results") / f"{data_json.stem}-cmdstan")
+    _write(out, result, record)
+    return EXIT_OK
+
+
+def _run_diagnose(args: argparse.Namespace) -> int:
+    from .results import load_results
+
+    saved = load_results(args.results_dir)
+    run = saved.run
+    print(f"{saved.path}: engine {run.get('engine')}, {run.get('config', {}).get('n_chains')} "
+          f"chains x {run.get('config', {}).get('n_samples')} draws, seed {run.get('seed')}, "
+          f"data {run.get('data', {}).get('file')}")
+    print(format_diagnostics(saved.diagnostics))
+    failed = (not saved.diagnostics["converged"]
+              or PROBLEM in saved.diagnostics["grades"].values())
+    return EXIT_FAILED if args.strict and failed else EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------
+# Entry point
+
+
+class _StderrHandler(logging.Handler):
+    """Writes records to the current ``sys.stderr`` (looked up at each record)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(self.format(record), file=sys.stderr, flush=True)
+        except Exception:  # noqa: BLE001 - logging must never raise
+            self.handleError(record)
+
+
+def _configure_logging(*, quiet: bool) -> None:
+    """Show the library's INFO lines (engine choice, compiling, writing) unless quiet.
+
+    Only the ``ratepool`` logger is configured, and only once per process; each call sets its
+    level, so repeated `main` calls in one process honour their own ``--quiet``.
+    """
+    logger = logging.getLogger("ratepool")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("ratepool: %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``ratepool`` console script."""
+    """Entry point of the ``ratepool`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
-                        format="%(message)s")
-    for noisy in ("aiohttp", "httpstan", "arviz", "cmdstanpy", "asyncio"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    args.argv = argv
+    _configure_logging(quiet=getattr(args, "quiet", False))
     try:
         return args.handler(args)
     except RatepoolError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    except OSError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import tomllib
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from typing import Any, Literal
 
 from .errors import ConfigError
 
-__all__ = ["ModelConfig", "ENGINES", "PARAMETERIZATIONS", "LIKELIHOODS"]
+__all__ = ["ModelConfig", "ENGINES", "PARAMETERIZATIONS", "LIKELIHOODS", "SECTIONS"]
 
 ENGINES = ("auto", "cmdstan", "pystan")
 PARAMETERIZATIONS = ("centered", "non_centered")
@@ -119,42 +120,117 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], *, source: str = "config") -> "ModelConfig":
-        """Build a config from a flat dict, or one with ``[sampling]``/``[priors]``/``[model]`` tables.
+        """Build a config from a flat dict or one with [sampling], [priors] and [model] tables.
+
+        Every setting may be given at the top level or in its table (`SECTIONS` says which);
+        ``obs_predictions = "auto"`` stands for ``None``, which TOML cannot write.
 
         Raises
         ------
         ConfigError
-            For unknown keys (named, with the valid ones) and invalid values.
+            Naming the key (as ``table.key``) for unknown tables and keys, keys in the wrong
+            table, keys given twice, and invalid values.
         """
-        flat: dict[str, Any] = {}
+        if not isinstance(values, dict):
+            raise ConfigError(
+                f"{source}: expected a table of settings, got {type(values).__name__}"
+            )
+        flat: dict[str, tuple[str, Any]] = {}
         for key, value in values.items():
             if isinstance(value, dict):
                 for inner_key, inner_value in value.items():
-                    flat[inner_key] = (f"{key}.{inner_key}", inner_value)
+                    _add_setting(flat, _table_key(key, inner_key, inner_value, source),
+                                 inner_value, source)
             else:
-                flat[key] = (key, value)
-        valid = set(cls.field_names())
-        unknown = sorted(path for name, (path, _) in flat.items() if name not in valid)
-        if unknown:
-            raise ConfigError(
-                f"{source}: unknown key(s) {unknown}; valid keys are {sorted(valid)}"
-            )
-        try:
-            return cls(**{name: value for name, (_, value) in flat.items()})
-        except ConfigError as error:
-            raise ConfigError(f"{source}: {error}") from None
+                _add_setting(flat, (key, key), value, source)
+        for name, (path, value) in flat.items():
+            try:  # one key at a time, so that the message names the offending key
+                cls(**{name: value})
+            except ConfigError as error:
+                raise ConfigError(f"{source}: {path} = {value!r}: {error}") from None
+            except TypeError:
+                raise ConfigError(f"{source}: {path} has an invalid value {value!r}") from None
+        return cls(**{name: value for name, (_, value) in flat.items()})
 
     @classmethod
     def from_toml(cls, path: str | Path) -> "ModelConfig":
-        """Read a TOML config file; see `from_dict` for its layout."""
+        """Read a TOML config file; see `from_dict` for its layout and ``examples/config.toml``."""
         path = Path(path)
         try:
-            values = tomllib.loads(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise ConfigError(f"config file {path} does not exist") from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigError(f"config file {path} cannot be read: {error}") from None
+        try:
+            values = tomllib.loads(text)
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
         return cls.from_dict(values, source=str(path))
+
+    def to_toml(self) -> str:
+        """The settings as a TOML document that `from_toml` reads back to an equal config."""
+        lines = [f"engine = {_toml_value(self.engine)}"]
+        for table, names in SECTIONS.items():
+            lines += ["", f"[{table}]"]
+            lines += [f"{name} = {_toml_value(getattr(self, name))}" for name in names
+                      if name != "engine"]
+        return "\n".join(lines) + "\n"
+
+
+#: The TOML tables and the settings each holds (any setting may also stand at the top level).
+SECTIONS: dict[str, tuple[str, ...]] = {
+    "sampling": ("n_samples", "n_tune", "n_chains", "target_accept", "random_seed", "engine"),
+    "priors": ("mu_prior_rate", "alpha_prior_sd", "overdispersion_prior_sd"),
+    "model": ("parameterization", "likelihood", "obs_predictions", "entity_predictions",
+              "max_obs_prediction_values"),
+}
+_TABLE_OF = {name: table for table, names in SECTIONS.items() for name in names}
+
+
+def _table_key(table: str, key: str, value: Any, source: str) -> tuple[str, str]:
+    """(setting name, ``table.key``) for a key inside a table, or raise naming what is wrong."""
+    path = f"{table}.{key}"
+    if table not in SECTIONS:
+        hint = f" (did you mean [{_TABLE_OF[table]}] {table} = ...?)" if table in _TABLE_OF else ""
+        raise ConfigError(
+            f"{source}: unknown table [{table}]{hint}; the tables are {sorted(SECTIONS)}"
+        )
+    if isinstance(value, dict):
+        raise ConfigError(f"{source}: {path} is a table; settings are single values")
+    if key not in _TABLE_OF:
+        raise ConfigError(
+            f"{source}: unknown key {path!r}; [{table}] holds {list(SECTIONS[table])}"
+        )
+    if _TABLE_OF[key] != table:
+        raise ConfigError(
+            f"{source}: {path!r} is in the wrong table; {key} belongs in [{_TABLE_OF[key]}]"
+        )
+    return key, path
+
+
+def _add_setting(flat: dict[str, tuple[str, Any]], name_path: tuple[str, str], value: Any,
+                 source: str) -> None:
+    name, path = name_path
+    if name not in _TABLE_OF:
+        raise ConfigError(
+            f"{source}: unknown key {path!r}; valid keys are {sorted(_TABLE_OF)}"
+        )
+    if name in flat:
+        raise ConfigError(f"{source}: {name} is given twice ({flat[name][0]} and {path})")
+    if name == "obs_predictions" and value == "auto":
+        value = None
+    flat[name] = (path, value)
+
+
+def _toml_value(value: Any) -> str:
+    if value is None:
+        return '"auto"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    return repr(value)
 
 
 def _check_int(config: ModelConfig, name: str, *, minimum: int, maximum: int | None = None) -> None:

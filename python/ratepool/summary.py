@@ -18,20 +18,21 @@ def entity_summary(idata: az.InferenceData, data: CountData) -> pd.DataFrame:
     """One row per entity label.
 
     Columns: ``n_windows``, ``total_count``, ``raw_rate`` (total / windows), ``theta_mean``,
-    ``theta_sd``, ``theta_hdi_low`` / ``theta_hdi_high`` (94% HDI) and ``shrinkage``: the share
-    of the distance from the raw rate to the posterior mean of mu that the entity's estimate
-    moved, ``(raw_rate - theta_mean) / (raw_rate - mu_mean)`` (0: no pooling, 1: fully pooled;
-    NaN where the raw rate equals mu's mean).
+    ``theta_sd``, ``theta_hdi_low`` / ``theta_hdi_high`` (94% HDI) and ``shrinkage``, the weight
+    of the population in the entity's estimate, between 0 (no pooling) and 1 (fully pooled).
+    In the Gamma–Poisson model the posterior mean of theta_i is exactly
+    ``w * mu + (1 - w) * raw_rate`` with ``w = alpha / (alpha + n_i)``. A Negative-Binomial window
+    carries ``phi / (phi + theta)`` of a Poisson window's information about the rate (the ratio
+    of their variances), so ``shrinkage = E[alpha / (alpha + n_i * phi / (phi + theta_i))]`` over
+    the posterior draws; it is the exact weight as phi grows. (A "distance moved" ratio
+    ``(raw - mean) / (raw - mu)`` was avoided: it is unstable where the raw rate is near mu.)
     """
     theta = idata.posterior["theta"]
     mean = theta.mean(("chain", "draw")).values
     sd = theta.std(("chain", "draw"), ddof=1).values
     hdi = az.hdi(theta, hdi_prob=HDI_PROB)["theta"].values
-    mu_mean = float(idata.posterior["mu"].mean())
     raw = data.raw_rate()
-    distance = raw - mu_mean
-    with np.errstate(divide="ignore", invalid="ignore"):
-        shrinkage = np.where(np.abs(distance) > 1e-12, (raw - mean) / distance, np.nan)
+    shrinkage = _population_weight(idata, data.n_windows)
     return pd.DataFrame(
         {
             "n_windows": data.n_windows,
@@ -45,3 +46,13 @@ def entity_summary(idata: az.InferenceData, data: CountData) -> pd.DataFrame:
         },
         index=pd.Index(data.labels, name="entity"),
     )
+
+
+def _population_weight(idata: az.InferenceData, n_windows: np.ndarray) -> np.ndarray:
+    """Posterior mean of alpha / (alpha + n_i * phi / (phi + theta_i)) per entity."""
+    posterior = idata.posterior
+    alpha = posterior["alpha"].values[..., None]
+    phi = posterior["phi"].values[..., None]
+    theta = posterior["theta"].values
+    effective_windows = n_windows * phi / (phi + theta)
+    return (alpha / (alpha + effective_windows)).mean(axis=(0, 1))

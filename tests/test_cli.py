@@ -1,0 +1,334 @@
+"""The ``ratepool`` command line end to end: fit, prior-check, export-data, report, diagnose."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import pytest
+
+import ratepool
+from ratepool.cli import build_parser, main
+from ratepool.cmdstan_csv import CmdStanRun, fit_result_from_run
+from ratepool.engines.cmdstan import find_cmdstan
+from ratepool.engines.pystan import pystan_available
+from ratepool.results import FILES, load_inference_data
+
+from .conftest import CMDSTAN_SKIP_REASON, EXAMPLE_CSV
+
+SMALL_TOML = """engine = "pystan"
+[sampling]
+n_samples = 300
+n_tune = 300
+n_chains = 2
+"""
+DIAGNOSTIC_KEYS = {"r_hat_max", "ess_bulk_min", "ess_tail_min", "divergences", "converged",
+                   "grades", "advice"}
+PLOTS = {"trace.png", "posterior.png", "posterior_predictive.png", "entity_rates.png",
+         "prior_predictive.png"}
+needs_pystan = pytest.mark.skipif(not pystan_available(), reason="pystan is not installed")
+
+
+def _small_config(directory: Path) -> Path:
+    path = directory / "small.toml"
+    path.write_text(SMALL_TOML)
+    return path
+
+
+# ------------------------------------------------------------------------------------------
+# Help and argument errors (fast)
+
+
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+def test_every_subcommand_option_is_explained(capsys) -> None:
+    commands = _subcommands()
+    assert set(commands) == {"fit", "prior-check", "export-data", "report", "diagnose"}
+    for name, command in commands.items():
+        with pytest.raises(SystemExit) as done:
+            main([name, "--help"])
+        assert done.value.code == 0
+        text = capsys.readouterr().out
+        for action in command._actions:
+            assert action.help, f"{name}: {action.dest} has no help"
+            for option in action.option_strings:
+                assert option in text, f"{name} --help does not show {option}"
+
+
+def test_installed_console_command() -> None:
+    script = Path(sys.executable).with_name("ratepool")
+    if not script.exists():
+        pytest.skip(f"no ratepool console script next to {sys.executable}")
+    done = subprocess.run([str(script), "fit", "--help"], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0
+    assert "--entity-col" in done.stdout and "--config" in done.stdout
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["fit", "no/such/file.csv", "--quiet"], "does not exist"),
+    (["fit", str(EXAMPLE_CSV), "--count-col", "events", "--quiet"], "'events'"),
+    (["fit", str(EXAMPLE_CSV), "--seed", "-4", "--quiet"], "random_seed"),
+    (["fit", str(EXAMPLE_CSV), "--prior-draws", "-1", "--quiet"], "--prior-draws"),
+    (["prior-check", str(EXAMPLE_CSV), "--draws", "0", "--quiet"], "--draws"),
+    (["diagnose", "no/such/results"], "does not exist"),
+    (["report", "--from-cmdstan-csv", "no/such/out_1.csv"], "does not exist"),
+])
+def test_errors_exit_2_with_a_message(tmp_path: Path, monkeypatch, capsys, argv: list[str],
+                                      message: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
+
+
+def test_out_that_is_a_file_is_refused_before_sampling(tmp_path: Path, capsys) -> None:
+    taken = tmp_path / "taken.txt"
+    taken.write_text("keep me")
+    assert main(["fit", str(EXAMPLE_CSV), "--out", str(taken), "--quiet"]) == 2
+    assert "is not a directory" in capsys.readouterr().err
+    assert taken.read_text() == "keep me"
+
+
+def test_report_refuses_a_csv_that_is_not_cmdstan_output(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "draws.csv"
+    pd.DataFrame({"mu": [1.0, 2.0]}).to_csv(path, index=False)
+    assert main(["report", "--from-cmdstan-csv", str(path)]) == 2
+    assert "'sample' method" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2(capsys) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["fit"])
+    assert done.value.code == 2
+    with pytest.raises(SystemExit) as done:
+        main(["fit", str(EXAMPLE_CSV), "--engine", "stan"])
+    assert done.value.code == 2
+
+
+# ------------------------------------------------------------------------------------------
+# fit end to end with PyStan (slow)
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory) -> dict:
+    """One small ``ratepool fit`` of the example data with the PyStan engine."""
+    if not pystan_available():
+        pytest.skip("pystan is not installed")
+    directory = tmp_path_factory.mktemp("cli")
+    out = directory / "results"
+    argv = ["fit", str(EXAMPLE_CSV), "--window-col", "window", "--config",
+            str(_small_config(directory)), "--prior-draws", "200", "--out", str(out)]
+    code = main(argv)
+    return {"code": code, "out": out, "argv": argv, "directory": directory}
+
+
+@pytest.mark.slow
+def test_fit_writes_the_results_folder(fitted: dict) -> None:
+    assert fitted["code"] == 0
+    out = fitted["out"]
+    names = {p.name for p in out.iterdir()}
+    assert names == set(FILES.values()) | PLOTS
+    assert sorted(p.name for p in out.parent.iterdir() if p.name.startswith(".")) == []
+
+
+@pytest.mark.slow
+def test_fit_netcdf_reloads_with_labels(fitted: dict, example_data: ratepool.CountData) -> None:
+    path = fitted["out"] / FILES["idata"]
+    plain = az.from_netcdf(str(path))
+    for group in ("posterior", "posterior_predictive", "log_likelihood", "sample_stats",
+                  "observed_data", "constant_data", "prior", "prior_predictive"):
+        assert group in plain.groups(), group
+    assert list(plain.posterior["entity"].values) == list(example_data.labels)
+    assert plain.posterior["theta"].shape == (2, 300, example_data.n_entities)
+    np.testing.assert_array_equal(plain.observed_data["y"].values, example_data.y)
+    assert list(load_inference_data(path).posterior["entity"].values) == \
+        list(example_data.labels)
+
+
+@pytest.mark.slow
+def test_fit_diagnostics_and_run_record(fitted: dict) -> None:
+    out = fitted["out"]
+    diagnostics = json.loads((out / FILES["diagnostics"]).read_text())
+    assert set(diagnostics) == DIAGNOSTIC_KEYS
+    idata = az.from_netcdf(str(out / FILES["idata"]))
+    assert diagnostics["r_hat_max"] == pytest.approx(
+        float(max(az.rhat(idata.posterior[["mu", "alpha", "phi"]]).max().to_array())))
+    assert diagnostics["divergences"] == int(idata.sample_stats["diverging"].sum())
+    run = json.loads((out / FILES["run"]).read_text())
+    assert run["source"] == "fit" and run["engine"] == "pystan" and run["seed"] == 42
+    assert run["config"] == ratepool.ModelConfig(n_samples=300, n_tune=300, n_chains=2,
+                                                 engine="pystan").to_dict()
+    assert run["data"]["sha256"] == hashlib.sha256(EXAMPLE_CSV.read_bytes()).hexdigest()
+    assert run["data"]["window_col"] == "window"
+    assert run["command"] == ["ratepool", *fitted["argv"]]
+    for name in ("ratepool", "pystan", "cmdstanpy", "arviz", "numpy", "pandas"):
+        assert run["versions"][name], name
+    assert run["engine_versions"]["stan"] not in ("", "unknown")
+    table = pd.read_csv(out / FILES["entities"], index_col="entity")
+    assert table.index.tolist() == sorted(pd.read_csv(EXAMPLE_CSV)["entity"].unique())
+    html = (out / FILES["report"]).read_text()
+    assert html.count("data:image/png;base64,") == len(PLOTS)
+
+
+@pytest.mark.slow
+def test_diagnose_reprints_the_saved_diagnostics(fitted: dict, capsys) -> None:
+    assert main(["diagnose", str(fitted["out"])]) == 0
+    text = capsys.readouterr().out
+    saved = json.loads((fitted["out"] / FILES["diagnostics"]).read_text())
+    assert f"{saved['r_hat_max']:.4f}" in text
+    assert f"{saved['ess_bulk_min']:.0f}" in text
+    expected = 0 if saved["converged"] and "Problem" not in saved["grades"].values() else 1
+    assert main(["diagnose", str(fitted["out"]), "--strict"]) == expected
+
+
+@pytest.mark.slow
+def test_same_seed_same_numbers_and_failed_rerun_keeps_folder(fitted: dict, capsys) -> None:
+    again = fitted["directory"] / "again"
+    code = main(fitted["argv"][:-1] + [str(again), "--quiet"])
+    assert code == 0
+    for name in (FILES["entities"], FILES["diagnostics"], FILES["population"]):
+        assert (again / name).read_bytes() == (fitted["out"] / name).read_bytes(), name
+    first = az.from_netcdf(str(fitted["out"] / FILES["idata"]))
+    second = az.from_netcdf(str(again / FILES["idata"]))
+    np.testing.assert_array_equal(first.posterior["theta"].values,
+                                  second.posterior["theta"].values)
+    before = {p.name: p.read_bytes() for p in again.iterdir()}
+    bad = fitted["directory"] / "bad.csv"
+    pd.DataFrame({"entity": ["a", "b"], "count": [1, -1]}).to_csv(bad, index=False)
+    assert main(["fit", str(bad), "--out", str(again), "--quiet"]) == 2
+    assert {p.name: p.read_bytes() for p in again.iterdir()} == before
+    capsys.readouterr()
+
+
+@pytest.mark.slow
+@needs_pystan
+def test_fit_prints_results_and_progress_unless_quiet(tmp_path: Path, capfd) -> None:
+    argv = ["fit", str(EXAMPLE_CSV), "--window-col", "window", "--config",
+            str(_small_config(tmp_path)), "--prior-draws", "0", "--out", str(tmp_path / "r")]
+    assert main(argv) == 0
+    loud = capfd.readouterr()
+    assert "max R-hat" in loud.out and "host-01" in loud.out
+    assert "ratepool: reading" in loud.err and "Sampling" in loud.err
+    assert main(argv + ["--quiet"]) == 0
+    quiet = capfd.readouterr()
+    assert quiet.err == ""
+    assert "max R-hat" in quiet.out
+    assert not (tmp_path / "r" / "prior_predictive.png").exists()
+
+
+# ------------------------------------------------------------------------------------------
+# prior-check
+
+
+def _numpy_prior_shares(n_draws: int, n_entities: int, seed: int) -> np.ndarray:
+    """Per prior draw, the share of its entities' counts in 0..50, simulated with numpy
+    (independent of Stan): mu ~ Exp(0.1), alpha, phi ~ HalfNormal(2), theta ~ Gamma(mu alpha,
+    alpha), y ~ NB2(theta, phi) as a Gamma-Poisson mixture."""
+    rng = np.random.default_rng(seed)
+    mu = rng.exponential(1 / 0.1, n_draws)[:, None]
+    alpha = np.abs(rng.normal(0, 2.0, n_draws))[:, None]
+    phi = np.abs(rng.normal(0, 2.0, n_draws))[:, None]
+    theta = rng.gamma(mu * alpha, 1 / alpha, (n_draws, n_entities))
+    lam = rng.gamma(phi, theta / phi)
+    counts = rng.poisson(np.minimum(lam, 1e12))
+    return np.mean(counts <= 50, axis=1)
+
+
+@pytest.mark.slow
+@needs_pystan
+def test_prior_check_agrees_with_an_independent_simulation(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "prior"
+    draws = 1000
+    code = main(["prior-check", str(EXAMPLE_CSV), "--window-col", "window", "--engine",
+                 "pystan", "--draws", str(draws), "--out", str(out), "--quiet"])
+    assert code == 0
+    assert "share in 0-50" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["prior_check.json", "prior_predictive.png"]
+    check = json.loads((out / "prior_check.json").read_text())
+    assert check["n_draws"] == draws
+    shares = _numpy_prior_shares(20_000, 40, seed=1)
+    # The draws are independent, the entities within a draw are not: the standard error of
+    # either overall share is the spread of the per-draw shares over sqrt(number of draws).
+    se = shares.std() * np.sqrt(1 / draws + 1 / len(shares))
+    assert abs(check["share_0_50"] - shares.mean()) < 4 * se
+    assert check["q05"] <= check["q50"] <= check["q95"] <= check["max"]
+
+
+# ------------------------------------------------------------------------------------------
+# The CmdStan round trip
+
+
+@pytest.mark.slow
+@needs_pystan
+def test_report_labels_logic_with_draws_from_pystan(tmp_path: Path) -> None:
+    """Exported JSON + label table -> FitResult: labels, data and config come back.
+
+    Not a CmdStan test: the draws are PyStan's, run on the exported JSON itself; reading
+    CmdStan's CSVs is tested with real CmdStan output in the test below.
+    """
+    data_json = tmp_path / "data.json"
+    assert main(["export-data", str(EXAMPLE_CSV), "--window-col", "window", "-o",
+                 str(data_json)]) == 0
+    from ratepool.engines import SamplerSettings, get_engine
+    from ratepool.program import default_program
+
+    settings = SamplerSettings(chains=2, warmup=200, draws=200, adapt_delta=0.9, seed=3)
+    draws = get_engine("pystan").sample(default_program(), json.loads(data_json.read_text()),
+                                        settings)
+    result = fit_result_from_run(CmdStanRun(draws=draws, settings=[{}]), data_json)
+    expected = ratepool.load_counts(EXAMPLE_CSV, window_col="window")
+    assert list(result.idata.posterior["entity"].values) == list(expected.labels)
+    np.testing.assert_array_equal(result.data.y, expected.y)
+    np.testing.assert_array_equal(result.idata.posterior["theta"].values, draws.variables["theta"])
+    assert result.config.n_chains == 2 and result.config.n_samples == 200
+    assert result.entity_summary().index.tolist() == list(expected.labels)
+
+
+@pytest.mark.slow
+@pytest.mark.cmdstan
+@pytest.mark.skipif(find_cmdstan() is None, reason=CMDSTAN_SKIP_REASON)
+def test_report_from_real_cmdstan_output(tmp_path: Path) -> None:
+    import cmdstanpy
+
+    from ratepool.program import default_program
+
+    data_json = tmp_path / "run" / "data.json"
+    assert main(["export-data", str(EXAMPLE_CSV), "--window-col", "window", "-o",
+                 str(data_json)]) == 0
+    stan_file = tmp_path / "hierarchical_negbinom.stan"
+    stan_file.write_text(default_program().code)
+    model = cmdstanpy.CmdStanModel(stan_file=str(stan_file))
+    run = model.sample(data=str(data_json), chains=2, iter_warmup=300, iter_sampling=300,
+                       seed=7, adapt_delta=0.9, output_dir=str(tmp_path / "csv"),
+                       show_progress=False)
+    files = [str(f) for f in run.runset.csv_files]  # in chain order
+    out = tmp_path / "results"
+    # The data JSON is found through the path CmdStan recorded in the CSV header.
+    assert main(["report", "--from-cmdstan-csv", *files, "--out", str(out), "--quiet"]) == 0
+    assert {p.name for p in out.iterdir()} == (set(FILES.values()) - {FILES["prior_check"]}) \
+        | (PLOTS - {"prior_predictive.png"})
+    idata = az.from_netcdf(str(out / FILES["idata"]))
+    expected = ratepool.load_counts(EXAMPLE_CSV, window_col="window")
+    assert list(idata.posterior["entity"].values) == list(expected.labels)
+    np.testing.assert_allclose(idata.posterior["mu"].values.ravel(),
+                               run.stan_variable("mu").ravel())
+    np.testing.assert_allclose(idata.posterior["theta"].values.reshape(-1, 40),
+                               run.stan_variable("theta"))
+    diagnostics = json.loads((out / FILES["diagnostics"]).read_text())
+    assert set(diagnostics) == DIAGNOSTIC_KEYS
+    assert diagnostics["divergences"] == int(run.method_variables()["divergent__"].sum())
+    record = json.loads((out / FILES["run"]).read_text())
+    assert record["source"] == "cmdstan-csv" and record["cmdstan"]["seed"] == 7
+    assert record["config"]["n_samples"] == 300 and record["config"]["target_accept"] == 0.9
