@@ -53,6 +53,7 @@ from .inference import PARAMETERS
 from .prior import prior_predictive_check
 from .program import default_program
 from .summary import HDI_PROB
+from .tempdirs import make_owned_dir, pid_alive
 
 __all__ = [
     "FILES",
@@ -119,6 +120,19 @@ def _umask() -> int:
     return mask
 
 
+def _recover_previous(target: Path) -> None:
+    """Put back a folder a killed run had moved aside but not yet replaced."""
+    if target.exists():
+        return
+    prefix = f".{target.name}.old-"
+    for aside in sorted(target.parent.glob(prefix + "*/previous")):
+        pid = aside.parent.name[len(prefix):].split("-")[0]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            os.replace(aside, target)
+            log.warning("restored %s, left aside by an interrupted run", target)
+            return
+
+
 @contextlib.contextmanager
 def atomic_directory(target: str | Path) -> Iterator[Path]:
     """Yield an empty hidden sibling directory; on success it replaces ``target``.
@@ -137,13 +151,14 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
         raise RatepoolError(f"results path {target} exists and is not a directory; choose "
                             "another --out")
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.new-", dir=target.parent))
+    _recover_previous(target)
+    staging = make_owned_dir(target.parent, f".{target.name}.new-")
     try:
         os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes it private
         yield staging
         old = None
         if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            old = make_owned_dir(target.parent, f".{target.name}.old-")
             os.replace(target, old / "previous")
         os.replace(staging, target)
         if old is not None:

@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -21,6 +20,7 @@ import numpy as np
 
 from ..errors import CompileError, EngineNotFoundError, SamplingError
 from ..program import StanProgram, cache_root
+from ..tempdirs import make_owned_dir, owned_tempdir
 from .base import Draws, Engine, SamplerSettings, shorten, split_sample_stats, tail
 
 __all__ = ["CmdStanEngine", "find_cmdstan", "CMDSTAN_INSTALL_HINT"]
@@ -88,7 +88,7 @@ class CmdStanEngine(Engine):
         if exe.is_file():
             return False
         exe.parent.parent.mkdir(parents=True, exist_ok=True)
-        build_dir = Path(tempfile.mkdtemp(prefix=".build-", dir=exe.parent.parent))
+        build_dir = make_owned_dir(exe.parent.parent, ".build-")
         try:
             stan_file = build_dir / program.path.name
             stan_file.write_text(program.code, encoding="utf-8")
@@ -118,8 +118,7 @@ class CmdStanEngine(Engine):
     ) -> Draws:
         model = self._model(program)
         start = time.perf_counter()
-        run_dir = Path(tempfile.mkdtemp(prefix="ratepool-cmdstan-"))
-        try:
+        with owned_tempdir("ratepool-cmdstan-") as run_dir:
             data_file = run_dir / "data.json"
             data_file.write_text(json.dumps(dict(data)), encoding="utf-8")
             try:
@@ -144,8 +143,6 @@ class CmdStanEngine(Engine):
             stats = {name: np.asarray(values).T for name, values in
                      fit.method_variables().items()}
             console = _console_tail(run_dir)
-        finally:
-            shutil.rmtree(run_dir, ignore_errors=True)
         return Draws(
             variables=variables,
             sample_stats=split_sample_stats(stats),
@@ -165,10 +162,10 @@ class CmdStanEngine(Engine):
     ) -> float:
         model = self._model(program)
         values = {name: np.asarray(value).tolist() for name, value in params.items()}
-        with tempfile.TemporaryDirectory(prefix="ratepool-cmdstan-") as run_dir:
-            data_file = Path(run_dir) / "data.json"
+        with owned_tempdir("ratepool-cmdstan-") as run_dir:
+            data_file = run_dir / "data.json"
             data_file.write_text(json.dumps(dict(data)), encoding="utf-8")
-            params_file = Path(run_dir) / "params.json"
+            params_file = run_dir / "params.json"
             params_file.write_text(json.dumps(values), encoding="utf-8")
             frame = model.log_prob(params=str(params_file), data=str(data_file),
                                    jacobian=jacobian)

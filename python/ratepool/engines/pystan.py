@@ -9,12 +9,15 @@ run creates are deleted once read.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import logging
+import multiprocessing
 import os
 import re
-import shutil
+import signal
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +27,7 @@ import numpy as np
 
 from ..errors import CompileError, EngineNotFoundError, SamplingError
 from ..program import StanProgram
+from ..tempdirs import owned_tempdir
 from ._console import captured_console
 from .base import Draws, Engine, SamplerSettings, shorten, split_sample_stats, tail
 
@@ -69,16 +73,70 @@ def _private_tempdir() -> Iterator[Path]:
     base = tempfile.gettempdir()
     if len(base) > _MAX_TEMP_BASE and os.path.isdir("/tmp"):
         base = "/tmp"  # a long TMPDIR would make httpstan's socket path too long to bind
-    path = Path(tempfile.mkdtemp(prefix="ratepool-pystan-", dir=base))
-    previous_tempdir, previous_cwd = tempfile.tempdir, os.getcwd()
-    tempfile.tempdir = str(path)
-    os.chdir(path)
-    try:
-        yield path
-    finally:
-        os.chdir(previous_cwd)
-        tempfile.tempdir = previous_tempdir
-        shutil.rmtree(path, ignore_errors=True)
+    with owned_tempdir("ratepool-pystan-", base) as path:
+        previous_tempdir, previous_cwd = tempfile.tempdir, os.getcwd()
+        tempfile.tempdir = str(path)
+        os.chdir(path)
+        try:
+            yield path
+        finally:
+            os.chdir(previous_cwd)
+            tempfile.tempdir = previous_tempdir
+
+
+def _init_worker() -> None:  # pragma: no cover - runs in the sampler's worker processes
+    """Sampler workers ignore Ctrl-C (the parent handles it) and die with their parent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+def _install_sampler_pool() -> None:
+    """Give httpstan a worker pool whose processes cannot outlive this one.
+
+    httpstan runs each chain in a module-level ProcessPoolExecutor whose workers survive a
+    killed parent and keep sampling; ours are killed with it (Linux) and on Ctrl-C.
+    """
+    import httpstan.services_stub as stub
+
+    if getattr(stub.executor, "_ratepool_pool", False):
+        return
+    pool = concurrent.futures.ProcessPoolExecutor(
+        mp_context=multiprocessing.get_context("fork"), initializer=_init_worker)
+    pool._ratepool_pool = True  # type: ignore[attr-defined]
+    stub.executor = pool
+
+
+def _stop_sampler_pool() -> None:
+    """Kill the running chains (after Ctrl-C) and leave a fresh pool for later runs."""
+    import httpstan.services_stub as stub
+
+    for process in list(getattr(stub.executor, "_processes", {}).values()):
+        process.kill()
+    stub.executor.shutdown(wait=False, cancel_futures=True)
+    stub.executor = None
+    _install_sampler_pool()
+
+
+@contextlib.contextmanager
+def _compile_lock() -> Iterator[None]:
+    """An exclusive lock on httpstan's cache while compiling (httpstan writes the module in
+    place, so two processes compiling the same program at once could load a half-written one)."""
+    import fcntl
+
+    import httpstan.cache
+
+    directory = httpstan.cache.cache_directory()
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / "ratepool-compile.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class PyStanEngine(Engine):
@@ -88,6 +146,7 @@ class PyStanEngine(Engine):
 
     def __init__(self) -> None:
         self._stan = _import_stan()
+        _install_sampler_pool()
 
     # -- compile -------------------------------------------------------------------------
     def _model_dir(self, program: StanProgram) -> Path:
@@ -107,11 +166,21 @@ class PyStanEngine(Engine):
         Its console output is captured, not shown: stanc warns that the parameters "have no
         priors" because the program uses ``target +=`` (to keep every constant), which is noise.
         """
-        compiled_before = self.is_compiled(program)
+        # Under the lock one process compiles while others wait, then load the cached module;
+        # a module being written is never seen as compiled.
+        with _compile_lock():
+            compiled_before = self.is_compiled(program)
+            if not compiled_before:
+                log.info("compiling %s with PyStan (about a minute, once per program version)",
+                         program.path.name)
+            start = time.perf_counter()
+            model = self._build_unlocked(program, data, seed)
         if not compiled_before:
-            log.info("compiling %s with PyStan (about a minute, once per program version)",
-                     program.path.name)
-        start = time.perf_counter()
+            log.info("compiled in %.1f s", time.perf_counter() - start)
+        return model
+
+    def _build_unlocked(self, program: StanProgram, data: Mapping[str, Any],
+                        seed: int | None) -> Any:
         with captured_console(False) as console:
             try:
                 model = self._stan.build(program.code, data=dict(data), random_seed=seed)
@@ -127,8 +196,6 @@ class PyStanEngine(Engine):
                 ) from None
         if model is None:  # PyStan swallows Ctrl-C and returns None
             raise KeyboardInterrupt
-        if not compiled_before:
-            log.info("compiled in %.1f s", time.perf_counter() - start)
         return model
 
     def compile(self, program: StanProgram) -> bool:
@@ -167,6 +234,7 @@ class PyStanEngine(Engine):
                 finally:
                     self._delete_cached_fits(model, function, kwargs, settings)
             if fit is None:  # PyStan swallows Ctrl-C and returns None
+                _stop_sampler_pool()
                 raise KeyboardInterrupt
         return Draws(
             variables=_variables(fit, settings.chains),

@@ -1,0 +1,157 @@
+"""Engine faults surface with the engine's own words; interrupted or killed runs lose nothing and
+leave nothing behind; concurrent first compiles all succeed."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+import ratepool
+from ratepool.engines import SamplerSettings
+from ratepool.errors import CompileError, SamplingError
+from ratepool.fit import stan_data
+from ratepool.program import StanProgram, default_program
+
+from .conftest import EXAMPLE_CSV
+
+SETTINGS = SamplerSettings(chains=1, warmup=50, draws=50, adapt_delta=0.8, seed=1)
+
+
+def test_compile_error_shows_stanc_message(tmp_path: Path) -> None:
+    path = tmp_path / "broken.stan"
+    path.write_text("parameters { real x; }\nmodel { x ~ normal(0, 1) }\n")
+    engine = ratepool.get_engine("pystan")
+    with pytest.raises(CompileError) as caught:
+        engine.sample(StanProgram.from_file(path), {}, SETTINGS)
+    message = str(caught.value)
+    assert "broken.stan" in message and "Syntax error" in message
+    assert "2:  model { x ~ normal(0, 1) }" in message  # stanc's excerpt at the error
+    assert "Ill-formed" in message
+
+
+def test_data_rejected_by_the_program_shows_its_message(example_data) -> None:
+    data = stan_data(example_data, ratepool.ModelConfig(), obs_predictions=False)
+    data["count_freq"] = [f + 1 for f in data["count_freq"]]  # histogram no longer matches
+    with pytest.raises(SamplingError, match="count_freq sums to"):
+        ratepool.get_engine("pystan").sample(default_program(), data, SETTINGS)
+
+
+@pytest.mark.slow
+def test_initialisation_failure_shows_the_engine_message(tmp_path: Path) -> None:
+    path = tmp_path / "impossible.stan"
+    path.write_text("parameters { real<lower=0> x; }\n"
+                    "model { target += negative_infinity(); }\n")
+    with pytest.raises(SamplingError) as caught:
+        ratepool.get_engine("pystan").sample(StanProgram.from_file(path), {}, SETTINGS)
+    assert "Initialization failed" in str(caught.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# interrupted and killed runs
+
+def _fit_command(out: Path, config: Path) -> list[str]:
+    return [sys.executable, "-m", "ratepool.cli", "fit", str(EXAMPLE_CSV), "--window-col",
+            "window", "--engine", "pystan", "--out", str(out), "--config", str(config),
+            "--quiet"]
+
+
+def _write_config(path: Path, samples: int) -> Path:
+    path.write_text(f"[sampling]\nn_samples = {samples}\nn_tune = 300\nn_chains = 2\n")
+    return path
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def _wait_for_sampling(temp: Path, process: subprocess.Popen, timeout: float = 120) -> None:
+    """Until the run's private engine directory exists (it is then building or sampling)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(p.name.startswith("ratepool-pystan-") for p in temp.iterdir()):
+            time.sleep(1.0)
+            return
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.1)
+    raise AssertionError("the run never started sampling")
+
+
+@pytest.fixture()
+def short_tmp():
+    path = Path(tempfile.mkdtemp(prefix="rp-fault-", dir="/tmp"))
+    yield path
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["sigint", "sigkill"])
+def test_interrupted_run_keeps_earlier_results(tmp_path: Path, short_tmp: Path, how: str) -> None:
+    out = tmp_path / "results"
+    quick = _write_config(tmp_path / "quick.toml", 100)
+    slow = _write_config(tmp_path / "slow.toml", 20000)
+    env = dict(os.environ, TMPDIR=str(short_tmp))
+    first = subprocess.run(_fit_command(out, quick), env=env, capture_output=True, text=True,
+                           timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    before = _snapshot(out)
+
+    process = subprocess.Popen(_fit_command(out, slow), env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _wait_for_sampling(short_tmp, process)
+        process.send_signal(signal.SIGINT if how == "sigint" else signal.SIGKILL)
+        # returns once every process holding the pipes is gone: the chains must not outlive it
+        process.communicate(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == (130 if how == "sigint" else -signal.SIGKILL)
+    assert _snapshot(out) == before  # earlier results intact, byte for byte
+
+    if how == "sigint":  # it cleaned up after itself
+        assert list(short_tmp.iterdir()) == []
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    else:  # a killed process cannot; the next run sweeps what it left
+        again = subprocess.run(_fit_command(out, quick), env=env, capture_output=True,
+                               text=True, timeout=600)
+        assert again.returncode == 0, again.stderr[-2000:]
+        assert list(short_tmp.iterdir()) == []
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+# ---------------------------------------------------------------------------------------------
+# concurrent first compiles
+
+PROBE = """
+import logging, sys
+import ratepool
+logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+data = ratepool.load_counts(sys.argv[1])
+ratepool.fit(data, ratepool.ModelConfig(n_samples=50, n_tune=50, n_chains=1), engine="pystan")
+print("fitted")
+"""
+
+
+@pytest.mark.slow
+def test_concurrent_first_compiles_all_succeed(tmp_path: Path) -> None:
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    processes = [subprocess.Popen([sys.executable, "-c", PROBE, str(EXAMPLE_CSV)], env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(3)]
+    outputs = [p.communicate(timeout=900) for p in processes]
+    for process, (stdout, stderr) in zip(processes, outputs):
+        assert process.returncode == 0, stderr[-3000:]
+        assert "fitted" in stdout
+    assert sum("compiling" in stderr for _, stderr in outputs) == 1
+    modules = list((tmp_path / "cache").rglob("*.so"))
+    assert len(modules) == 1
