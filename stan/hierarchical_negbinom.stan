@@ -27,6 +27,7 @@
 //     "prior_only": 0,               1: drop the likelihood; generated quantities then come from
 //                                    exact ancestral prior draws (run with the fixed_param sampler)
 //     "non_centered": 0,             1: sample theta_raw = alpha * theta ~ Gamma(mu * alpha, 1)
+//                                    (the rates are then output as theta_from_raw)
 //     "obs_predictions": 1,          1: y_rep and log_lik per observation (N numbers each per draw)
 //     "entity_predictions": 1        1: per-entity predictive counts, totals, zeros and log_lik
 //   }
@@ -122,15 +123,15 @@ parameters {
   // theta = theta_raw / alpha with theta_raw ~ Gamma(mu * alpha, 1) is theta ~ Gamma(mu * alpha,
   // alpha). (The often-quoted theta = mu * Gamma(alpha, alpha) is a different model:
   // Var(theta) = mu^2 / alpha.)
-  vector<lower=0>[non_centered ? 0 : J] theta_centered;
-  vector<lower=0>[non_centered ? J : 0] theta_raw;
-}
-
-transformed parameters {
-  vector<lower=0>[J] theta = non_centered ? theta_raw / alpha : theta_centered;
+  // (theta is not a transformed parameter: that would write the J rates twice per draw.)
+  vector<lower=0>[non_centered ? 0 : J] theta;      // the entity rates, sampled directly
+  vector<lower=0>[non_centered ? J : 0] theta_raw;  // alpha * theta; theta is then theta_from_raw
 }
 
 model {
+  // The entity rates under either parameterisation.
+  vector[J] rate = non_centered ? theta_raw / alpha : theta;
+
   // Hyperpriors. normal_lpdf + log(2) is the half-normal density on the positive half-line.
   target += exponential_lpdf(mu | mu_rate);
   target += normal_lpdf(alpha | 0, alpha_sd) + log2();
@@ -140,7 +141,7 @@ model {
   if (non_centered) {
     target += gamma_lpdf(theta_raw | mu * alpha, 1);
   } else {
-    target += gamma_lpdf(theta_centered | mu * alpha, alpha);
+    target += gamma_lpdf(theta | mu * alpha, alpha);
   }
 
   if (!prior_only) {
@@ -148,14 +149,15 @@ model {
       // sum over all windows of log NB2(y | theta_i, phi), regrouped by entity and by count value:
       //   sum_k m_k lgamma(k + phi) - N lgamma(phi) - sum_n lgamma(y_n + 1)
       //   + sum_i [ n_i phi log(phi) - (n_i phi + S_i) log(theta_i + phi) + S_i log(theta_i) ]
+      // (rate = theta)
       target += dot_product(count_freq, lgamma(count_value_real + phi))
                 - n_total * lgamma(phi) - log_factorial_sum
                 + n_total * phi * log(phi)
-                - dot_product(n_windows_real * phi + entity_total, log(theta + phi))
-                + dot_product(entity_total, log(theta));
+                - dot_product(n_windows_real * phi + entity_total, log(rate + phi))
+                + dot_product(entity_total, log(rate));
     } else {
       // Reference path: one term per observation.
-      target += neg_binomial_2_lpmf(y | theta[entity], phi);
+      target += neg_binomial_2_lpmf(y | rate[entity], phi);
     }
   }
 }
@@ -168,6 +170,9 @@ generated quantities {
   array[prior_only] real alpha_prior;
   array[prior_only] real phi_prior;
   vector[prior_only ? J : 0] theta_prior;
+
+  // The entity rates when non-centred (empty otherwise: theta holds them).
+  vector[non_centered ? J : 0] theta_from_raw;
 
   // An unseen entity: its rate and a count in one window.
   real theta_new;
@@ -191,7 +196,10 @@ generated quantities {
     real mu_g = mu;
     real alpha_g = alpha;
     real phi_g = phi;
-    vector[J] theta_g = theta;
+    vector[J] theta_g = non_centered ? theta_raw / alpha : theta;
+    if (non_centered) {
+      theta_from_raw = theta_g;
+    }
     if (prior_only) {
       // Half-normal draws as |Normal|.
       mu_g = exponential_rng(mu_rate);

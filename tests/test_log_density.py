@@ -63,7 +63,7 @@ def test_log_density_matches_scipy_on_both_paths(engine_name: str, kind: str) ->
     program = default_program()
     for mu, alpha, phi, theta in _points(data, rng):
         expected = scipy_log_density(data, mu, alpha, phi, theta)
-        params = {"mu": mu, "alpha": alpha, "phi": phi, "theta_centered": theta}
+        params = {"mu": mu, "alpha": alpha, "phi": phi, "theta": theta}
         for likelihood in ("sufficient", "observation"):
             config = CONFIG.replace(likelihood=likelihood)
             value = engine.log_density(program, stan_data(data, config, obs_predictions=False),
@@ -94,7 +94,7 @@ def test_prior_only_drops_the_likelihood(engine_name: str) -> None:
     mu, alpha, phi, theta = next(_points(data, rng))
     prior_only = engine.log_density(
         default_program(), stan_data(data, CONFIG, prior_only=True, obs_predictions=False),
-        {"mu": mu, "alpha": alpha, "phi": phi, "theta_centered": theta})
+        {"mu": mu, "alpha": alpha, "phi": phi, "theta": theta})
     expected = (stats.expon.logpdf(mu, scale=1 / CONFIG.mu_prior_rate)
                 + stats.halfnorm.logpdf(alpha, scale=CONFIG.alpha_prior_sd)
                 + stats.halfnorm.logpdf(phi, scale=CONFIG.overdispersion_prior_sd)

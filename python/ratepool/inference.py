@@ -90,11 +90,14 @@ def build_inference_data(
         coords["obs"] = np.arange(len(data.y))
     predictive = {name: name for name in ("y_rep", "y_pred", "y_rep_total", "y_rep_zeros",
                                           "y_new")}
+    variables = dict(draws.variables)
+    if "theta_from_raw" in variables:  # the non-centred parameterisation's entity rates
+        variables["theta"] = variables.pop("theta_from_raw")
     groups: dict[str, Any] = {
-        "posterior": _pick(draws.variables, {name: name for name in
+        "posterior": _pick(variables, {name: name for name in
                                              (*PARAMETERS, "theta", "theta_new")}),
-        "posterior_predictive": _pick(draws.variables, predictive),
-        "log_likelihood": _pick(draws.variables, {"y": "log_lik",
+        "posterior_predictive": _pick(variables, predictive),
+        "log_likelihood": _pick(variables, {"y": "log_lik",
                                                   "entity_total": "log_lik_entity"}),
         "sample_stats": draws.sample_stats,
         "observed_data": _observed(data),
