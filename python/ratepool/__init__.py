@@ -16,6 +16,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="ArviZ is undergoing", category=FutureWarning)
     import arviz  # noqa: F401
 
+from .aggregate_file import aggregate_file
 from .config import ModelConfig
 from .data import CountData, from_aggregates, from_dataframe, load_counts
 from .diagnostics import get_model_diagnostics
@@ -41,6 +42,7 @@ __all__ = [
     "load_counts",
     "from_dataframe",
     "from_aggregates",
+    "aggregate_file",
     "fit",
     "sample_prior",
     "FitResult",

@@ -289,7 +289,7 @@ def _run_fit(args: argparse.Namespace) -> int:
 def _run_prior_check(args: argparse.Namespace) -> int:
     from .plots import PLOT_FILES, png_bytes, prior_check_figure
     from .prior import prior_predictive_check
-    from .results import dump_json, atomic_directory
+    from .results import atomic_directory, dump_json
 
     phase = _Phases(args.quiet)
     if args.draws < 1:

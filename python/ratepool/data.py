@@ -184,6 +184,7 @@ def from_dataframe(
     _reject_missing_labels(labels_column, entity_col)
     y = validate_counts(frame[count_col], count_col)
     if window_col is not None:
+        reject_missing_windows(frame[window_col], window_col)
         _check_duplicate_windows(frame, entity_col, window_col, allow_duplicate_windows)
 
     codes, labels = _factorize_sorted(labels_column)
@@ -199,7 +200,7 @@ def from_dataframe(
         y=y,
         window=window,
     )
-    _check_model_needs(data, entity_col)
+    _check_model_needs(data, entity_col, count_col)
     return data
 
 
@@ -216,22 +217,31 @@ def validate_counts(column: pd.Series, name: str) -> np.ndarray:
         )
     if column.dtype == object or isinstance(column.dtype, pd.StringDtype):
         is_bool = column.map(lambda v: isinstance(v, (bool, np.bool_)))
-        _raise_rows(column, is_bool, name, "holds booleans; counts must be non-negative integers")
+        _raise_rows(column, is_bool, name, "holds booleans; counts must be non-negative integers",
+                    fix="replace True/False by the number of events")
         numeric = pd.to_numeric(column, errors="coerce")
         not_number = numeric.isna() & column.notna()
-        _raise_rows(column, not_number, name, "holds values that are not numbers")
+        _raise_rows(column, not_number, name, "holds values that are not numbers",
+                    fix="counts must be non-negative integers; clean or drop those rows (or "
+                        "name the right column with count_col=...)")
         column_numeric = numeric
+    elif pd.api.types.is_complex_dtype(column.dtype):
+        raise DataError(
+            f"column {name!r} holds complex numbers; counts must be non-negative integers "
+            "(convert the column, e.g. with .real.astype(int) if the imaginary parts are 0)"
+        )
     elif pd.api.types.is_numeric_dtype(column.dtype):
         column_numeric = column
     else:
         raise DataError(
-            f"column {name!r} has type {column.dtype}; counts must be non-negative integers"
+            f"column {name!r} has type {column.dtype}; counts must be non-negative integers "
+            "(name the right column with count_col=..., or convert it)"
         )
     _raise_rows(column, column_numeric.isna(), name, "has missing values (NaN/None)",
                 fix="drop or fill those rows")
     values = column_numeric.to_numpy(dtype=float, na_value=np.nan)
     _raise_rows(column, pd.Series(~np.isfinite(values), index=column.index), name,
-                "has infinite values")
+                "has infinite values", fix="drop those rows or replace them by the true counts")
     _raise_rows(column, pd.Series(values < 0, index=column.index), name,
                 "has negative counts", fix="counts are events per window and cannot be negative")
     _raise_rows(column, pd.Series(values != np.floor(values), index=column.index), name,
@@ -246,7 +256,13 @@ def validate_counts(column: pd.Series, name: str) -> np.ndarray:
 
 def _factorize_sorted(labels: pd.Series) -> tuple[np.ndarray, pd.Index]:
     """0-based codes into the sorted unique labels (a deterministic order for any input order)."""
-    codes, uniques = pd.factorize(labels, sort=False)
+    try:
+        codes, uniques = pd.factorize(labels, sort=False)
+    except TypeError as error:  # unhashable labels (lists, dicts, arrays)
+        raise DataError(
+            f"column {labels.name!r} holds entity labels that cannot be compared ({error}), "
+            f"e.g. {labels.iloc[0]!r}; use strings or numbers as entity labels"
+        ) from None
     order = _sorted_order(uniques)
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
@@ -359,23 +375,30 @@ def from_aggregates(
         )
     impossible = totals > n_windows * (values.max() if len(values) else 0)
     _raise_rows(entities[total_col], pd.Series(impossible, index=entities.index), total_col,
-                "has totals larger than n_windows x the largest count value in the histogram")
+                "has totals larger than n_windows x the largest count value in the histogram",
+                fix="the entity table and the histogram must be computed from the same windows")
 
     order = _sorted_order(pd.Index(entities[entity_col]))
     labels = pd.Index(entities[entity_col].to_numpy()[order], name="entity")
     data = CountData(labels, n_windows[order], totals[order], values, freq)
-    _check_model_needs(data, entity_col)
+    _check_model_needs(data, entity_col, total_col)
     return data
 
 
 def _validate_totals(column: pd.Series, name: str) -> np.ndarray:
     """Non-negative integer totals, which (unlike single counts) may exceed 2^31 - 1."""
+    if pd.api.types.is_bool_dtype(column.dtype) or column.dtype == object:
+        is_bool = column.map(lambda v: isinstance(v, (bool, np.bool_)))
+        _raise_rows(column, is_bool, name, "holds booleans",
+                    fix="give the number of windows or events as an integer")
     numeric = pd.to_numeric(column, errors="coerce")
-    _raise_rows(column, numeric.isna(), name, "has missing or non-numeric values")
+    _raise_rows(column, numeric.isna(), name, "has missing or non-numeric values",
+                fix="every entity and histogram row needs a whole number here")
     values = numeric.to_numpy(dtype=float)
     bad = (values < 0) | (values != np.floor(values)) | ~np.isfinite(values)
     _raise_rows(column, pd.Series(bad, index=column.index), name,
-                "has values that are not non-negative integers")
+                "has values that are not non-negative integers",
+                fix="totals and frequencies are whole numbers of events or windows")
     if pd.api.types.is_integer_dtype(numeric.dtype):
         return numeric.to_numpy(dtype=np.int64)
     return values.astype(np.int64)
@@ -436,13 +459,26 @@ def _require_columns(frame: pd.DataFrame, columns: Sequence[str], table: str = "
     if missing:
         raise DataError(
             f"the {table} has no column(s) {missing}; its columns are {list(frame.columns)}. "
-            "Name the right ones (entity_col=..., count_col=..., or --entity-col/--count-col)"
+            "Name the right ones (entity_col=..., count_col=..., window_col=..., or "
+            "--entity-col/--count-col/--window-col)"
+        )
+    repeated = sorted({str(c) for c in columns if int((frame.columns == c).sum()) > 1})
+    if repeated:
+        raise DataError(
+            f"the {table} has more than one column named {repeated}; rename or drop the extra "
+            "ones"
         )
 
 
 def _reject_missing_labels(labels: pd.Series, name: str) -> None:
     _raise_rows(labels, labels.isna(), name, "has missing entity labels",
                 fix="drop those rows or give them a label")
+
+
+def reject_missing_windows(windows: pd.Series, name: str) -> None:
+    """Raise `DataError` if any row of the window column has no window label."""
+    _raise_rows(windows, windows.isna(), name, "has missing window labels",
+                fix="drop those rows or give each its window; or leave window_col unset")
 
 
 def _check_duplicate_windows(
@@ -457,23 +493,26 @@ def _check_duplicate_windows(
         return
     rows = frame.loc[repeated, [entity_col, window_col]].head(_SHOW_ROWS)
     raise DataError(
-        f"{int(repeated.sum())} rows repeat an ({entity_col!r}, {window_col!r}) pair, e.g. rows "
+        f"{int(repeated.sum())} rows repeat an ({entity_col!r}, {window_col!r}) pair, e.g. "
         f"{_format_rows(rows)}. Sum them per window first, or pass allow_duplicate_windows=True "
         "(--allow-duplicate-windows) if each row really is a separate window"
     )
 
 
-def _check_model_needs(data: CountData, entity_col: str) -> None:
+def _check_model_needs(data: CountData, entity_col: str, count_col: str) -> None:
     if data.n_entities < 2:
         raise DataError(
             f"column {entity_col!r} has a single entity ({data.labels[0]!r}); partial pooling "
-            "needs at least two entities. With one entity, the population parameters mu and "
-            "alpha are informed by the prior alone"
+            "needs at least two entities (with one, the population parameters mu and alpha are "
+            "informed by the prior alone). Add the other entities' rows, or check that "
+            f"{entity_col!r} is the column that identifies entities"
         )
     if data.entity_total.sum() == 0:
         log.warning(
-            "every count is zero: the rates will be estimated near 0 and governed mostly by "
-            "the priors"
+            "every count is zero: the rates will be estimated near 0, mu, alpha and phi are "
+            "left mostly to their priors, and the sampler may report divergences and high "
+            "R-hat (the posterior piles up at theta = 0). Check that column %r holds the "
+            "counts; if it does, a zero rate is the answer and no fit is needed", count_col
         )
 
 

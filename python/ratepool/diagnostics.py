@@ -28,17 +28,21 @@ ADVICE = {
     "r_hat": [
         "High R-hat: increase n_samples and n_tune",
         "High R-hat: check for a multimodal posterior (compare the chains' trace plots)",
-        "High R-hat: reparameterize the model (parameterization='non_centered')",
+        "High R-hat: check the data for mostly-zero counts or tiny phi (see README, SBC)",
     ],
     "ess": [
         "Low ESS: increase n_samples",
         "Low ESS: check for high autocorrelation (trace and autocorrelation plots)",
-        "Low ESS: consider the non-centered parameterization",
+        "Low ESS: for entities with very little data, try parameterization='non_centered' "
+        "(it mixed worse than the default in our tests, so compare)",
     ],
     "divergences": [
-        "Divergences: increase target_accept (e.g. 0.95 or 0.99)",
-        "Divergences: reparameterize (parameterization='non_centered')",
-        "Divergences: use stronger priors",
+        "Divergences: increase target_accept to 0.95-0.99 (in simulation-based calibration "
+        "0.99 cut divergent fits from 7.8% to 2.0% at no extra cost)",
+        "Divergences: use stronger priors (e.g. a smaller overdispersion_prior_sd if phi "
+        "runs toward 0, or mu_prior_rate near 1 / typical rate)",
+        "Divergences: parameterization='non_centered' is the same model but mixed worse in "
+        "our tests; try it only after the above",
     ],
 }
 

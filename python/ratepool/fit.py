@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,9 +108,28 @@ def _prepare(
     config = config or ModelConfig()
     if not isinstance(data, CountData):
         data = load_counts(data)
+    _warn_if_prior_clashes(data, config)
     if isinstance(engine, Engine):
         return data, config, engine
     return data, config, get_engine(engine or config.engine)
+
+
+#: Prior tail probability below which the data's mean rate is called implausible under mu's prior.
+_PRIOR_TAIL = 1e-6
+
+
+def _warn_if_prior_clashes(data: CountData, config: ModelConfig) -> None:
+    """Log a warning when the data's mean rate sits far in the tail of mu's Exponential prior."""
+    mean_rate = float(data.entity_total.sum() / data.n_windows.sum())
+    tail = math.exp(-config.mu_prior_rate * mean_rate)  # P(mu > mean_rate) under the prior
+    if tail < _PRIOR_TAIL:
+        log.warning(
+            "the mean rate in the data (%.3g per window) is implausible under mu ~ "
+            "Exponential(%g) (prior tail probability %.1e); the entity rates will still fit, "
+            "but mu, alpha and predictions for new entities will be distorted. Set "
+            "mu_prior_rate to about 1 / typical rate, e.g. %.3g",
+            mean_rate, config.mu_prior_rate, tail, 1 / mean_rate,
+        )
 
 
 def fit(

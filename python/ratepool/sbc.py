@@ -1,0 +1,455 @@
+"""Simulation-based calibration (SBC; Talts, Betancourt, Simpson, Vehtari & Gelman, 2018).
+
+Each simulation draws (mu, alpha, phi, theta) from the prior with numpy, independently of Stan,
+simulates a dataset of ``n_entities`` x ``n_windows`` counts from the model, fits it with Stan,
+thins the posterior to ``n_ranked_draws`` (L) nearly independent draws and records the rank of
+each true value among them: the number of thinned draws below it, 0..L. If the program, the
+simulator and the sampler are all correct, every rank is uniform on 0..L. Ranks piled at one end
+mean biased posteriors; a U shape means posteriors that are too narrow; a hump, too wide.
+
+`run_sbc` returns one row per simulation (truths, ranks, divergences, R-hat, ESS, errors);
+`uniformity_tests`, `rank_histograms` and `divergence_breakdown` summarise it.
+``scripts/sbc.py`` prints those summaries; this module only logs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from .config import ModelConfig
+from .data import MAX_STAN_INT, CountData, from_dataframe
+from .engines import Engine, SamplerSettings, get_engine
+from .errors import ConfigError, RatepoolError
+from .fit import stan_data
+from .program import StanProgram, default_program
+
+__all__ = [
+    "SBCPrior",
+    "SBCSettings",
+    "REGIONS",
+    "draw_parameters",
+    "simulate_data",
+    "thin_draws",
+    "rank_of",
+    "run_simulation",
+    "run_sbc",
+    "ranked_parameters",
+    "rank_histograms",
+    "uniformity_tests",
+    "divergence_breakdown",
+    "fit_ran",
+]
+
+log = logging.getLogger(__name__)
+
+#: Share of the rank range counted as a "tail" on each side by the tail test.
+TAIL_SHARE_EACH_SIDE = 0.1
+
+
+@dataclass(frozen=True)
+class SBCPrior:
+    """Prior scales: ``mu ~ Exponential(mu_rate)``, ``alpha ~ HalfNormal(alpha_sd)``,
+    ``phi ~ HalfNormal(phi_sd)``. The defaults are `ModelConfig`'s defaults.
+    """
+
+    mu_rate: float = 0.1
+    alpha_sd: float = 2.0
+    phi_sd: float = 2.0
+
+    def __post_init__(self) -> None:
+        ModelConfig(mu_prior_rate=self.mu_rate, alpha_prior_sd=self.alpha_sd,
+                    overdispersion_prior_sd=self.phi_sd)  # raises ConfigError naming the scale
+
+
+@dataclass(frozen=True)
+class SBCSettings:
+    """Size of each simulated dataset and of each fit.
+
+    Parameters
+    ----------
+    n_entities, n_windows : int
+        Each dataset has ``n_entities`` entities with ``n_windows`` windows each.
+    n_ranked_draws : int
+        L, the thinned posterior draws each true value is ranked among (ranks are 0..L).
+    n_chains, n_tune, n_samples : int
+        Sampler settings of each fit (``n_samples`` per chain, before thinning).
+    target_accept : float
+        NUTS target acceptance rate.
+    parameterization : {"centered", "non_centered"}
+        Parameterization of the entity rates.
+    n_theta : int
+        How many entity rates (the first ones; entities are exchangeable) are ranked.
+    """
+
+    n_entities: int = 8
+    n_windows: int = 6
+    n_ranked_draws: int = 99
+    n_chains: int = 2
+    n_tune: int = 500
+    n_samples: int = 1000
+    target_accept: float = 0.9
+    parameterization: str = "centered"
+    n_theta: int = 3
+
+    def __post_init__(self) -> None:
+        for name, minimum in {"n_entities": 2, "n_windows": 1, "n_ranked_draws": 1,
+                              "n_theta": 0}.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ConfigError(f"SBC setting {name} must be an integer >= {minimum}, "
+                                  f"got {value!r}")
+        if self.n_theta > self.n_entities:
+            raise ConfigError(f"SBC setting n_theta ({self.n_theta}) cannot exceed n_entities "
+                              f"({self.n_entities})")
+        self.model_config(SBCPrior(), seed=0)  # sampler settings: ModelConfig's own checks
+        if self.n_chains * self.n_samples < self.n_ranked_draws:
+            raise ConfigError(
+                f"SBC needs at least n_ranked_draws={self.n_ranked_draws} posterior draws, but "
+                f"n_chains x n_samples = {self.n_chains * self.n_samples}; raise n_samples"
+            )
+
+    def model_config(self, prior: SBCPrior, seed: int) -> ModelConfig:
+        """The `ModelConfig` of one fit: these sampler settings with ``prior``'s scales."""
+        return ModelConfig(
+            n_samples=self.n_samples, n_tune=self.n_tune, n_chains=self.n_chains,
+            target_accept=self.target_accept, random_seed=seed,
+            mu_prior_rate=float(prior.mu_rate), alpha_prior_sd=float(prior.alpha_sd),
+            overdispersion_prior_sd=float(prior.phi_sd),
+            parameterization=self.parameterization,  # type: ignore[arg-type]
+            obs_predictions=False, entity_predictions=False,
+        )
+
+
+def ranked_parameters(settings: SBCSettings) -> list[str]:
+    """Names of the ranked quantities: mu, alpha, phi, theta[1]..theta[n_theta]."""
+    return ["mu", "alpha", "phi"] + [f"theta[{i + 1}]" for i in range(settings.n_theta)]
+
+
+# --------------------------------------------------------------------------------------------
+# One simulation
+
+
+def draw_parameters(rng: np.random.Generator, prior: SBCPrior, n_entities: int
+                    ) -> dict[str, Any]:
+    """One ancestral draw from the prior: mu, alpha, phi (floats) and theta (length J)."""
+    mu = rng.exponential(1.0 / prior.mu_rate)
+    alpha = abs(rng.normal(0.0, prior.alpha_sd))
+    phi = abs(rng.normal(0.0, prior.phi_sd))
+    theta = rng.gamma(shape=mu * alpha, scale=1.0 / alpha, size=n_entities)
+    return {"mu": float(mu), "alpha": float(alpha), "phi": float(phi), "theta": theta}
+
+
+def simulate_data(rng: np.random.Generator, truth: Mapping[str, Any], n_windows: int
+                  ) -> CountData:
+    """``n_windows`` NB2(theta_i, phi) counts per entity, as validated `CountData`.
+
+    Entity labels are ``e000``, ``e001``, ...; they sort in simulation order, so Stan's entity
+    i + 1 is ``truth["theta"][i]``.
+
+    Raises
+    ------
+    DataError
+        If a simulated count exceeds Stan's integer range (then the fit is recorded as failed).
+    """
+    theta = np.asarray(truth["theta"], dtype=float)
+    phi = float(truth["phi"])
+    entity = np.repeat(np.arange(len(theta)), n_windows)
+    # NB2(mean, phi) as a Gamma-Poisson mixture; lam is capped only to keep numpy's Poisson
+    # from raising, the cap being far above what passes validation anyway.
+    lam = rng.gamma(shape=phi, scale=theta[entity] / phi)
+    counts = rng.poisson(np.minimum(lam, 1e15)).astype(np.int64)
+    width = max(3, len(str(len(theta) - 1)))
+    frame = pd.DataFrame({"entity": [f"e{i:0{width}d}" for i in entity], "count": counts})
+    if counts.max(initial=0) > MAX_STAN_INT:
+        log.info("simulated count %d exceeds Stan's int range", int(counts.max()))
+    return from_dataframe(frame)
+
+
+def thin_draws(draws: np.ndarray, n_keep: int) -> np.ndarray:
+    """``n_keep`` draws evenly spaced over the chains' draws (chain, draw) concatenated."""
+    flat = np.asarray(draws, dtype=float).reshape(-1)
+    if n_keep > flat.size:
+        raise ConfigError(f"cannot keep {n_keep} draws out of {flat.size}")
+    index = np.floor(np.arange(n_keep) * (flat.size / n_keep)).astype(np.int64)
+    return flat[index]
+
+
+def rank_of(true_value: float, draws: np.ndarray, rng: np.random.Generator) -> int:
+    """Number of ``draws`` below ``true_value``, ties broken uniformly at random (0..len)."""
+    draws = np.asarray(draws, dtype=float)
+    below = int(np.sum(draws < true_value))
+    ties = int(np.sum(draws == true_value))
+    return below + (int(rng.integers(0, ties + 1)) if ties else 0)
+
+
+def _seeds(seed: int, index: int) -> tuple[np.random.Generator, int]:
+    """Simulation ``index``'s numpy generator and Stan seed (independent of the run's size)."""
+    sequence = np.random.SeedSequence(seed, spawn_key=(index,))
+    stan_seed = int(sequence.generate_state(1, dtype=np.uint32)[0] % (2**31 - 1))
+    return np.random.default_rng(sequence), stan_seed
+
+
+def run_simulation(
+    index: int,
+    *,
+    seed: int,
+    settings: SBCSettings,
+    simulator_prior: SBCPrior,
+    model_prior: SBCPrior,
+    engine: Engine,
+    program: StanProgram,
+) -> dict[str, Any]:
+    """Simulate, fit and rank once; returns one row of `run_sbc`'s table.
+
+    A fit that fails (the sampler cannot start, or the simulated data are rejected) gives a row
+    with ``error`` set and missing ranks rather than an exception.
+    """
+    rng, stan_seed = _seeds(seed, index)
+    truth = draw_parameters(rng, simulator_prior, settings.n_entities)
+    names = ranked_parameters(settings)
+    true_values = {"mu": truth["mu"], "alpha": truth["alpha"], "phi": truth["phi"],
+                   **{f"theta[{i + 1}]": float(truth["theta"][i])
+                      for i in range(settings.n_theta)}}
+    row: dict[str, Any] = {"simulation": index, "stan_seed": stan_seed}
+    row.update({f"true_{name}": value for name, value in true_values.items()})
+    row.update({f"rank_{name}": np.nan for name in names})
+    row.update(divergences=np.nan, max_treedepth_hits=np.nan, r_hat_max=np.nan,
+               ess_bulk_min=np.nan, total_count=np.nan, zero_share=np.nan, seconds=np.nan,
+               error="")
+    start = time.perf_counter()
+    try:
+        data = simulate_data(rng, truth, settings.n_windows)
+        row["total_count"] = int(data.entity_total.sum())
+        row["zero_share"] = float(np.mean(data.y == 0))
+        config = settings.model_config(model_prior, stan_seed)
+        draws = engine.sample(program, stan_data(data, config), SamplerSettings(
+            chains=config.n_chains, warmup=config.n_tune, draws=config.n_samples,
+            adapt_delta=config.target_accept, seed=stan_seed))
+    except RatepoolError as error:
+        row["error"] = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
+        row["seconds"] = time.perf_counter() - start
+        log.warning("SBC simulation %d failed: %s", index, row["error"])
+        return row
+    row["seconds"] = time.perf_counter() - start
+    posterior = {"mu": draws.variables["mu"], "alpha": draws.variables["alpha"],
+                 "phi": draws.variables["phi"],
+                 **{f"theta[{i + 1}]": draws.variables["theta"][..., i]
+                    for i in range(settings.n_theta)}}
+    for name in names:
+        thinned = thin_draws(posterior[name], settings.n_ranked_draws)
+        row[f"rank_{name}"] = rank_of(true_values[name], thinned, rng)
+    stats = draws.sample_stats
+    row["divergences"] = int(np.sum(stats["diverging"]))
+    row["max_treedepth_hits"] = int(np.sum(stats["tree_depth"] >= 10))
+    row.update(_convergence(posterior))
+    return row
+
+
+def _convergence(posterior: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """Largest R-hat (NaN for one chain) and smallest bulk ESS over mu, alpha and phi."""
+    import arviz as az
+
+    values = [np.asarray(posterior[name], dtype=float) for name in ("mu", "alpha", "phi")]
+    several_chains = values[0].shape[0] > 1
+    return {
+        "r_hat_max": max(float(az.rhat(v)) for v in values) if several_chains else np.nan,
+        "ess_bulk_min": min(float(az.ess(v, method="bulk")) for v in values),
+    }
+
+
+def run_sbc(
+    n_simulations: int,
+    *,
+    seed: int,
+    settings: SBCSettings | None = None,
+    simulator_prior: SBCPrior | None = None,
+    model_prior: SBCPrior | None = None,
+    engine: Engine | str = "pystan",
+    program: StanProgram | None = None,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+    first_simulation: int = 0,
+) -> pd.DataFrame:
+    """Run ``n_simulations`` simulate-fit-rank cycles.
+
+    Parameters
+    ----------
+    n_simulations : int
+        Number of simulations.
+    seed : int
+        Master seed; simulation i's parameters, data and sampler seed depend only on
+        (seed, i), so a larger run repeats a smaller one's first simulations.
+    settings : SBCSettings, optional
+        Dataset and sampler sizes.
+    simulator_prior, model_prior : SBCPrior, optional
+        The prior the truths are drawn from, and the prior the model is fitted with; both
+        default to the package's default priors. Making them differ is a deliberately
+        miscalibrated run, which SBC should flag.
+    engine : str or Engine
+        The Stan engine.
+    program : StanProgram, optional
+        The Stan program; the packaged one by default.
+    progress : callable, optional
+        Called with each finished row.
+    first_simulation : int
+        Index of the first simulation (to split a long run into parts).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per simulation: ``simulation``, ``stan_seed``, ``true_<name>`` and
+        ``rank_<name>`` for each of `ranked_parameters`, ``divergences``,
+        ``max_treedepth_hits``, ``r_hat_max`` and ``ess_bulk_min`` (over mu, alpha, phi),
+        ``total_count``, ``zero_share``, ``seconds`` and ``error`` (empty when the fit ran).
+    """
+    if isinstance(n_simulations, bool) or not isinstance(n_simulations, int) \
+            or n_simulations < 1:
+        raise ConfigError(f"n_simulations must be a positive integer, got {n_simulations!r}")
+    settings = settings or SBCSettings()
+    simulator_prior = simulator_prior or SBCPrior()
+    model_prior = model_prior or SBCPrior()
+    runner = get_engine(engine) if isinstance(engine, str) else engine
+    program = program or default_program()
+    runner.compile(program)
+    rows = []
+    log.info("SBC: %d simulations of %d entities x %d windows, %d chains x (%d + %d) iterations",
+             n_simulations, settings.n_entities, settings.n_windows, settings.n_chains,
+             settings.n_tune, settings.n_samples)
+    for index in range(first_simulation, first_simulation + n_simulations):
+        row = run_simulation(index, seed=seed, settings=settings,
+                             simulator_prior=simulator_prior, model_prior=model_prior,
+                             engine=runner, program=program)
+        rows.append(row)
+        log.info("SBC simulation %d: %.1f s, %s divergences%s", index, row["seconds"],
+                 row["divergences"], f", {row['error']}" if row["error"] else "")
+        if progress is not None:
+            progress(row)
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------
+# Summaries
+
+
+def fit_ran(table: pd.DataFrame) -> pd.Series:
+    """Which rows of `run_sbc`'s table are fits that ran (``error`` empty or missing)."""
+    errors = table["error"]
+    return errors.isna() | (errors.astype(object) == "")
+
+
+def _rank_columns(table: pd.DataFrame) -> list[str]:
+    return [column[len("rank_"):] for column in table.columns if column.startswith("rank_")]
+
+
+def _check_bins(n_ranked_draws: int, n_bins: int) -> None:
+    if n_bins < 2 or (n_ranked_draws + 1) % n_bins:
+        raise ConfigError(
+            f"n_bins={n_bins} must be at least 2 and divide the {n_ranked_draws + 1} possible "
+            f"ranks 0..{n_ranked_draws} evenly"
+        )
+
+
+def rank_histograms(table: pd.DataFrame, n_ranked_draws: int, n_bins: int
+                    ) -> dict[str, np.ndarray]:
+    """Counts of each parameter's ranks in ``n_bins`` equal bins of 0..L (failed fits left out)."""
+    _check_bins(n_ranked_draws, n_bins)
+    width = (n_ranked_draws + 1) // n_bins
+    histograms = {}
+    for name in _rank_columns(table):
+        ranks = table[f"rank_{name}"].dropna().to_numpy(dtype=np.int64)
+        if ranks.size and (ranks.min() < 0 or ranks.max() > n_ranked_draws):
+            raise ValueError(f"ranks of {name} outside 0..{n_ranked_draws}")
+        histograms[name] = np.bincount(ranks // width, minlength=n_bins)
+    return histograms
+
+
+def uniformity_tests(table: pd.DataFrame, n_ranked_draws: int, n_bins: int) -> pd.DataFrame:
+    """Per parameter: a chi-square test of uniform ranks and a two-sided tail test.
+
+    The chi-square test compares the ``n_bins`` bin counts with their common expectation
+    (its approximation needs roughly 5 or more simulations per bin). The tail test counts ranks
+    in the outer 10% of the range on either side, expected share 0.2, and gives the exact
+    binomial probability of at least that many; it is the one that stays valid for a handful
+    of simulations and catches ranks piled at the ends (bias, or posteriors too narrow).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by parameter: ``n`` (fits ranked), ``chi2``, ``chi2_p``, ``tail_share``,
+        ``tail_p``, ``mean_rank`` (scaled to 0..1; 0.5 expected).
+    """
+    from scipy import stats
+
+    histograms = rank_histograms(table, n_ranked_draws, n_bins)
+    tail = int(round(TAIL_SHARE_EACH_SIDE * (n_ranked_draws + 1)))
+    expected_share = 2 * tail / (n_ranked_draws + 1)
+    rows = []
+    for name, counts in histograms.items():
+        ranks = table[f"rank_{name}"].dropna().to_numpy(dtype=np.int64)
+        n = int(ranks.size)
+        if n == 0:
+            rows.append({"parameter": name, "n": 0})
+            continue
+        chi2, chi2_p = stats.chisquare(counts)
+        in_tails = int(np.sum((ranks < tail) | (ranks > n_ranked_draws - tail)))
+        rows.append({
+            "parameter": name, "n": n, "chi2": float(chi2), "chi2_p": float(chi2_p),
+            "tail_share": in_tails / n,
+            "tail_p": float(stats.binom.sf(in_tails - 1, n, expected_share)),
+            "mean_rank": float(np.mean(ranks) / n_ranked_draws),
+        })
+    return pd.DataFrame(rows).set_index("parameter")
+
+
+#: Where the simulated truth (or its data) fell, as (label, predicate on `run_sbc`'s table).
+#: Small phi (heavy overdispersion) and small mu both make most windows zero, which puts the
+#: posterior of the entity rates against theta = 0, where the centred geometry is hardest; the
+#: share of zero windows is the data-side view of the same region, and the one a user can see.
+REGIONS: list[tuple[str, Callable[[pd.DataFrame], pd.Series]]] = [
+    ("all", lambda t: pd.Series(True, index=t.index)),
+    ("phi < 0.1", lambda t: t["true_phi"] < 0.1),
+    ("mu < 1", lambda t: t["true_mu"] < 1),
+    ("alpha < 0.1", lambda t: t["true_alpha"] < 0.1),
+    ("phi < 0.1 or mu < 1", lambda t: (t["true_phi"] < 0.1) | (t["true_mu"] < 1)),
+    ("phi >= 0.1 and mu >= 1", lambda t: (t["true_phi"] >= 0.1) & (t["true_mu"] >= 1)),
+    ("data: >= 75% zero windows", lambda t: t["zero_share"] >= 0.75),
+    ("data: < 75% zero windows", lambda t: t["zero_share"] < 0.75),
+]
+
+
+def divergence_breakdown(table: pd.DataFrame) -> pd.DataFrame:
+    """Share of fits with divergences (and failed fits) by where the prior draw landed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by region: ``simulations``, ``prior_share`` (share of all simulations that
+        fell there), ``failed`` (fits that did not run), ``divergent_fits`` (fits with at least
+        one divergence), ``divergent_share`` (of the fits that ran there),
+        ``share_of_divergent`` (of all divergent fits), ``median_ess_bulk_min``.
+    """
+    ran = fit_ran(table)
+    divergent = ran & (table["divergences"].fillna(0) > 0)
+    total_divergent = int(divergent.sum())
+    rows = []
+    for label, predicate in REGIONS:
+        inside = predicate(table).astype(bool)
+        n_ran = int((inside & ran).sum())
+        n_div = int((inside & divergent).sum())
+        rows.append({
+            "region": label,
+            "simulations": int(inside.sum()),
+            "prior_share": float(inside.mean()) if len(table) else np.nan,
+            "failed": int((inside & ~ran).sum()),
+            "divergent_fits": n_div,
+            "divergent_share": n_div / n_ran if n_ran else np.nan,
+            "share_of_divergent": n_div / total_divergent if total_divergent else np.nan,
+            "median_ess_bulk_min": float(table.loc[inside & ran, "ess_bulk_min"].median())
+            if n_ran else np.nan,
+        })
+    return pd.DataFrame(rows).set_index("region")

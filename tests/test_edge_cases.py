@@ -1,0 +1,187 @@
+"""Numerical edge cases: near-Poisson data (large phi), extreme heterogeneity (small alpha),
+entities or whole datasets of zeros, huge counts, and predictive draws at huge rates. Each fit
+either works (checked against the simulation truth) or says why not in its diagnostics."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import ratepool
+from ratepool.data import MAX_STAN_INT
+from ratepool.fit import stan_data
+from ratepool.program import default_program
+from ratepool.simulate import simulate_counts
+from scipy import stats
+
+from .conftest import engine_params
+
+SMALL = ratepool.ModelConfig(n_samples=300, n_tune=300, n_chains=2)
+
+
+def _frame(counts: np.ndarray, n_windows: int) -> pd.DataFrame:
+    n_entities = len(counts) // n_windows
+    labels = np.repeat([f"e{i}" for i in range(n_entities)], n_windows)
+    return pd.DataFrame({"entity": labels, "count": np.asarray(counts, dtype=np.int64)})
+
+
+def _explains_itself(result: ratepool.FitResult) -> None:
+    """A fit that did not converge must say so, with advice; one that did must be clean."""
+    diagnostics = result.diagnostics()
+    divergences = int(result.idata.sample_stats["diverging"].sum())
+    assert diagnostics["divergences"] == divergences
+    if not diagnostics["converged"]:
+        assert diagnostics["advice"], diagnostics
+    if divergences:
+        assert any("target_accept" in line for line in diagnostics["advice"])
+
+
+def _stable_nb2_logpmf(y: int, mean: float, phi: float) -> float:
+    """log NB2(y | mean, phi) without cancellation at large phi: lgamma(y + phi) - lgamma(phi)
+    = y log(phi) + sum_j log1p(j / phi), and the rest through log1p(mean / phi)."""
+    terms = [math.log1p(j / phi) for j in range(y)]
+    return (math.fsum(terms) - math.lgamma(y + 1) + y * math.log(mean)
+            - (phi + y) * math.log1p(mean / phi))
+
+
+@pytest.mark.parametrize("engine_name", engine_params())
+@pytest.mark.parametrize("phi", [1e3, 1e5, 1e7])
+def test_near_poisson_log_density_on_both_likelihood_paths(engine_name: str, phi: float) -> None:
+    """At large phi the regrouped likelihood subtracts large lgamma terms; it must still agree
+    with a cancellation-free reference. The measured error at phi = 1e7 is about 1e-8
+    relative (round-off of terms of size phi log phi), hence the 1e-6 tolerance."""
+    engine = ratepool.get_engine(engine_name)
+    rng = np.random.default_rng(7)
+    theta = np.array([0.5, 3.0, 20.0, 60.0])
+    counts = rng.poisson(np.repeat(theta, 5))
+    data = ratepool.from_dataframe(_frame(counts, 5))
+    config = ratepool.ModelConfig(overdispersion_prior_sd=1e9)
+    mu, alpha = 5.0, 1.0
+    prior = (stats.expon.logpdf(mu, scale=1 / config.mu_prior_rate)
+             + stats.halfnorm.logpdf(alpha, scale=config.alpha_prior_sd)
+             + stats.halfnorm.logpdf(phi, scale=config.overdispersion_prior_sd)
+             + stats.gamma.logpdf(theta, a=mu * alpha, scale=1 / alpha).sum())
+    likelihood = math.fsum(_stable_nb2_logpmf(int(y), theta[i], phi)
+                           for y, i in zip(data.y, data.entity_index))
+    params = {"mu": mu, "alpha": alpha, "phi": phi, "theta": theta}
+    for path in ("sufficient", "observation"):
+        data_dict = stan_data(data, config.replace(likelihood=path), obs_predictions=False)
+        value = engine.log_density(default_program(), data_dict, params)
+        assert value == pytest.approx(prior + likelihood, rel=1e-6), path
+
+
+# --------------------------------------------------------------------------------------------
+# Fits at the edges (small sampler settings; each is checked against the simulation truth)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", engine_params())
+def test_near_poisson_data_fit(engine: str) -> None:
+    rng = np.random.default_rng(11)
+    theta = rng.gamma(4.0, 1.0, 8)
+    counts = rng.poisson(np.repeat(theta, 10))
+    result = ratepool.fit(_frame(counts, 10), SMALL, engine=engine)
+    _explains_itself(result)
+    posterior = result.idata.posterior
+    mean = posterior["theta"].mean(("chain", "draw")).to_numpy()
+    sd = posterior["theta"].std(("chain", "draw")).to_numpy()
+    # Each truth within 4 posterior sd (8 entities: a false failure has probability < 1e-3).
+    assert np.all(np.abs(mean - theta) < 4 * sd), (mean, theta, sd)
+    # Poisson data push phi above its prior (HalfNormal(2) median 1.35) by a wide margin.
+    assert float(posterior["phi"].median()) > 2.5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", engine_params())
+def test_extreme_heterogeneity_small_alpha(engine: str) -> None:
+    simulated = simulate_counts(n_entities=12, windows=8, mu=5.0, alpha=0.05, phi=2.0, seed=3)
+    result = ratepool.fit(simulated.frame, SMALL, engine=engine)
+    _explains_itself(result)
+    alpha = result.idata.posterior["alpha"].to_numpy().ravel()
+    # True alpha is 0.05; the prior's 94% interval is (0.05, 3.8). Rates spread from 1e-10 to
+    # 17 put the posterior well below 1.
+    assert np.quantile(alpha, 0.97) < 1.0
+    theta = result.idata.posterior["theta"].median(("chain", "draw")).to_numpy()
+    order = np.argsort(simulated.theta.to_numpy())
+    assert np.all(theta[order[:3]] < theta[order[-3:]].min())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", engine_params())
+def test_entities_with_only_zeros_shrink_toward_the_others(engine: str) -> None:
+    rng = np.random.default_rng(5)
+    counts = rng.poisson(3.0, 30)
+    counts[:10] = 0  # entities e0 and e1: five zero windows each
+    result = ratepool.fit(_frame(counts, 5), SMALL, engine=engine)
+    _explains_itself(result)
+    theta = result.idata.posterior["theta"]
+    assert float(theta.min()) > 0
+    zero_means = theta.sel(entity=["e0", "e1"]).mean(("chain", "draw")).to_numpy()
+    other_means = theta.sel(entity=["e2", "e3", "e4", "e5"]).mean(("chain", "draw")).to_numpy()
+    assert np.all(zero_means > 0) and zero_means.max() < other_means.min()
+    assert result.entity_summary().loc[["e0", "e1"], "shrinkage"].notna().all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", engine_params())
+def test_all_zero_data_fit_runs_and_reports_its_problems(
+        engine: str, caplog: pytest.LogCaptureFixture) -> None:
+    """All zeros leave mu and phi to their priors and put a funnel at theta = 0: the fit must
+    run, warn at load time, keep rates near 0, and either converge or say it did not."""
+    with caplog.at_level(logging.WARNING, logger="ratepool.data"):
+        result = ratepool.fit(_frame(np.zeros(30, dtype=np.int64), 5), SMALL, engine=engine)
+    assert "every count is zero" in caplog.text
+    _explains_itself(result)
+    theta = result.idata.posterior["theta"].to_numpy()
+    assert np.all(np.isfinite(theta)) and np.all(theta >= 0)
+    # Five zero windows per entity: a rate of 1 or more would make that unlikely for every
+    # entity at any phi the prior allows, so the posterior median stays well below 1.
+    assert float(np.median(theta)) < 1.0
+    y_rep = result.idata.posterior_predictive["y_rep"].to_numpy()
+    assert y_rep.dtype == np.int64 and y_rep.min() >= 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", engine_params())
+def test_huge_counts_fit_and_predict_beyond_the_int_range(engine: str) -> None:
+    rng = np.random.default_rng(9)
+    theta = np.array([1.0e9, 1.5e9, 2.0e8, 5.0e8])
+    counts = np.minimum(rng.poisson(np.repeat(theta, 6)), MAX_STAN_INT)
+    data = ratepool.from_dataframe(_frame(counts, 6))
+    assert data.entity_total.max() > MAX_STAN_INT  # totals pass through Stan as reals
+    result = ratepool.fit(data, SMALL, engine=engine)
+    _explains_itself(result)
+    median = result.idata.posterior["theta"].median(("chain", "draw")).to_numpy()
+    np.testing.assert_allclose(median, data.raw_rate(), rtol=0.5)
+    predictive = result.idata.posterior_predictive
+    y_rep = predictive["y_rep"].to_numpy()
+    assert y_rep.dtype == np.int64 and y_rep.min() >= 0
+    assert y_rep.max() > MAX_STAN_INT  # draws above Stan's int range come through intact
+    # Each entity's replicated counts average its posterior mean rate (Monte Carlo error of
+    # the mean of 600 draws is under 5% here: sd(y_rep)/rate is about 1/sqrt(phi) < 1).
+    rep_mean = np.array([y_rep[..., data.entity_index == i].mean() for i in range(4)])
+    theta_mean = result.idata.posterior["theta"].mean(("chain", "draw")).to_numpy()
+    np.testing.assert_allclose(rep_mean, theta_mean, rtol=0.2)
+    totals = predictive["y_rep_total"].to_numpy()
+    assert totals.min() >= 0 and totals.max() > MAX_STAN_INT
+    assert int(predictive["y_rep_zeros"].max()) == 0
+
+
+@pytest.mark.parametrize("engine", engine_params())
+@pytest.mark.parametrize("mu_prior_rate", [1e-12, 1e-20])
+def test_prior_predictive_draws_at_huge_rates(engine: str, mu_prior_rate: float) -> None:
+    """mu ~ Exponential(1e-12) puts rates near 1e12 and Exponential(1e-20) near 1e20:
+    predictive counts must stay non-negative integers: int64 where they fit, float64 (with a
+    logged warning) for a variable with draws beyond 2^63."""
+    frame = _frame(np.array([1, 2, 3, 4]), 2)
+    idata = ratepool.sample_prior(frame, ratepool.ModelConfig(mu_prior_rate=mu_prior_rate),
+                                  draws=200, engine=engine)
+    for name in ("y_rep", "y_pred", "y_rep_total", "y_new"):
+        values = idata.prior_predictive[name].to_numpy()
+        assert values.min() >= 0 and np.all(values == np.floor(values)), name
+        expected = np.int64 if values.max() < 2.0**63 else np.float64
+        assert values.dtype == expected, name
+    assert idata.prior_predictive["y_pred"].to_numpy().max() > 0.01 / mu_prior_rate
