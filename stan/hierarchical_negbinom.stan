@@ -96,11 +96,13 @@ transformed data {
   // likelihood paths give the same, fully normalised log density.
   real log_factorial_sum = dot_product(count_freq, lgamma(count_value_real + 1));
 
-  if (abs(sum(count_freq) - n_total) > 0.5) {
+  // Tolerances are relative: sums of doubles beyond 2^53 are not exact.
+  if (abs(sum(count_freq) - n_total) > fmax(0.5, 1e-12 * n_total)) {
     reject("count_freq sums to ", sum(count_freq), " but n_windows sums to ", n_total,
            ": the count histogram and the per-entity windows describe different data");
   }
-  if (abs(dot_product(count_freq, count_value_real) - sum(entity_total)) > 0.5) {
+  if (abs(dot_product(count_freq, count_value_real) - sum(entity_total))
+      > fmax(0.5, 1e-12 * sum(entity_total))) {
     reject("sum of count_value * count_freq is ", dot_product(count_freq, count_value_real),
            " but entity_total sums to ", sum(entity_total),
            ": the count histogram and the per-entity totals describe different data");
@@ -186,7 +188,10 @@ generated quantities {
   //   y_pred          a count in one new window;
   //   y_rep_total     replicated total over the entity's n_i windows, NB2(n_i theta, n_i phi);
   //   y_rep_zeros     replicated number of zero windows, Binomial(n_i, (phi / (theta + phi))^phi);
-  //   log_lik_entity  log NB2(S_i | n_i theta_i, n_i phi), for leave-one-entity-out LOO.
+  //   log_lik_entity  log NB2(S_i | n_i theta_i, n_i phi): the log density of the entity's TOTAL,
+  //                   for LOO over "predict an entity's total". It is not the joint density of
+  //                   the entity's windows (S_i is sufficient for theta_i but not for phi); with
+  //                   the rows, summing log_lik over the entity's rows gives that.
   array[entity_predictions ? J : 0] real y_pred;
   array[entity_predictions ? J : 0] real y_rep_total;
   array[entity_predictions ? J : 0] int y_rep_zeros;

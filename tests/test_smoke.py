@@ -25,6 +25,14 @@ def test_example_fit_structure(engine: str, example_data: ratepool.CountData) ->
     assert idata.posterior_predictive["y_rep"].dtype == np.int64
     assert idata.posterior_predictive["y_rep"].shape == (2, 300, example_data.n_windows_total)
     assert idata.prior["mu"].shape == (1, 100)
+    # leave-one-entity-out log likelihood: the rows' pointwise values summed per entity
+    log_lik = idata.log_likelihood
+    by_entity = log_lik["entity_windows"].values
+    rows = log_lik["y"].values
+    for i in (0, 17, example_data.n_entities - 1):
+        mask = example_data.entity_index == i
+        np.testing.assert_allclose(by_entity[..., i], rows[..., mask].sum(axis=-1))
+    assert list(log_lik["entity_windows"].dims) == ["chain", "draw", "entity"]
     diagnostics = result.diagnostics()
     assert diagnostics["converged"]
     table = result.entity_summary()

@@ -109,7 +109,8 @@ def read_labels(path: str | Path, n_entities: int) -> pd.DataFrame:
             f"label table {path} does not exist; it is written by 'ratepool export-data' next "
             "to the data JSON (give it with --labels)"
         )
-    table = pd.read_csv(path)
+    # Labels as text first ("NA" and "007" are labels, not missing values or the number 7).
+    table = pd.read_csv(path, dtype={"entity": str}, keep_default_na=False)
     missing = [c for c in LABEL_COLUMNS if c not in table.columns]
     if missing:
         raise DataError(f"label table {path} has no column(s) {missing}; expected "
@@ -123,7 +124,20 @@ def read_labels(path: str | Path, n_entities: int) -> pd.DataFrame:
         )
     if table["entity"].isna().any() or table["entity"].duplicated().any():
         raise DataError(f"label table {path}: column 'entity' has missing or repeated labels")
+    table["entity"] = _restore_numeric_labels(table["entity"])
     return table
+
+
+def _restore_numeric_labels(labels: pd.Series) -> pd.Series:
+    """Integer labels back as integers when every label is one written canonically ("7", not
+    "007"); otherwise the labels stay text."""
+    try:
+        numbers = [int(label) for label in labels]
+    except ValueError:
+        return labels
+    if all(str(number) == label for number, label in zip(numbers, labels)):
+        return pd.Series(numbers, index=labels.index, name=labels.name)
+    return labels
 
 
 def read_stan_data(
@@ -327,7 +341,7 @@ def read_cmdstan_csv(paths: Sequence[str | Path]) -> CmdStanRun:
 
 def _saved_warmup(settings: dict[str, Any]) -> int:
     """How many warmup draws a file holds before its sampling draws."""
-    if not settings.get("sample.save_warmup") or not settings.get("sample.adapt.engaged", True):
+    if not settings.get("sample.save_warmup"):
         return 0
     if settings.get("sample.algorithm") == "fixed_param":
         return 0
@@ -337,7 +351,8 @@ def _saved_warmup(settings: dict[str, Any]) -> int:
 
 def check_ratepool_run(run: CmdStanRun, stan_data: dict[str, Any]) -> None:
     """Raise `DataError` unless the CSVs are a posterior run of ratepool's program on this data."""
-    missing = [name for name in (*PARAMETERS, "theta") if name not in run.draws.variables]
+    rates = "theta_from_raw" if "theta_from_raw" in run.draws.variables else "theta"
+    missing = [name for name in (*PARAMETERS, rates) if name not in run.draws.variables]
     if missing:
         raise DataError(
             f"the CSVs have no {missing}: they are not output of ratepool's Stan program "
@@ -349,7 +364,7 @@ def check_ratepool_run(run: CmdStanRun, stan_data: dict[str, Any]) -> None:
     if run.setting("sample.algorithm") == "fixed_param":
         raise DataError("the CSVs come from the fixed_param sampler, not NUTS; there is no "
                         "posterior to report")
-    width = run.draws.variables["theta"].shape[-1]
+    width = run.draws.variables[rates].shape[-1]
     if width != int(stan_data["J"]):
         raise DataError(f"the CSVs have {width} theta columns but the data JSON has "
                         f"J = {stan_data['J']}: they belong to different data")

@@ -27,7 +27,8 @@ PREDICTIVE_COUNTS = ("y_rep", "y_pred", "y_rep_total", "y_rep_zeros", "y_new")
 #: Dims of every output variable, by its name in the InferenceData (same in every group).
 DIMS: dict[str, list[str]] = {
     **{name: ["entity"] for name in ("theta", "y_pred", "y_rep_total", "y_rep_zeros",
-                                     "entity_total", "entity_zeros", "n_windows")},
+                                     "entity_total", "entity_zeros", "n_windows",
+                                     "entity_windows")},
     **{name: ["obs"] for name in ("y_rep", "y", "entity_index")},
 }
 #: Stan names of the exact prior draws (size-1 arrays for the scalars).
@@ -80,7 +81,9 @@ def build_inference_data(
 
     Groups: ``posterior`` (mu, alpha, phi, theta[entity], theta_new),
     ``posterior_predictive`` (y_rep[obs], y_pred / y_rep_total / y_rep_zeros [entity], y_new;
-    integer dtype), ``log_likelihood`` (y[obs], entity_total[entity]), ``sample_stats``,
+    integer dtype), ``log_likelihood`` (y[obs]; entity_windows[entity], the sum of y's over
+    the entity's rows, for leave-one-entity-out LOO; entity_total[entity], the log density of
+    the entity's total), ``sample_stats``,
     ``observed_data`` (y[obs], entity_total and entity_zeros [entity]), ``constant_data``
     (n_windows[entity], entity_index[obs], 1-based); with ``prior``: ``prior`` and
     ``prior_predictive``.
@@ -93,12 +96,15 @@ def build_inference_data(
     variables = dict(draws.variables)
     if "theta_from_raw" in variables:  # the non-centred parameterisation's entity rates
         variables["theta"] = variables.pop("theta_from_raw")
+    if "log_lik" in variables and data.has_rows:
+        variables["log_lik_by_entity"] = _sum_by_entity(variables["log_lik"], data)
     groups: dict[str, Any] = {
         "posterior": _pick(variables, {name: name for name in
                                              (*PARAMETERS, "theta", "theta_new")}),
         "posterior_predictive": _pick(variables, predictive),
         "log_likelihood": _pick(variables, {"y": "log_lik",
-                                                  "entity_total": "log_lik_entity"}),
+                                             "entity_total": "log_lik_entity",
+                                             "entity_windows": "log_lik_by_entity"}),
         "sample_stats": draws.sample_stats,
         "observed_data": _observed(data),
         "constant_data": _constant(data),
@@ -113,6 +119,13 @@ def build_prior_data(prior: Draws, data: CountData) -> az.InferenceData:
     """InferenceData holding only ``prior`` and ``prior_predictive`` (and the data groups)."""
     empty = Draws(variables={}, sample_stats={}, engine=prior.engine)
     return build_inference_data(empty, data, prior=prior)
+
+
+def _sum_by_entity(log_lik: np.ndarray, data: CountData) -> np.ndarray:
+    """(chain, draw, obs) pointwise log likelihood summed over each entity's rows."""
+    order = np.argsort(data.entity_index, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(data.n_windows)[:-1]])
+    return np.add.reduceat(log_lik[..., order], starts, axis=-1)
 
 
 def _from_dict(groups: dict[str, Any], coords: dict[str, Any]) -> az.InferenceData:

@@ -53,7 +53,7 @@ from .inference import PARAMETERS
 from .prior import prior_predictive_check
 from .program import default_program
 from .summary import HDI_PROB
-from .tempdirs import make_owned_dir, pid_alive
+from .tempdirs import current_umask, make_owned_dir, pid_alive
 
 __all__ = [
     "FILES",
@@ -104,20 +104,13 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     try:
         with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
             stream.write(text)
-        os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes it private; give it normal rights
+        os.chmod(temp, 0o666 & ~current_umask())  # mkstemp makes it private; give it normal rights
         os.replace(temp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
         raise
     return path
-
-
-def _umask() -> int:
-    """The process's file creation mask (read by setting and restoring it)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def _recover_previous(target: Path) -> None:
@@ -154,7 +147,7 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     _recover_previous(target)
     staging = make_owned_dir(target.parent, f".{target.name}.new-")
     try:
-        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes it private
+        os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes it private
         yield staging
         old = None
         if target.exists():

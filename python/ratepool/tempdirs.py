@@ -17,9 +17,16 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["make_owned_dir", "owned_tempdir", "sweep_stale", "pid_alive"]
+__all__ = ["make_owned_dir", "owned_tempdir", "sweep_stale", "pid_alive", "current_umask"]
 
 log = logging.getLogger(__name__)
+
+
+def current_umask() -> int:
+    """The process's file creation mask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def pid_alive(pid: int) -> bool:
@@ -55,7 +62,7 @@ def sweep_stale(parent: str | Path, prefix: str) -> list[Path]:
 
 
 def make_owned_dir(parent: str | Path, prefix: str) -> Path:
-    """Sweep stale siblings, then create ``parent/<prefix><pid>-<random>`` (mode per umask)."""
+    """Sweep stale siblings, then create ``parent/<prefix><pid>-<random>`` (mode 0700)."""
     sweep_stale(parent, prefix)
     path = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent))
     return path

@@ -18,9 +18,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import CompileError, EngineNotFoundError, SamplingError
+from ..errors import CompileError, EngineError, EngineNotFoundError, SamplingError
 from ..program import StanProgram, cache_root
-from ..tempdirs import make_owned_dir, owned_tempdir
+from ..tempdirs import current_umask, make_owned_dir, owned_tempdir
 from .base import Draws, Engine, SamplerSettings, shorten, split_sample_stats, tail
 
 __all__ = ["CmdStanEngine", "find_cmdstan", "CMDSTAN_INSTALL_HINT"]
@@ -32,6 +32,10 @@ CMDSTAN_INSTALL_HINT = (
     "conda-forge cmdstan'), or point the CMDSTAN environment variable at an installation; "
     "or use engine='pystan'"
 )
+
+
+#: Digits CmdStan writes (its default, 6, would round draws and predictive counts).
+_SIG_FIGS = 18
 
 
 def find_cmdstan() -> Path | None:
@@ -80,8 +84,9 @@ class CmdStanEngine(Engine):
 
     # -- compile -------------------------------------------------------------------------
     def _exe_path(self, program: StanProgram) -> Path:
+        # A fixed name: the cache key is the program's content, whatever its file is called.
         directory = cache_root() / f"cmdstan-{self.version}" / program.sha256[:20]
-        return directory / (program.name + (".exe" if os.name == "nt" else ""))
+        return directory / ("model" + (".exe" if os.name == "nt" else ""))
 
     def compile(self, program: StanProgram) -> bool:
         exe = self._exe_path(program)
@@ -90,7 +95,8 @@ class CmdStanEngine(Engine):
         exe.parent.parent.mkdir(parents=True, exist_ok=True)
         build_dir = make_owned_dir(exe.parent.parent, ".build-")
         try:
-            stan_file = build_dir / program.path.name
+            os.chmod(build_dir, 0o777 & ~current_umask())  # a cache others may share, not a private dir
+            stan_file = build_dir / "model.stan"
             stan_file.write_text(program.code, encoding="utf-8")
             log.info("compiling %s with CmdStan %s", program.path.name, self.version)
             start = time.perf_counter()
@@ -99,6 +105,8 @@ class CmdStanEngine(Engine):
             except (ValueError, RuntimeError) as error:
                 raise CompileError(f"CmdStan could not compile {program.path}:\n{error}") from None
             log.info("compiled in %.1f s", time.perf_counter() - start)
+            if exe.parent.exists() and not exe.is_file():
+                shutil.rmtree(exe.parent, ignore_errors=True)  # a damaged entry: replace it
             try:
                 build_dir.rename(exe.parent)
             except OSError:
@@ -132,6 +140,7 @@ class CmdStanEngine(Engine):
                     adapt_delta=None if settings.fixed_param else settings.adapt_delta,
                     fixed_param=settings.fixed_param,
                     output_dir=str(run_dir),
+                    sig_figs=_SIG_FIGS,
                     show_progress=settings.show_progress,
                 )
             except (RuntimeError, ValueError) as error:
@@ -167,8 +176,11 @@ class CmdStanEngine(Engine):
             data_file.write_text(json.dumps(dict(data)), encoding="utf-8")
             params_file = run_dir / "params.json"
             params_file.write_text(json.dumps(values), encoding="utf-8")
-            frame = model.log_prob(params=str(params_file), data=str(data_file),
-                                   jacobian=jacobian)
+            try:
+                frame = model.log_prob(params=str(params_file), data=str(data_file),
+                                       jacobian=jacobian, sig_figs=_SIG_FIGS)
+            except (RuntimeError, ValueError) as error:
+                raise EngineError(f"CmdStan's log_prob failed: {shorten(str(error))}") from None
         return float(frame["lp__"].iloc[0])
 
     def versions(self) -> dict[str, str]:
