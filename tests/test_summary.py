@@ -5,7 +5,6 @@ from __future__ import annotations
 import arviz as az
 import numpy as np
 import pandas as pd
-import pytest
 
 import ratepool
 from ratepool.summary import entity_summary
