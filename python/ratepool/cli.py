@@ -26,7 +26,7 @@ from .cmdstan_csv import (
 )
 from .config import ENGINES, ModelConfig
 from .data import CountData, load_counts
-from .diagnostics import PROBLEM, format_diagnostics, get_model_diagnostics
+from .diagnostics import PROBLEM, format_diagnostics
 from .errors import RatepoolError
 from .fit import DEFAULT_PRIOR_DRAWS, FitResult, fit, sample_prior, stan_data
 from .inference import PARAMETERS
@@ -249,7 +249,7 @@ def _print_result(result: FitResult) -> None:
         draws = result.idata.posterior[name]
         print(f"  {name:<6}{float(draws.mean()):10.3f}{float(draws.std()):10.3f}")
     print("\nDiagnostics:")
-    print(format_diagnostics(get_model_diagnostics(result.idata)))
+    print(format_diagnostics(result.diagnostics()))
     print("\nEntities:")
     with pd.option_context("display.max_rows", 200, "display.width", 120):
         print(result.entity_summary().round(3).to_string())

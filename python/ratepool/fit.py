@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from dataclasses import dataclass, field
@@ -51,14 +52,20 @@ class FitResult:
     engine: str
     versions: dict[str, str] = field(default_factory=dict)
     sampling_seconds: float = 0.0
+    _computed: dict[str, Any] = field(default_factory=dict, init=False, repr=False,
+                                      compare=False)
 
     def diagnostics(self) -> dict[str, Any]:
-        """`get_model_diagnostics` of this fit."""
-        return get_model_diagnostics(self.idata)
+        """`get_model_diagnostics` of this fit (computed once; a copy)."""
+        if "diagnostics" not in self._computed:
+            self._computed["diagnostics"] = get_model_diagnostics(self.idata)
+        return copy.deepcopy(self._computed["diagnostics"])
 
     def entity_summary(self) -> pd.DataFrame:
-        """`entity_summary` of this fit (one row per entity label)."""
-        return entity_summary(self.idata, self.data)
+        """`entity_summary` of this fit, one row per entity label (computed once; a copy)."""
+        if "entity_summary" not in self._computed:
+            self._computed["entity_summary"] = entity_summary(self.idata, self.data)
+        return self._computed["entity_summary"].copy()
 
     def mapping_table(self) -> pd.DataFrame:
         """Entity label <-> 1-based Stan index."""

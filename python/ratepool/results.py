@@ -46,7 +46,6 @@ import pandas as pd
 from . import plots, report
 from .cmdstan_csv import file_sha256
 from .config import ModelConfig
-from .diagnostics import get_model_diagnostics
 from .errors import RatepoolError
 from .fit import FitResult
 from .inference import PARAMETERS
@@ -330,7 +329,7 @@ def write_results(
     """
     out = Path(out)
     idata = result.idata
-    diagnostics = get_model_diagnostics(idata)
+    diagnostics = result.diagnostics()
     entities = result.entity_summary()
     population = population_summary(idata)
     prior_check = prior_predictive_check(idata) if "prior_predictive" in idata.groups() else None
