@@ -58,9 +58,12 @@ functions {
   }
 
   // log NegBinomial2(y | mean, phi) for a real-valued count y (entity totals may exceed int).
+  // Written without cancelling terms: lgamma(y + phi) - lgamma(phi) - lgamma(y + 1) is
+  // -log(y) - lbeta(phi, y) (Stan's lbeta is accurate for large arguments), and
+  // phi log(phi / (mean + phi)) is -phi log1p(mean / phi).
   real nb2_total_loglik(real y, real mean, real phi) {
-    return lgamma(y + phi) - lgamma(phi) - lgamma(y + 1)
-           + phi * (log(phi) - log(mean + phi)) + y * (log(mean) - log(mean + phi));
+    real log_binomial = y > 0 ? -log(y) - lbeta(phi, y) : 0;
+    return log_binomial - (phi + y) * log1p(mean / phi) + y * (log(mean) - log(phi));
   }
 }
 
@@ -92,9 +95,27 @@ transformed data {
   vector[J] n_windows_real = to_vector(n_windows);
   real n_total = sum(n_windows_real);
   vector[K] count_value_real = to_vector(count_value);
-  // sum_n lgamma(y_n + 1): the data-only constant of the likelihood, kept so that both
-  // likelihood paths give the same, fully normalised log density.
-  real log_factorial_sum = dot_product(count_freq, lgamma(count_value_real + 1));
+  real grand_total = sum(entity_total);
+  // The positive count values and their frequencies (zero windows add nothing to the
+  // binomial-coefficient part of the likelihood), and sum_n log(y_n) over positive windows:
+  // the data-only constant, kept so that both paths give the same normalised log density.
+  int K_positive = 0;
+  for (k in 1:K) {
+    K_positive += count_value[k] > 0;
+  }
+  vector[K_positive] positive_value;
+  vector[K_positive] positive_freq;
+  {
+    int next = 1;
+    for (k in 1:K) {
+      if (count_value[k] > 0) {
+        positive_value[next] = count_value[k];
+        positive_freq[next] = count_freq[k];
+        next += 1;
+      }
+    }
+  }
+  real log_positive_value_sum = dot_product(positive_freq, log(positive_value));
 
   // Tolerances are relative: sums of doubles beyond 2^53 are not exact.
   if (abs(sum(count_freq) - n_total) > fmax(0.5, 1e-12 * n_total)) {
@@ -148,15 +169,18 @@ model {
 
   if (!prior_only) {
     if (use_sufficient_stats) {
-      // sum over all windows of log NB2(y | theta_i, phi), regrouped by entity and by count value:
-      //   sum_k m_k lgamma(k + phi) - N lgamma(phi) - sum_n lgamma(y_n + 1)
-      //   + sum_i [ n_i phi log(phi) - (n_i phi + S_i) log(theta_i + phi) + S_i log(theta_i) ]
+      // sum over all windows of log NB2(y | theta_i, phi), regrouped by count value and entity:
+      //   sum_k m_k [lgamma(k + phi) - lgamma(phi) - lgamma(k + 1)]
+      //   + sum_i [ n_i phi log(phi / (theta_i + phi)) + S_i log(theta_i / (theta_i + phi)) ]
+      // written without terms that cancel at large phi * N (N phi log(phi) against
+      // sum_i n_i phi log(theta_i + phi)):
+      //   lgamma(k + phi) - lgamma(phi) - lgamma(k + 1) = -log(k) - lbeta(phi, k)   (k > 0; 0 at k = 0)
+      //   log(phi / (theta + phi)) = -log1p(theta / phi)
+      //   log(theta / (theta + phi)) = log(theta) - log(phi) - log1p(theta / phi)
       // (rate = theta)
-      target += dot_product(count_freq, lgamma(count_value_real + phi))
-                - n_total * lgamma(phi) - log_factorial_sum
-                + n_total * phi * log(phi)
-                - dot_product(n_windows_real * phi + entity_total, log(rate + phi))
-                + dot_product(entity_total, log(rate));
+      target += -log_positive_value_sum - dot_product(positive_freq, lbeta(phi, positive_value))
+                - dot_product(n_windows_real * phi + entity_total, log1p(rate / phi))
+                + dot_product(entity_total, log(rate)) - grand_total * log(phi);
     } else {
       // Reference path: one term per observation.
       target += neg_binomial_2_lpmf(y | rate[entity], phi);
@@ -234,7 +258,7 @@ generated quantities {
       for (i in 1:J) {
         y_pred[i] = nb2_count_rng(theta_g[i], phi_g);
         y_rep_total[i] = nb2_count_rng(n_windows[i] * theta_g[i], n_windows[i] * phi_g);
-        y_rep_zeros[i] = binomial_rng(n_windows[i], exp(phi_g * (log(phi_g) - log(theta_g[i] + phi_g))));
+        y_rep_zeros[i] = binomial_rng(n_windows[i], exp(-phi_g * log1p(theta_g[i] / phi_g)));
         if (!prior_only) {
           log_lik_entity[i] = nb2_total_loglik(entity_total[i], n_windows[i] * theta_g[i],
                                                n_windows[i] * phi_g);

@@ -73,6 +73,81 @@ def test_near_poisson_log_density_on_both_likelihood_paths(engine_name: str, phi
         assert value == pytest.approx(prior + likelihood, rel=1e-6), path
 
 
+def _large_aggregated_panel(theta: np.ndarray, windows_each: int, seed: int
+                            ) -> ratepool.CountData:
+    """Sufficient statistics of ``windows_each`` Poisson(theta_i) windows per entity, drawn
+    as multinomial counts of each value (no rows are materialised)."""
+    rng = np.random.default_rng(seed)
+    values = np.arange(0, int(theta.max() * 3 + 30))
+    per_entity = [rng.multinomial(windows_each, stats.poisson.pmf(values, t) /
+                                  stats.poisson.pmf(values, t).sum()) for t in theta]
+    freq = np.sum(per_entity, axis=0)
+    entities = pd.DataFrame({"entity": [f"e{i}" for i in range(len(theta))],
+                             "n_windows": windows_each,
+                             "total_count": [int(values @ c) for c in per_entity]})
+    return ratepool.from_aggregates(entities, pd.DataFrame({"value": values,
+                                                            "frequency": freq}))
+
+
+def _mpmath_loglik(data: ratepool.CountData, theta: np.ndarray, phi: float) -> float:
+    """sum over windows of log NB2(y | theta_i, phi) at 50 significant digits, from the
+    sufficient statistics: the algebra is exact, so only the arithmetic differs from Stan."""
+    mpmath = pytest.importorskip("mpmath")
+    with mpmath.workdps(50):
+        phi_mp = mpmath.mpf(phi)
+        total = mpmath.mpf(0)
+        for value, freq in zip(data.count_value.tolist(), data.count_freq.tolist()):
+            total += freq * (mpmath.loggamma(value + phi_mp) - mpmath.loggamma(phi_mp)
+                             - mpmath.loggamma(value + 1))
+        for n_i, s_i, t in zip(data.n_windows.tolist(), data.entity_total.tolist(),
+                               theta.tolist()):
+            t = mpmath.mpf(t)
+            total += (n_i * phi_mp * (mpmath.log(phi_mp) - mpmath.log(t + phi_mp))
+                      + s_i * (mpmath.log(t) - mpmath.log(t + phi_mp)))
+        return float(total)
+
+
+@pytest.mark.parametrize("engine_name", engine_params())
+def test_sufficient_likelihood_at_large_phi_and_n_against_mpmath(engine_name: str) -> None:
+    """phi = 1e4 and N = 1e7 windows: the regrouped likelihood's terms of size N phi log phi
+    (~1e12) must not cancel. Written with log1p it keeps the absolute error to the round-off
+    of O(J + K) terms of size ~1e4..1e8 (< 1e-6); the cancelling form lost ~1e-4."""
+    engine = ratepool.get_engine(engine_name)
+    theta = np.array([0.3, 2.0, 7.5, 40.0])
+    phi = 1e4
+    data = _large_aggregated_panel(theta, windows_each=2_500_000, seed=21)
+    assert data.n_windows_total == 10_000_000
+    config = ratepool.ModelConfig(overdispersion_prior_sd=1e9)
+    mu, alpha = 5.0, 1.0
+    prior = (stats.expon.logpdf(mu, scale=1 / config.mu_prior_rate)
+             + stats.halfnorm.logpdf(alpha, scale=config.alpha_prior_sd)
+             + stats.halfnorm.logpdf(phi, scale=config.overdispersion_prior_sd)
+             + stats.gamma.logpdf(theta, a=mu * alpha, scale=1 / alpha).sum())
+    expected = _mpmath_loglik(data, theta, phi)
+    value = engine.log_density(default_program(), stan_data(data, config),
+                               {"mu": mu, "alpha": alpha, "phi": phi, "theta": theta})
+    assert abs((value - prior) - expected) < 1e-6, (value - prior - expected, expected)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", engine_params())
+def test_entity_log_lik_matches_scipy_per_draw(engine: str) -> None:
+    """log_lik_entity is log NB2(S_i | n_i theta_i, n_i phi) at every draw (the program's
+    nb2_total_loglik, written with lbeta and log1p), here against scipy's pmf."""
+    rng = np.random.default_rng(4)
+    counts = rng.negative_binomial(2.0, 2.0 / (2.0 + np.repeat([0.2, 3.0, 40.0], 6)))
+    result = ratepool.fit(_frame(counts, 6), SMALL.replace(n_samples=100, n_tune=200),
+                          engine=engine)
+    posterior = result.idata.posterior
+    theta = posterior["theta"].to_numpy()
+    phi = posterior["phi"].to_numpy()[..., None]
+    n_i = result.data.n_windows[None, None, :]
+    s_i = result.data.entity_total[None, None, :]
+    expected = stats.nbinom.logpmf(s_i, n=n_i * phi, p=phi / (phi + theta))
+    log_lik = result.idata.log_likelihood["entity_total"].to_numpy()
+    np.testing.assert_allclose(log_lik, expected, rtol=1e-9, atol=1e-9)
+
+
 # --------------------------------------------------------------------------------------------
 # Fits at the edges (small sampler settings; each is checked against the simulation truth)
 
