@@ -6,6 +6,16 @@
 //   theta_i ~ Gamma(shape = mu * alpha, rate = alpha)          i = 1..J
 //   y_ij    ~ NegBinomial2(mean = theta_i, dispersion = phi)   j = 1..n_i
 //
+// Options, each off by default (with all of them off the program is the model above, draw for
+// draw):
+//   exposure        y_ij ~ NegBinomial2(E_ij * theta_i, phi): theta_i is then a rate per unit
+//                   of exposure (E_ij = 1 gives the model above).
+//   covariates      mu_i = mu * exp(x_i' beta), beta ~ Normal(0, beta_sd), x_i centred and
+//                   scaled by ratepool; theta_i ~ Gamma(mu_i * alpha, alpha), so E[theta_i] =
+//                   mu_i and Var(theta_i) = mu_i / alpha (P = 0 gives mu_i = mu).
+//   zero-inflation  y_ij ~ pi * [y = 0] + (1 - pi) * NegBinomial2(E_ij * theta_i, phi),
+//                   pi ~ Beta(1, 1): a share pi of windows are structural zeros.
+//
 // The target is the exact, fully normalised joint log density (every `target +=` keeps its
 // constants, and the half-normals include their factor 2), so log_prob without the Jacobian
 // equals sum of scipy log densities.
@@ -29,7 +39,18 @@
 //     "non_centered": 0,             1: sample theta_raw = alpha * theta ~ Gamma(mu * alpha, 1)
 //                                    (the rates are then output as theta_from_raw)
 //     "obs_predictions": 1,          1: y_rep and log_lik per observation (N numbers each per draw)
-//     "entity_predictions": 1        1: per-entity predictive counts, totals, zeros and log_lik
+//     "entity_predictions": 1,       1: per-entity predictive counts, totals, zeros and log_lik
+//     "has_exposure": 0,             1: "exposure" holds E_ij for each of the N rows
+//     "exposure": [],
+//     "zero_inflation": 0,           1: the zero-inflated likelihood (parameter pi)
+//     "G": 0,                        groups of windows sharing (entity, exposure); used (G > 0)
+//     "group_entity": [],            whenever exposure or zero-inflation is on:
+//     "group_exposure": [],            entity index, exposure value E_g,
+//     "group_windows": [],             windows n_g, zero windows z_g and total count S_g of
+//     "group_zeros": [],               each group (without exposure: one group per entity,
+//     "group_total": [],               E_g = 1)
+//     "P": 0, "X": [[], [], []],     entity covariates, J x P, centred and scaled
+//     "beta_sd": 1.0                 prior sd of each coefficient beta_p
 //   }
 // e.g.  ./hierarchical_negbinom sample num_warmup=1000 num_samples=2000 \
 //           adapt delta=0.9 data file=data.json random seed=42 output file=out.csv
@@ -55,6 +76,14 @@ functions {
       return poisson_rng(lambda);
     }
     return fmax(0, round(normal_rng(lambda, sqrt(lambda))));
+  }
+
+  // One draw from the zero-inflated NegBinomial2: a structural zero with probability pi.
+  real zinb2_count_rng(real mean, real phi, real pi) {
+    if (bernoulli_rng(pi)) {
+      return 0;
+    }
+    return nb2_count_rng(mean, phi);
   }
 
   // log NegBinomial2(y | mean, phi) for a real-valued count y (entity totals may exceed int).
@@ -88,6 +117,20 @@ data {
   int<lower=0, upper=1> non_centered;
   int<lower=0, upper=1> obs_predictions;
   int<lower=0, upper=1> entity_predictions;
+
+  // Options (see the top of the file); all off gives the base model.
+  int<lower=0, upper=1> has_exposure;
+  vector<lower=0>[has_exposure ? N : 0] exposure;
+  int<lower=0, upper=1> zero_inflation;
+  int<lower=0> G;
+  array[G] int<lower=1, upper=J> group_entity;
+  vector<lower=0>[G] group_exposure;
+  array[G] int<lower=1> group_windows;
+  array[G] int<lower=0> group_zeros;
+  vector<lower=0>[G] group_total;
+  int<lower=0> P;
+  matrix[J, P] X;
+  real<lower=0> beta_sd;
 }
 
 transformed data {
@@ -117,6 +160,16 @@ transformed data {
   }
   real log_positive_value_sum = dot_product(positive_freq, log(positive_value));
 
+  // Grouped sufficient statistics (exposure or zero-inflation): windows sharing an entity and
+  // an exposure value have the same mean E_g * theta_i, so the likelihood needs per group only
+  // n_g, z_g (zero windows) and S_g, plus the global histogram: O(G + K) per gradient.
+  int grouped = G > 0;
+  vector[G] group_windows_real = to_vector(group_windows);
+  vector[G] group_zeros_real = to_vector(group_zeros);
+  vector[G] group_nonzero = group_windows_real - group_zeros_real;
+  real total_nonzero = sum(group_nonzero);
+  vector[G] group_log_exposure = log(group_exposure);
+
   // Tolerances are relative: sums of doubles beyond 2^53 are not exact.
   if (abs(sum(count_freq) - n_total) > fmax(0.5, 1e-12 * n_total)) {
     reject("count_freq sums to ", sum(count_freq), " but n_windows sums to ", n_total,
@@ -136,6 +189,29 @@ transformed data {
     reject("obs_predictions = 1 needs every observation: N = ", N,
            " but n_windows sums to ", n_total);
   }
+  if ((has_exposure || zero_inflation) && use_sufficient_stats && !grouped) {
+    reject("exposure and zero-inflation need the grouped statistics (G > 0) ",
+           "on the sufficient path; G = 0");
+  }
+  if (grouped) {
+    if (abs(sum(group_windows_real) - n_total) > 0.5) {
+      reject("group_windows sums to ", sum(group_windows_real), " but n_windows sums to ",
+             n_total, ": the groups and the entities describe different windows");
+    }
+    if (abs(sum(group_total) - grand_total) > fmax(0.5, 1e-12 * grand_total)) {
+      reject("group_total sums to ", sum(group_total), " but entity_total sums to ",
+             grand_total, ": the groups and the entities describe different windows");
+    }
+    if (min(group_nonzero) < 0) {
+      reject("a group has more zero windows (group_zeros) than windows (group_windows)");
+    }
+    if (min(group_exposure) <= 0) {
+      reject("group_exposure must be positive");
+    }
+  }
+  if (has_exposure && N > 0 && min(exposure) <= 0) {
+    reject("exposure must be positive");
+  }
 }
 
 parameters {
@@ -149,6 +225,8 @@ parameters {
   // (theta is not a transformed parameter: that would write the J rates twice per draw.)
   vector<lower=0>[non_centered ? 0 : J] theta;      // the entity rates, sampled directly
   vector<lower=0>[non_centered ? J : 0] theta_raw;  // alpha * theta; theta is then theta_from_raw
+  vector[P] beta;                                    // log rate ratio per covariate unit (scaled)
+  array[zero_inflation] real<lower=0, upper=1> pi;   // share of structural zeros
 }
 
 model {
@@ -160,15 +238,56 @@ model {
   target += normal_lpdf(alpha | 0, alpha_sd) + log2();
   target += normal_lpdf(phi | 0, phi_sd) + log2();
 
-  // Entity rates, partially pooled toward mu.
-  if (non_centered) {
-    target += gamma_lpdf(theta_raw | mu * alpha, 1);
+  if (P > 0) {
+    target += normal_lpdf(beta | 0, beta_sd);
+  }
+  if (zero_inflation) {
+    target += beta_lpdf(pi[1] | 1, 1);  // uniform: adds 0, kept to state the prior
+  }
+
+  // Entity rates, partially pooled toward mu (toward mu_i = mu * exp(x_i' beta) with covariates).
+  if (P == 0) {
+    if (non_centered) {
+      target += gamma_lpdf(theta_raw | mu * alpha, 1);
+    } else {
+      target += gamma_lpdf(theta | mu * alpha, alpha);
+    }
   } else {
-    target += gamma_lpdf(theta | mu * alpha, alpha);
+    vector[J] shape = mu * alpha * exp(X * beta);
+    if (non_centered) {
+      target += gamma_lpdf(theta_raw | shape, 1);
+    } else {
+      target += gamma_lpdf(theta | shape, alpha);
+    }
   }
 
   if (!prior_only) {
-    if (use_sufficient_stats) {
+    if (use_sufficient_stats && grouped) {
+      // The same regrouping over groups g = (entity, exposure) with mean m_g = E_g theta_i:
+      // a window with count y > 0 adds -log(y) - lbeta(phi, y) (from the histogram)
+      // + log NB2(0 | m_g, phi) + y [log(m_g) - log(phi) - log1p(m_g / phi)], where
+      // log NB2(0 | m, phi) = -phi log1p(m / phi); a zero window adds log NB2(0 | m_g, phi).
+      // With zero-inflation a positive window adds log1m(pi) more, and a zero window adds
+      // log(pi + (1 - pi) NB2(0 | m_g, phi)) instead.
+      vector[G] group_mean = group_exposure .* rate[group_entity];
+      vector[G] log1p_mean = log1p(group_mean / phi);
+      vector[G] log_p0 = -phi * log1p_mean;
+      target += -log_positive_value_sum - dot_product(positive_freq, lbeta(phi, positive_value))
+                + dot_product(group_total, log(group_mean) - log1p_mean)
+                - grand_total * log(phi);
+      if (zero_inflation) {
+        real log_pi = log(pi[1]);
+        real log1m_pi = log1m(pi[1]);
+        target += dot_product(group_nonzero, log_p0) + total_nonzero * log1m_pi;
+        for (g in 1:G) {
+          if (group_zeros[g] > 0) {
+            target += group_zeros_real[g] * log_sum_exp(log_pi, log1m_pi + log_p0[g]);
+          }
+        }
+      } else {
+        target += dot_product(group_windows_real, log_p0);
+      }
+    } else if (use_sufficient_stats) {
       // sum over all windows of log NB2(y | theta_i, phi), regrouped by count value and entity:
       //   sum_k m_k [lgamma(k + phi) - lgamma(phi) - lgamma(k + 1)]
       //   + sum_i [ n_i phi log(phi / (theta_i + phi)) + S_i log(theta_i / (theta_i + phi)) ]
@@ -181,26 +300,45 @@ model {
       target += -log_positive_value_sum - dot_product(positive_freq, lbeta(phi, positive_value))
                 - dot_product(n_windows_real * phi + entity_total, log1p(rate / phi))
                 + dot_product(entity_total, log(rate)) - grand_total * log(phi);
-    } else {
+    } else if (!has_exposure && !zero_inflation) {
       // Reference path: one term per observation.
       target += neg_binomial_2_lpmf(y | rate[entity], phi);
+    } else {
+      // Reference path with the options: one term per observation.
+      vector[N] row_mean = has_exposure ? exposure .* rate[entity] : rate[entity];
+      if (!zero_inflation) {
+        target += neg_binomial_2_lpmf(y | row_mean, phi);
+      } else {
+        for (n in 1:N) {
+          if (y[n] == 0) {
+            target += log_sum_exp(log(pi[1]),
+                                  log1m(pi[1]) + neg_binomial_2_lpmf(0 | row_mean[n], phi));
+          } else {
+            target += log1m(pi[1]) + neg_binomial_2_lpmf(y[n] | row_mean[n], phi);
+          }
+        }
+      }
     }
   }
 }
 
 generated quantities {
   // Under prior_only = 1 the quantities below come from one exact ancestral draw from the prior
-  // (mu, alpha, phi, theta in that order), reported as *_prior; run it with the fixed_param
-  // sampler. Otherwise they come from the current posterior draw.
+  // (mu, alpha, phi, then beta and pi when present, then theta), reported as *_prior; run it
+  // with the fixed_param sampler. Otherwise they come from the current posterior draw.
   array[prior_only] real mu_prior;
   array[prior_only] real alpha_prior;
   array[prior_only] real phi_prior;
+  vector[prior_only ? P : 0] beta_prior;
+  array[prior_only * zero_inflation] real pi_prior;
   vector[prior_only ? J : 0] theta_prior;
 
   // The entity rates when non-centred (empty otherwise: theta holds them).
   vector[non_centered ? J : 0] theta_from_raw;
 
-  // An unseen entity: its rate and a count in one window.
+  // An unseen entity with covariates at their mean (x = 0 after centring): its rate per unit
+  // exposure, and a count in one window of exposure 1. (At other covariate values ratepool
+  // draws them in Python from mu, alpha, beta, phi and pi.)
   real theta_new;
   real y_new;
 
@@ -208,23 +346,31 @@ generated quantities {
   array[obs_predictions ? N : 0] real y_rep;
   vector[obs_predictions ? N : 0] log_lik;
 
-  // Per entity (entity_predictions = 1), all O(J) per draw:
-  //   y_pred          a count in one new window;
-  //   y_rep_total     replicated total over the entity's n_i windows, NB2(n_i theta, n_i phi);
-  //   y_rep_zeros     replicated number of zero windows, Binomial(n_i, (phi / (theta + phi))^phi);
+  // Per entity (entity_predictions = 1), all O(J + G) per draw:
+  //   y_pred          a count in one new window of exposure 1;
+  //   y_rep_total     replicated total over the entity's n_i windows, NB2(n_i theta, n_i phi)
+  //                   (with groups: a sum over its groups of NB2(m E_g theta, m phi), where m
+  //                   is n_g, or with zero-inflation the Binomial(n_g, 1 - pi) windows that are
+  //                   not structural zeros);
+  //   y_rep_zeros     replicated number of zero windows, Binomial(n_i, P(y = 0)) (per group
+  //                   with groups);
   //   log_lik_entity  log NB2(S_i | n_i theta_i, n_i phi): the log density of the entity's TOTAL,
   //                   for LOO over "predict an entity's total". It is not the joint density of
   //                   the entity's windows (S_i is sufficient for theta_i but not for phi); with
-  //                   the rows, summing log_lik over the entity's rows gives that.
+  //                   the rows, summing log_lik over the entity's rows gives that. With exposure
+  //                   or zero-inflation the total's law has no closed form, and log_lik_entity
+  //                   is empty (use the rows' sum).
   array[entity_predictions ? J : 0] real y_pred;
   array[entity_predictions ? J : 0] real y_rep_total;
   array[entity_predictions ? J : 0] int y_rep_zeros;
-  vector[entity_predictions ? J : 0] log_lik_entity;
+  vector[entity_predictions && !grouped ? J : 0] log_lik_entity;
 
   {
     real mu_g = mu;
     real alpha_g = alpha;
     real phi_g = phi;
+    vector[P] beta_g = beta;
+    real pi_g = zero_inflation ? pi[1] : 0;
     vector[J] theta_g = non_centered ? theta_raw / alpha : theta;
     if (non_centered) {
       theta_from_raw = theta_g;
@@ -234,27 +380,54 @@ generated quantities {
       mu_g = exponential_rng(mu_rate);
       alpha_g = abs(normal_rng(0, alpha_sd));
       phi_g = abs(normal_rng(0, phi_sd));
-      for (i in 1:J) {
-        theta_g[i] = gamma_rng(mu_g * alpha_g, alpha_g);
+      for (p in 1:P) {
+        beta_g[p] = normal_rng(0, beta_sd);
+      }
+      if (zero_inflation) {
+        pi_g = beta_rng(1, 1);
+        pi_prior[1] = pi_g;
+      }
+      if (P == 0) {
+        for (i in 1:J) {
+          theta_g[i] = gamma_rng(mu_g * alpha_g, alpha_g);
+        }
+      } else {
+        vector[J] shape = mu_g * alpha_g * exp(X * beta_g);
+        for (i in 1:J) {
+          theta_g[i] = gamma_rng(shape[i], alpha_g);
+        }
       }
       mu_prior[1] = mu_g;
       alpha_prior[1] = alpha_g;
       phi_prior[1] = phi_g;
+      beta_prior = beta_g;
       theta_prior = theta_g;
     }
 
     theta_new = gamma_rng(mu_g * alpha_g, alpha_g);
-    y_new = nb2_count_rng(theta_new, phi_g);
+    y_new = zero_inflation ? zinb2_count_rng(theta_new, phi_g, pi_g)
+                           : nb2_count_rng(theta_new, phi_g);
 
     if (obs_predictions) {
       for (n in 1:N) {
-        y_rep[n] = nb2_count_rng(theta_g[entity[n]], phi_g);
-        if (!prior_only) {  // the likelihood of the data under a prior draw is not needed
-          log_lik[n] = neg_binomial_2_lpmf(y[n] | theta_g[entity[n]], phi_g);
+        real mean_n = has_exposure ? exposure[n] * theta_g[entity[n]] : theta_g[entity[n]];
+        if (!zero_inflation) {
+          y_rep[n] = nb2_count_rng(mean_n, phi_g);
+          if (!prior_only) {  // the likelihood of the data under a prior draw is not needed
+            log_lik[n] = neg_binomial_2_lpmf(y[n] | mean_n, phi_g);
+          }
+        } else {
+          y_rep[n] = zinb2_count_rng(mean_n, phi_g, pi_g);
+          if (!prior_only) {
+            log_lik[n] = y[n] == 0
+                         ? log_sum_exp(log(pi_g), log1m(pi_g)
+                                                  + neg_binomial_2_lpmf(0 | mean_n, phi_g))
+                         : log1m(pi_g) + neg_binomial_2_lpmf(y[n] | mean_n, phi_g);
+          }
         }
       }
     }
-    if (entity_predictions) {
+    if (entity_predictions && !grouped) {
       for (i in 1:J) {
         y_pred[i] = nb2_count_rng(theta_g[i], phi_g);
         y_rep_total[i] = nb2_count_rng(n_windows[i] * theta_g[i], n_windows[i] * phi_g);
@@ -263,6 +436,22 @@ generated quantities {
           log_lik_entity[i] = nb2_total_loglik(entity_total[i], n_windows[i] * theta_g[i],
                                                n_windows[i] * phi_g);
         }
+      }
+    } else if (entity_predictions) {
+      for (i in 1:J) {
+        y_pred[i] = zinb2_count_rng(theta_g[i], phi_g, pi_g);
+        y_rep_total[i] = 0;
+        y_rep_zeros[i] = 0;
+      }
+      for (g in 1:G) {
+        int e = group_entity[g];
+        real mean_g = group_exposure[g] * theta_g[e];
+        int kept = zero_inflation ? binomial_rng(group_windows[g], 1 - pi_g) : group_windows[g];
+        if (kept > 0) {
+          y_rep_total[e] += nb2_count_rng(kept * mean_g, kept * phi_g);
+        }
+        real p_zero = pi_g + (1 - pi_g) * exp(-phi_g * log1p(mean_g / phi_g));
+        y_rep_zeros[e] += binomial_rng(group_windows[g], p_zero);
       }
     }
   }

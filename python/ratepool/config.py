@@ -59,6 +59,17 @@ class ModelConfig:
         Size limit (numbers per variable) used when ``obs_predictions`` is ``None``.
     engine : {"auto", "cmdstan", "pystan"}
         Which Stan interface runs the program.
+    zero_inflation : bool
+        Zero-inflated likelihood: a share ``pi ~ Beta(1, 1)`` of windows are structural zeros.
+    exposure_col : str or None
+        Column of each window's exposure, used when the data is read from a file (the model's
+        mean count is exposure x theta_i).
+    covariates : tuple of str
+        Entity covariate columns, used when the data is read from a file
+        (``mu_i = mu * exp(x_i' beta)``).
+    beta_prior_sd : float
+        Scale of the Normal(0, sd) prior on each coefficient of the centred and scaled
+        covariates.
     """
 
     n_samples: int = 2000
@@ -75,6 +86,10 @@ class ModelConfig:
     entity_predictions: bool = True
     max_obs_prediction_values: int = 20_000_000
     engine: str = "auto"
+    zero_inflation: bool = False
+    exposure_col: str | None = None
+    covariates: tuple[str, ...] = ()
+    beta_prior_sd: float = 1.0
 
     def __post_init__(self) -> None:
         _check_int(self, "n_samples", minimum=1)
@@ -83,7 +98,8 @@ class ModelConfig:
         _check_int(self, "random_seed", minimum=0, maximum=2**31 - 1)
         _check_int(self, "max_obs_prediction_values", minimum=0)
         _check_float(self, "target_accept", open_low=0.0, open_high=1.0)
-        for name in ("mu_prior_rate", "alpha_prior_sd", "overdispersion_prior_sd"):
+        for name in ("mu_prior_rate", "alpha_prior_sd", "overdispersion_prior_sd",
+                     "beta_prior_sd"):
             _check_float(self, name, open_low=0.0)
         _check_choice(self, "parameterization", PARAMETERIZATIONS)
         _check_choice(self, "likelihood", LIKELIHOODS)
@@ -92,6 +108,16 @@ class ModelConfig:
             raise ConfigError(
                 f"obs_predictions must be true, false or unset (auto), got {self.obs_predictions!r}"
             )
+        if not isinstance(self.zero_inflation, bool):
+            raise ConfigError(f"zero_inflation must be true or false, got {self.zero_inflation!r}")
+        if self.exposure_col is not None and not (isinstance(self.exposure_col, str)
+                                                  and self.exposure_col):
+            raise ConfigError(f"exposure_col must be a column name, got {self.exposure_col!r}")
+        if isinstance(self.covariates, str) or not all(
+                isinstance(c, str) and c for c in self.covariates):
+            raise ConfigError(f"covariates must be a list of column names, got "
+                              f"{self.covariates!r}")
+        object.__setattr__(self, "covariates", tuple(self.covariates))
         if not isinstance(self.entity_predictions, bool):
             raise ConfigError(
                 f"entity_predictions must be true or false, got {self.entity_predictions!r}"
@@ -174,16 +200,17 @@ class ModelConfig:
         for table, names in SECTIONS.items():
             lines += ["", f"[{table}]"]
             lines += [f"{name} = {_toml_value(getattr(self, name))}" for name in names
-                      if name != "engine"]
+                      if name != "engine" and not (getattr(self, name) is None
+                                                   and name != "obs_predictions")]
         return "\n".join(lines) + "\n"
 
 
 #: The TOML tables and the settings each holds (any setting may also stand at the top level).
 SECTIONS: dict[str, tuple[str, ...]] = {
     "sampling": ("n_samples", "n_tune", "n_chains", "target_accept", "random_seed", "engine"),
-    "priors": ("mu_prior_rate", "alpha_prior_sd", "overdispersion_prior_sd"),
+    "priors": ("mu_prior_rate", "alpha_prior_sd", "overdispersion_prior_sd", "beta_prior_sd"),
     "model": ("parameterization", "likelihood", "obs_predictions", "entity_predictions",
-              "max_obs_prediction_values"),
+              "max_obs_prediction_values", "zero_inflation", "exposure_col", "covariates"),
 }
 _TABLE_OF = {name: table for table, names in SECTIONS.items() for name in names}
 
@@ -224,6 +251,8 @@ def _add_setting(flat: dict[str, tuple[str, Any]], name_path: tuple[str, str], v
 
 
 def _toml_value(value: Any) -> str:
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if value is None:
         return '"auto"'
     if isinstance(value, bool):

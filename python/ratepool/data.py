@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from .covariates import EntityCovariates, encode_covariates
 from .errors import DataError
 
 __all__ = [
@@ -54,6 +55,11 @@ class CountData:
         Count of each raw row (int64); None for pre-aggregated input.
     window : numpy.ndarray or None
         Window label of each raw row, when a window column was given.
+    exposure : numpy.ndarray or None
+        Exposure of each raw row (float64, positive), when an exposure column was given: the
+        row's mean count is exposure x theta, so theta is a rate per unit of exposure.
+    covariates : EntityCovariates or None
+        Entity covariates (one value per entity), when covariate columns were given.
     """
 
     labels: pd.Index
@@ -64,6 +70,8 @@ class CountData:
     entity_index: np.ndarray | None = None
     y: np.ndarray | None = None
     window: np.ndarray | None = None
+    exposure: np.ndarray | None = None
+    covariates: EntityCovariates | None = None
 
     @property
     def n_entities(self) -> int:
@@ -80,9 +88,16 @@ class CountData:
         """Whether the raw rows are available (needed for per-observation outputs)."""
         return self.y is not None
 
+    @property
+    def entity_exposure(self) -> np.ndarray:
+        """Per-entity total exposure (the number of windows when there is no exposure)."""
+        if self.exposure is None:
+            return self.n_windows.astype(float)
+        return np.bincount(self.entity_index, weights=self.exposure, minlength=self.n_entities)
+
     def raw_rate(self) -> np.ndarray:
-        """Per-entity observed rate S_i / n_i."""
-        return self.entity_total / self.n_windows
+        """Per-entity observed rate: S_i / n_i, or S_i / total exposure with exposure."""
+        return self.entity_total / self.entity_exposure
 
     def mapping_table(self) -> pd.DataFrame:
         """The label <-> index table: ``entity`` label, 1-based ``stan_index``, windows, total."""
@@ -153,6 +168,8 @@ def from_dataframe(
     count_col: str = "count",
     window_col: str | None = None,
     allow_duplicate_windows: bool = False,
+    exposure_col: str | None = None,
+    covariates: Sequence[str] | None = None,
 ) -> CountData:
     """Validate raw rows (one per entity-window) and compute the sufficient statistics.
 
@@ -167,6 +184,12 @@ def from_dataframe(
         unless ``allow_duplicate_windows`` is true (then each row counts as its own window).
     allow_duplicate_windows : bool
         Accept repeated (entity, window) pairs.
+    exposure_col : str, optional
+        Column with each window's exposure (population, devices, hours...): positive numbers.
+        The model's mean count is then exposure x theta_i.
+    covariates : sequence of str, optional
+        Entity covariate columns, constant within each entity (numbers, or categories that are
+        one-hot encoded against a reference level); see `ratepool.covariates`.
 
     Returns
     -------
@@ -177,7 +200,8 @@ def from_dataframe(
     DataError
         Naming the column, the first offending rows and the fix.
     """
-    _require_columns(frame, [entity_col, count_col] + ([window_col] if window_col else []))
+    _require_columns(frame, [entity_col, count_col] + ([window_col] if window_col else [])
+                     + ([exposure_col] if exposure_col else []) + list(covariates or []))
     if len(frame) == 0:
         raise DataError("the data has no rows; give at least one row per entity")
     labels_column = frame[entity_col]
@@ -187,7 +211,12 @@ def from_dataframe(
         reject_missing_windows(frame[window_col], window_col)
         _check_duplicate_windows(frame, entity_col, window_col, allow_duplicate_windows)
 
+    exposure = (validate_exposure(frame[exposure_col], exposure_col)
+                if exposure_col is not None else None)
+
     codes, labels = _factorize_sorted(labels_column)
+    entity_covariates = (encode_covariates(frame, covariates, entity_col, codes, labels)
+                         if covariates else None)
     data = _aggregate(codes, y, labels)
     window = frame[window_col].to_numpy() if window_col is not None else None
     data = CountData(
@@ -199,9 +228,28 @@ def from_dataframe(
         entity_index=codes,
         y=y,
         window=window,
+        exposure=exposure,
+        covariates=entity_covariates,
     )
     _check_model_needs(data, entity_col, count_col)
     return data
+
+
+def validate_exposure(column: pd.Series, name: str) -> np.ndarray:
+    """Positive, finite exposures as float64; raise `DataError` naming the rows otherwise."""
+    if pd.api.types.is_bool_dtype(column.dtype):
+        raise DataError(f"exposure column {name!r} holds true/false values; give positive numbers")
+    numeric = pd.to_numeric(column, errors="coerce")
+    _raise_rows(column, column.isna(), name, "has missing exposures",
+                fix="give every window its exposure, or drop those rows")
+    _raise_rows(column, numeric.isna(), name, "has exposures that are not numbers",
+                fix="give positive numbers")
+    values = numeric.to_numpy(dtype=float)
+    _raise_rows(column, ~(np.isfinite(values) & (values > 0)), name,
+                "has exposures that are not positive and finite",
+                fix="exposure is the size of the window (population, devices, hours): a window "
+                    "with exposure 0 carries no information, drop it")
+    return values
 
 
 def validate_counts(column: pd.Series, name: str) -> np.ndarray:
@@ -433,6 +481,8 @@ def load_counts(
     count_col: str = "count",
     window_col: str | None = None,
     allow_duplicate_windows: bool = False,
+    exposure_col: str | None = None,
+    covariates: Sequence[str] | None = None,
 ) -> CountData:
     """`from_dataframe` for a DataFrame, or a CSV/Parquet path read first."""
     if isinstance(source, pd.DataFrame):
@@ -445,6 +495,8 @@ def load_counts(
         count_col=count_col,
         window_col=window_col,
         allow_duplicate_windows=allow_duplicate_windows,
+        exposure_col=exposure_col,
+        covariates=covariates,
     )
 
 

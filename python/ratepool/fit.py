@@ -18,6 +18,7 @@ from .diagnostics import get_model_diagnostics
 from .engines import Engine, SamplerSettings, get_engine
 from .inference import build_inference_data, build_prior_data
 from .program import StanProgram, default_program
+from .standata import _obs_predictions, check_options, stan_data
 from .summary import entity_summary
 
 __all__ = ["FitResult", "fit", "sample_prior", "stan_data"]
@@ -72,41 +73,6 @@ class FitResult:
         return self.data.mapping_table()
 
 
-def _obs_predictions(config: ModelConfig, data: CountData, draws: int) -> bool:
-    if config.obs_predictions is not None:
-        return config.obs_predictions
-    if not data.has_rows:
-        return False
-    size = data.n_windows_total * draws
-    if size > config.max_obs_prediction_values:
-        log.info(
-            "per-observation y_rep/log_lik are off: %d observations x %d draws exceeds "
-            "max_obs_prediction_values=%d; entity-level checks remain (set obs_predictions=True "
-            "to force them)", data.n_windows_total, draws, config.max_obs_prediction_values,
-        )
-        return False
-    return True
-
-
-def stan_data(
-    data: CountData, config: ModelConfig, *, prior_only: bool = False,
-    obs_predictions: bool | None = None,
-) -> dict[str, Any]:
-    """The Stan data dict for ``data`` under ``config``."""
-    if obs_predictions is None:
-        obs_predictions = _obs_predictions(config, data, config.total_draws)
-    return data.to_stan_data(
-        mu_rate=config.mu_prior_rate,
-        alpha_sd=config.alpha_prior_sd,
-        phi_sd=config.overdispersion_prior_sd,
-        use_sufficient_stats=config.likelihood == "sufficient",
-        prior_only=prior_only,
-        non_centered=config.parameterization == "non_centered",
-        obs_predictions=obs_predictions,
-        entity_predictions=config.entity_predictions,
-    )
-
-
 def _prepare(
     data: CountData | pd.DataFrame | str | Path, config: ModelConfig | None,
     engine: Engine | str | None,
@@ -114,7 +80,9 @@ def _prepare(
     """Validate everything before any compile or sampling starts."""
     config = config or ModelConfig()
     if not isinstance(data, CountData):
-        data = load_counts(data)
+        data = load_counts(data, exposure_col=config.exposure_col,
+                           covariates=list(config.covariates) or None)
+    check_options(data, config)
     _warn_if_prior_clashes(data, config)
     if isinstance(engine, Engine):
         return data, config, engine
@@ -127,7 +95,7 @@ _PRIOR_TAIL = 1e-6
 
 def _warn_if_prior_clashes(data: CountData, config: ModelConfig) -> None:
     """Log a warning when the data's mean rate sits far in the tail of mu's Exponential prior."""
-    mean_rate = float(data.entity_total.sum() / data.n_windows.sum())
+    mean_rate = float(data.entity_total.sum() / data.entity_exposure.sum())
     tail = math.exp(-config.mu_prior_rate * mean_rate)  # P(mu > mean_rate) under the prior
     if tail < _PRIOR_TAIL:
         log.warning(

@@ -29,11 +29,19 @@ DIMS: dict[str, list[str]] = {
     **{name: ["entity"] for name in ("theta", "y_pred", "y_rep_total", "y_rep_zeros",
                                      "entity_total", "entity_zeros", "n_windows",
                                      "entity_windows")},
-    **{name: ["obs"] for name in ("y_rep", "y", "entity_index")},
+    **{name: ["obs"] for name in ("y_rep", "y", "entity_index", "exposure")},
+    "beta": ["covariate"],
+    "covariate_scaled": ["entity", "covariate"],
 }
+#: Parameters that only some model options add (absent from the InferenceData otherwise):
+#: beta with covariates, pi with zero-inflation.
+OPTION_PARAMETERS = ("beta", "pi")
 #: Stan names of the exact prior draws (size-1 arrays for the scalars).
 _PRIOR_NAMES = {"mu": "mu_prior", "alpha": "alpha_prior", "phi": "phi_prior",
-                "theta": "theta_prior", "theta_new": "theta_new"}
+                "beta": "beta_prior", "pi": "pi_prior", "theta": "theta_prior",
+                "theta_new": "theta_new"}
+#: Stan scalars returned as size-1 arrays (size 0 when their option is off).
+_SIZE_ONE = ("mu_prior", "alpha_prior", "phi_prior", "pi_prior", "pi")
 
 
 def _as_counts(values: np.ndarray, name: str) -> np.ndarray:
@@ -50,8 +58,14 @@ def _pick(variables: dict[str, np.ndarray], names: dict[str, str]) -> dict[str, 
     for out_name, stan_name in names.items():
         if stan_name in variables:
             values = variables[stan_name]
-            if stan_name in ("mu_prior", "alpha_prior", "phi_prior"):
+            if values.size == 0:  # a variable of a switched-off option or output
+                continue
+            if stan_name in _SIZE_ONE:
+                if values.shape[-1] == 0:
+                    continue
                 values = values[..., 0]
+            if stan_name in ("beta", "beta_prior") and values.shape[-1] == 0:
+                continue
             picked[out_name] = (_as_counts(values, out_name) if out_name in PREDICTIVE_COUNTS
                                 else values)
     return picked
@@ -71,6 +85,10 @@ def _constant(data: CountData) -> dict[str, np.ndarray]:
     constant: dict[str, np.ndarray] = {"n_windows": data.n_windows}
     if data.has_rows:
         constant["entity_index"] = data.entity_index + 1
+    if data.exposure is not None:
+        constant["exposure"] = data.exposure
+    if data.covariates is not None:
+        constant["covariate_scaled"] = data.covariates.scaled
     return constant
 
 
@@ -89,6 +107,8 @@ def build_inference_data(
     ``prior_predictive``.
     """
     coords: dict[str, Any] = {"entity": np.asarray(data.labels)}
+    if data.covariates is not None:
+        coords["covariate"] = list(data.covariates.names)
     if data.has_rows:
         coords["obs"] = np.arange(len(data.y))
     predictive = {name: name for name in ("y_rep", "y_pred", "y_rep_total", "y_rep_zeros",
@@ -100,7 +120,8 @@ def build_inference_data(
         variables["log_lik_by_entity"] = _sum_by_entity(variables["log_lik"], data)
     groups: dict[str, Any] = {
         "posterior": _pick(variables, {name: name for name in
-                                             (*PARAMETERS, "theta", "theta_new")}),
+                                             (*PARAMETERS, *OPTION_PARAMETERS, "theta",
+                                              "theta_new")}),
         "posterior_predictive": _pick(variables, predictive),
         "log_likelihood": _pick(variables, {"y": "log_lik",
                                              "entity_total": "log_lik_entity",
