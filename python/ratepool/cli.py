@@ -71,6 +71,14 @@ def _add_data_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--allow-duplicate-windows", action="store_true",
                          help="with --window-col: accept repeated (entity, window) pairs, each "
                               "row counting as its own window")
+    command.add_argument("--exposure-col", default=None, metavar="COL",
+                         help="column with each window's exposure (population, devices, "
+                              "hours; positive): the mean count is exposure x rate, so the "
+                              "rates are per unit of exposure (config: [model] exposure_col)")
+    command.add_argument("--covariates", default=None, metavar="COL[,COL...]",
+                         help="entity covariate columns, constant within each entity; text "
+                              "columns are one-hot encoded against their first level "
+                              "(config: [model] covariates)")
 
 
 def _add_config_options(command: argparse.ArgumentParser, *, engine: bool = True,
@@ -84,6 +92,9 @@ def _add_config_options(command: argparse.ArgumentParser, *, engine: bool = True
         command.add_argument("--engine", choices=ENGINES, default=None,
                              help="Stan engine; overrides the config file. auto = CmdStan if "
                                   "found, else PyStan (default: the config's, auto)")
+    command.add_argument("--zero-inflation", action="store_true", default=None,
+                         help="zero-inflated likelihood: a share pi of windows are structural "
+                              "zeros (config: [model] zero_inflation)")
     if seed:
         command.add_argument("--seed", type=int, default=None, metavar="N",
                              help="random seed (0 to 2^31-1); overrides the config file "
@@ -213,19 +224,31 @@ def _config(args: argparse.Namespace) -> ModelConfig:
         overrides["random_seed"] = args.seed
     if getattr(args, "engine", None) is not None:
         overrides["engine"] = args.engine
+    if getattr(args, "zero_inflation", None):
+        overrides["zero_inflation"] = True
+    if getattr(args, "exposure_col", None):
+        overrides["exposure_col"] = args.exposure_col
+    if getattr(args, "covariates", None):
+        overrides["covariates"] = tuple(c.strip() for c in args.covariates.split(",")
+                                        if c.strip())
     return config.replace(**overrides) if overrides else config
 
 
-def _load(args: argparse.Namespace) -> CountData:
+def _load(args: argparse.Namespace, config: ModelConfig | None = None) -> CountData:
+    config = config or _config(args)
     return load_counts(args.data, entity_col=args.entity_col, count_col=args.count_col,
                        window_col=args.window_col,
-                       allow_duplicate_windows=args.allow_duplicate_windows)
+                       allow_duplicate_windows=args.allow_duplicate_windows,
+                       exposure_col=config.exposure_col,
+                       covariates=list(config.covariates) or None)
 
 
 def _data_options(args: argparse.Namespace) -> dict[str, object]:
     return {"entity_col": args.entity_col, "count_col": args.count_col,
             "window_col": args.window_col,
-            "allow_duplicate_windows": args.allow_duplicate_windows}
+            "allow_duplicate_windows": args.allow_duplicate_windows,
+            "exposure_col": getattr(args, "exposure_col", None),
+            "covariates": getattr(args, "covariates", None)}
 
 
 def _command(argv: Sequence[str] | None) -> list[str]:
@@ -245,11 +268,18 @@ def _print_result(result: FitResult) -> None:
     print(f"engine: {result.engine}   entities: {data.n_entities}   "
           f"windows: {data.n_windows_total}")
     print("\nPopulation parameters (posterior mean, sd):")
-    for name in PARAMETERS:
-        draws = result.idata.posterior[name]
-        print(f"  {name:<6}{float(draws.mean()):10.3f}{float(draws.std()):10.3f}")
+    for name in PARAMETERS + ("pi",):
+        if name in result.idata.posterior:
+            draws = result.idata.posterior[name]
+            print(f"  {name:<6}{float(draws.mean()):10.3f}{float(draws.std()):10.3f}")
     print("\nDiagnostics:")
     print(format_diagnostics(result.diagnostics()))
+    if data.covariates is not None:
+        print("\nCovariate effects (rate ratio per unit on the original scale, 94% HDI):")
+        with pd.option_context("display.width", 120):
+            print(result.coefficients()[["per_unit", "rate_ratio_mean", "rate_ratio_hdi_low",
+                                         "rate_ratio_hdi_high", "beta_mean", "beta_sd"]]
+                  .round(3).to_string())
     print("\nEntities:")
     with pd.option_context("display.max_rows", 200, "display.width", 120):
         print(result.entity_summary().round(3).to_string())
@@ -274,7 +304,7 @@ def _run_fit(args: argparse.Namespace) -> int:
     if args.prior_draws < 0:
         raise RatepoolError(f"--prior-draws must be 0 or more, got {args.prior_draws}")
     phase(f"reading {args.data}")
-    data = _load(args)
+    data = _load(args, config)
     out = _out_dir(args, Path("results") / Path(args.data).stem)
     phase(f"sampling {config.n_chains} chains x ({config.n_tune} warmup + {config.n_samples} "
           f"draws) for {data.n_entities} entities, {data.n_windows_total} windows")
@@ -297,7 +327,7 @@ def _run_prior_check(args: argparse.Namespace) -> int:
     config = _config(args)
     out = _out_dir(args, Path("results") / f"{Path(args.data).stem}-prior-check")
     phase(f"reading {args.data}")
-    data = _load(args)
+    data = _load(args, config)
     phase(f"drawing {args.draws} prior predictive draws for {data.n_entities} entities")
     idata = sample_prior(data, config, draws=args.draws)
     check = prior_predictive_check(idata)
@@ -319,7 +349,7 @@ def _run_prior_check(args: argparse.Namespace) -> int:
 
 def _run_export(args: argparse.Namespace) -> int:
     config = _config(args)
-    data = _load(args)
+    data = _load(args, config)
     values = stan_data(data, config, prior_only=args.prior_only)
     json_path, labels_path = write_stan_data(values, data, args.output, args.labels)
     print(f"Wrote {json_path} (J = {values['J']} entities, N = {values['N']} rows, "

@@ -12,10 +12,12 @@ from typing import Any
 import arviz as az
 import pandas as pd
 
+from .coefficients import coefficient_summary
 from .config import ModelConfig
 from .data import CountData, load_counts
 from .diagnostics import get_model_diagnostics
 from .engines import Engine, SamplerSettings, get_engine
+from .errors import RatepoolError
 from .inference import build_inference_data, build_prior_data
 from .program import StanProgram, default_program
 from .standata import _obs_predictions, check_options, stan_data
@@ -67,6 +69,19 @@ class FitResult:
         if "entity_summary" not in self._computed:
             self._computed["entity_summary"] = entity_summary(self.idata, self.data)
         return self._computed["entity_summary"].copy()
+
+    def coefficients(self) -> pd.DataFrame:
+        """Covariate effects: beta and rate ratios per original unit (`coefficient_summary`).
+
+        Raises
+        ------
+        RatepoolError
+            If the fit has no covariates.
+        """
+        if self.data.covariates is None:
+            raise RatepoolError("this fit has no covariates; fit with load_counts(..., "
+                                "covariates=[...]) to estimate their effects")
+        return coefficient_summary(self.idata, self.data.covariates)
 
     def mapping_table(self) -> pd.DataFrame:
         """Entity label <-> 1-based Stan index."""

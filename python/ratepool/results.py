@@ -7,7 +7,9 @@ A results folder holds:
                             `load_inference_data`, which also restores non-string labels)
 ``entity_summary.csv``      one row per entity: raw rate against the partially pooled estimate
 ``entity_mapping.csv``      entity label <-> 1-based Stan index
-``population_summary.csv``  mu, alpha, phi: mean, sd, 94% HDI, R-hat, ESS
+``population_summary.csv``  mu, alpha, phi (and beta, pi when fitted): mean, sd, 94% HDI,
+                            R-hat, ESS
+``coefficients.csv``        with covariates: beta and rate ratios per original unit (94% HDI)
 ``diagnostics.json``        r_hat_max, ess_bulk_min, ess_tail_min, divergences, converged,
                             grades, advice
 ``prior_check.json``        the prior predictive check (when prior draws were made)
@@ -48,7 +50,7 @@ from .cmdstan_csv import file_sha256
 from .config import ModelConfig
 from .errors import RatepoolError
 from .fit import FitResult
-from .inference import PARAMETERS
+from .inference import OPTION_PARAMETERS, PARAMETERS
 from .prior import prior_predictive_check
 from .program import default_program
 from .summary import HDI_PROB
@@ -82,6 +84,7 @@ FILES = {
     "run": "run.json",
     "config": "config.toml",
     "report": "report.html",
+    "coefficients": "coefficients.csv",
 }
 #: Attribute on every InferenceData group recording the Python types of the entity labels
 #: when they had to be stored as strings (mixed-type labels).
@@ -252,8 +255,10 @@ def run_record(
 
 
 def population_summary(idata: az.InferenceData) -> pd.DataFrame:
-    """mu, alpha, phi: posterior mean, sd, 94% HDI, MCSE, bulk and tail ESS, R-hat."""
-    table = az.summary(idata, var_names=list(PARAMETERS), hdi_prob=HDI_PROB, round_to="none")
+    """mu, alpha, phi (beta and pi when fitted): posterior mean, sd, 94% HDI, MCSE, bulk and
+    tail ESS, R-hat."""
+    names = [name for name in (*PARAMETERS, *OPTION_PARAMETERS) if name in idata.posterior]
+    table = az.summary(idata, var_names=names, hdi_prob=HDI_PROB, round_to="none")
     table.index.name = "parameter"
     return table
 
@@ -341,6 +346,8 @@ def write_results(
         entities.to_csv(staging / FILES["entities"])
         result.mapping_table().to_csv(staging / FILES["mapping"], index=False)
         population.to_csv(staging / FILES["population"])
+        if result.data.covariates is not None:
+            result.coefficients().to_csv(staging / FILES["coefficients"])
         (staging / FILES["diagnostics"]).write_text(dump_json(diagnostics), encoding="utf-8")
         if prior_check is not None:
             (staging / FILES["prior_check"]).write_text(dump_json(prior_check),

@@ -19,15 +19,26 @@ class SimulatedData:
     alpha: float
     phi: float
     theta: pd.Series
+    #: Per covariate: the true log rate ratio per unit, and per unit of sd (the model's beta).
+    beta_per_unit: dict[str, float] | None = None
+    beta_scaled: dict[str, float] | None = None
+    pi: float | None = None
 
     def truth(self) -> dict[str, object]:
         """The true values as a JSON-ready dict."""
-        return {
+        truth: dict[str, object] = {
             "mu": self.mu,
             "alpha": self.alpha,
             "phi": self.phi,
             "theta": {str(label): float(value) for label, value in self.theta.items()},
         }
+        if self.beta_scaled is not None:
+            truth["beta"] = dict(self.beta_scaled)
+            truth["rate_ratio_per_unit"] = {k: float(np.exp(v))
+                                            for k, v in self.beta_per_unit.items()}
+        if self.pi is not None:
+            truth["pi"] = self.pi
+        return truth
 
 
 def nb2_draws(rng: np.random.Generator, mean: np.ndarray, phi: float) -> np.ndarray:
@@ -44,25 +55,62 @@ def simulate_counts(
     phi: float,
     seed: int,
     label_format: str = "entity-{:03d}",
+    exposure: tuple[float, float] | None = None,
+    covariate_effects: dict[str, float] | None = None,
+    zero_inflation: float | None = None,
 ) -> SimulatedData:
-    """Draw theta_i ~ Gamma(mu * alpha, alpha), then n_i windows of NB2(theta_i, phi) counts.
+    """Draw theta_i ~ Gamma(mu_i * alpha, alpha), then n_i windows of NB2(E_ij theta_i, phi)
+    counts (zero with probability ``zero_inflation``).
 
     Parameters
     ----------
     windows : int or (low, high)
         Windows per entity: a fixed number, or drawn uniformly from ``low..high`` inclusive.
+    exposure : (low, high), optional
+        Entity sizes s_i log-uniform in [low, high]; window j's exposure is s_i times 0.5, 1
+        or 2 (column ``exposure``). Without it every exposure is 1.
+    covariate_effects : dict, optional
+        Covariate name -> log rate ratio per unit. Each covariate is drawn per entity as
+        Normal(10, 3) (column of that name) and mu_i = mu * exp(sum_p b_p (x_ip - mean_p)), so
+        mu is the rate at the entities' mean covariates, as the model defines it.
+    zero_inflation : float, optional
+        Probability pi that a window is a structural zero.
+
+    Without the options the draws are those of the base model (the options draw from their
+    own random stream).
     """
     rng = np.random.default_rng(seed)
+    options_rng = np.random.default_rng([seed, 8])
     if isinstance(windows, int):
         n_windows = np.full(n_entities, windows)
     else:
         n_windows = rng.integers(windows[0], windows[1] + 1, size=n_entities)
-    theta = rng.gamma(shape=mu * alpha, scale=1.0 / alpha, size=n_entities)
     labels = [label_format.format(i + 1) for i in range(n_entities)]
     entity_index = np.repeat(np.arange(n_entities), n_windows)
-    counts = nb2_draws(rng, theta[entity_index], phi)
+    columns: dict[str, np.ndarray] = {}
+    mean_rate = np.full(n_entities, mu)
+    beta_per_unit = beta_scaled = None
+    if covariate_effects:
+        beta_per_unit, beta_scaled = dict(covariate_effects), {}
+        for name, effect in covariate_effects.items():
+            values = options_rng.normal(10.0, 3.0, n_entities)
+            mean_rate = mean_rate * np.exp(effect * (values - values.mean()))
+            beta_scaled[name] = float(effect * values.std())
+            columns[name] = values[entity_index]
+    theta = rng.gamma(shape=mean_rate * alpha, scale=1.0 / alpha, size=n_entities)
+    window_exposure = np.ones(len(entity_index))
+    if exposure is not None:
+        size = np.exp(options_rng.uniform(np.log(exposure[0]), np.log(exposure[1]), n_entities))
+        window_exposure = size[entity_index] * options_rng.choice([0.5, 1.0, 2.0],
+                                                                  len(entity_index))
+        columns["exposure"] = window_exposure
+    counts = nb2_draws(rng, window_exposure * theta[entity_index], phi)
+    if zero_inflation is not None:
+        counts = np.where(options_rng.random(len(counts)) < zero_inflation, 0, counts)
     window = np.concatenate([np.arange(1, n + 1) for n in n_windows])
     frame = pd.DataFrame(
-        {"entity": np.asarray(labels)[entity_index], "window": window, "count": counts}
+        {"entity": np.asarray(labels)[entity_index], "window": window, "count": counts,
+         **columns}
     )
-    return SimulatedData(frame, mu, alpha, phi, pd.Series(theta, index=labels, name="theta"))
+    return SimulatedData(frame, mu, alpha, phi, pd.Series(theta, index=labels, name="theta"),
+                         beta_per_unit, beta_scaled, zero_inflation)
