@@ -138,7 +138,7 @@ def test_results_folder_contents(tmp_path: Path) -> None:
     result = synthetic_result(["b", "a", "c"], prior=True)
     out = write_results(tmp_path / "res", result, record=record_for(result))
     names = {p.name for p in out.iterdir()}
-    expected = set(FILES.values()) | {"trace.png", "posterior.png", "posterior_predictive.png",
+    expected = set(FILES.values()) - {FILES["coefficients"]} | {"trace.png", "posterior.png", "posterior_predictive.png",
                                       "entity_rates.png", "prior_predictive.png"}
     assert names == expected
     diagnostics = json.loads((out / FILES["diagnostics"]).read_text())
@@ -215,8 +215,8 @@ def test_load_results_names_what_is_missing(tmp_path: Path) -> None:
 
 
 _DECLARATION = re.compile(
-    r"^\s*(?:array\[(?P<array>\w+)\]\s+)?(?P<type>int|real|vector)"
-    r"(?:<(?P<bounds>[^>]*)>)?(?:\[(?P<vector>\w+)\])?\s+(?P<name>\w+);"
+    r"^\s*(?:array\[(?P<array>[^\]]+)\]\s+)?(?P<type>int|real|vector|matrix)"
+    r"(?:<(?P<bounds>[^>]*)>)?(?:\[(?P<vector>[^\]]+)\])?\s+(?P<name>\w+);"
 )
 
 
@@ -238,6 +238,12 @@ def data_block() -> dict[str, dict]:
 
 
 def _resolve(expression: str, values: dict) -> float:
+    """A bound or size: a number, a data name, or a conditional like ``has_exposure ? N : 0``."""
+    if "?" in expression:
+        condition, choices = expression.split("?")
+        when_true, when_false = choices.split(":")
+        chosen = when_true if _resolve(condition.strip(), values) else when_false
+        return _resolve(chosen.strip(), values)
     return float(values[expression]) if expression in values else float(expression)
 
 
@@ -249,8 +255,13 @@ def check_against_data_block(values: dict) -> None:
         if spec["size"] is None:
             assert not isinstance(value, list), name
             items = [value]
+        elif spec["type"] == "matrix":
+            rows, columns = (_resolve(part.strip(), values) for part in spec["size"].split(","))
+            assert isinstance(value, list) and len(value) == rows, name
+            assert all(isinstance(row, list) and len(row) == columns for row in value), name
+            items = [v for row in value for v in row]
         else:
-            assert isinstance(value, list) and len(value) == values[spec["size"]], name
+            assert isinstance(value, list) and len(value) == _resolve(spec["size"], values), name
             items = value
         if spec["type"] == "int":
             assert all(isinstance(v, int) and not isinstance(v, bool) for v in items), name

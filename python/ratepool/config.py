@@ -137,7 +137,8 @@ class ModelConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a plain dict (keys as in the TOML file)."""
-        return {name: getattr(self, name) for name in self.field_names()}
+        return {name: list(value) if isinstance(value, tuple) else value
+                for name, value in ((n, getattr(self, n)) for n in self.field_names())}
 
     @classmethod
     def field_names(cls) -> list[str]:

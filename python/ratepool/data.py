@@ -129,32 +129,15 @@ class CountData:
         obs_predictions: bool,
         entity_predictions: bool,
     ) -> dict[str, Any]:
-        """The data dict for ``stan/hierarchical_negbinom.stan`` (JSON-ready Python types)."""
-        if (obs_predictions or not use_sufficient_stats) and not self.has_rows:
-            raise DataError(
-                "per-observation likelihood or predictions need the raw rows, but this data was "
-                "given as aggregates; use likelihood='sufficient' and obs_predictions=False"
-            )
-        rows = self.has_rows and (obs_predictions or not use_sufficient_stats)
-        return {
-            "J": self.n_entities,
-            "N": len(self.y) if rows else 0,
-            "entity": (self.entity_index + 1).tolist() if rows else [],
-            "y": self.y.tolist() if rows else [],
-            "n_windows": self.n_windows.tolist(),
-            "entity_total": self.entity_total.astype(float).tolist(),
-            "K": len(self.count_value),
-            "count_value": self.count_value.tolist(),
-            "count_freq": self.count_freq.astype(float).tolist(),
-            "mu_rate": float(mu_rate),
-            "alpha_sd": float(alpha_sd),
-            "phi_sd": float(phi_sd),
-            "use_sufficient_stats": int(use_sufficient_stats),
-            "prior_only": int(prior_only),
-            "non_centered": int(non_centered),
-            "obs_predictions": int(obs_predictions),
-            "entity_predictions": int(entity_predictions),
-        }
+        """The data dict for ``stan/hierarchical_negbinom.stan`` with every model option off
+        (JSON-ready Python types); see `ratepool.standata`, which builds it."""
+        from .standata import base_stan_data  # standata imports this module
+
+        return base_stan_data(
+            self, mu_rate=mu_rate, alpha_sd=alpha_sd, phi_sd=phi_sd,
+            use_sufficient_stats=use_sufficient_stats, prior_only=prior_only,
+            non_centered=non_centered, obs_predictions=obs_predictions,
+            entity_predictions=entity_predictions)
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from .config import ModelConfig
 from .data import CountData
 from .errors import ConfigError, DataError
 
-__all__ = ["stan_data", "group_statistics", "check_options"]
+__all__ = ["stan_data", "base_stan_data", "group_statistics", "check_options"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,54 @@ def group_statistics(data: CountData) -> dict[str, np.ndarray]:
     }
 
 
+def base_stan_data(
+    data: CountData,
+    *,
+    mu_rate: float,
+    alpha_sd: float,
+    phi_sd: float,
+    use_sufficient_stats: bool,
+    prior_only: bool,
+    non_centered: bool,
+    obs_predictions: bool,
+    entity_predictions: bool,
+) -> dict[str, Any]:
+    """The data dict of the base model (every option off): counts, statistics, priors and
+    switches. `stan_data` adds the options' fields on top."""
+    if (obs_predictions or not use_sufficient_stats) and not data.has_rows:
+        raise DataError(
+            "per-observation likelihood or predictions need the raw rows, but this data was "
+            "given as aggregates; use likelihood='sufficient' and obs_predictions=False"
+        )
+    rows = data.has_rows and (obs_predictions or not use_sufficient_stats)
+    return {
+        "J": data.n_entities,
+        "N": len(data.y) if rows else 0,
+        "entity": (data.entity_index + 1).tolist() if rows else [],
+        "y": data.y.tolist() if rows else [],
+        "n_windows": data.n_windows.tolist(),
+        "entity_total": data.entity_total.astype(float).tolist(),
+        "K": len(data.count_value),
+        "count_value": data.count_value.tolist(),
+        "count_freq": data.count_freq.astype(float).tolist(),
+        "mu_rate": float(mu_rate),
+        "alpha_sd": float(alpha_sd),
+        "phi_sd": float(phi_sd),
+        "use_sufficient_stats": int(use_sufficient_stats),
+        "prior_only": int(prior_only),
+        "non_centered": int(non_centered),
+        "obs_predictions": int(obs_predictions),
+        "entity_predictions": int(entity_predictions),
+        **_options_off(data.n_entities),
+    }
+
+
+def _options_off(n_entities: int) -> dict[str, Any]:
+    return {"has_exposure": 0, "exposure": [], "zero_inflation": 0, "G": 0,
+            "group_entity": [], "group_exposure": [], "group_windows": [], "group_zeros": [],
+            "group_total": [], "P": 0, "X": [[] for _ in range(n_entities)], "beta_sd": 1.0}
+
+
 def _option_fields(data: CountData, config: ModelConfig, rows: bool) -> dict[str, Any]:
     has_exposure = data.exposure is not None
     grouped = has_exposure or config.zero_inflation
@@ -93,7 +141,8 @@ def stan_data(
     if obs_predictions is None:
         obs_predictions = _obs_predictions(config, data, config.total_draws)
     check_options(data, config)
-    values = data.to_stan_data(
+    values = base_stan_data(
+        data,
         mu_rate=config.mu_prior_rate,
         alpha_sd=config.alpha_prior_sd,
         phi_sd=config.overdispersion_prior_sd,
