@@ -461,14 +461,17 @@ def load_counts(
 
     columns = [entity_col, count_col] + ([window_col] if window_col else [])
     frame, where = read_rows(source, columns, entity_col=entity_col, window_col=window_col)
-    return from_dataframe(
-        frame,
-        entity_col=entity_col,
-        count_col=count_col,
-        window_col=window_col,
-        allow_duplicate_windows=allow_duplicate_windows,
-        where=where,
-    )
+    try:
+        return from_dataframe(
+            frame,
+            entity_col=entity_col,
+            count_col=count_col,
+            window_col=window_col,
+            allow_duplicate_windows=allow_duplicate_windows,
+            where=where,
+        )
+    except DataError as error:
+        raise DataError(f"{source}: {error}") from None
 
 
 # --------------------------------------------------------------------------------------------
