@@ -384,6 +384,7 @@ class _Locator:
             position = "NULL AS __file, row_number() OVER () - 1 AS __row"
         # the row number is taken in the scan, before any filter or join
         self.rows = f"(SELECT *, {columns}, {position} FROM __rows)"
+        self.plain = f"(SELECT {columns} FROM __rows)"
 
     def first(self, condition: str, *shown: str, join: str = "") -> list[tuple[str, Any]]:
         """(place, value) of the first rows where ``condition`` holds; a tuple of values when
@@ -414,10 +415,10 @@ class _Locator:
 
     def check_duplicates(self, entity_col: str, window_col: str) -> None:
         """Exact check: no (entity, window) pair on more than one row."""
-        repeated = ("(SELECT __key, __window FROM (SELECT __key, __window FROM "
-                    f"{self.rows}) GROUP BY ALL HAVING count(*) > 1)")
+        repeated = (f"(SELECT __key, __window FROM {self.plain} GROUP BY ALL "
+                    "HAVING count(*) > 1)")
         n_rows = self.source.query(
-            f"SELECT coalesce(sum(n), 0) AS n FROM (SELECT count(*) AS n FROM {self.rows} "
+            f"SELECT coalesce(sum(n), 0) AS n FROM (SELECT count(*) AS n FROM {self.plain} "
             "GROUP BY __key, __window HAVING count(*) > 1)")["n"].iloc[0]
         if not n_rows:
             return
