@@ -280,3 +280,16 @@ def test_pre_aggregated_posterior_equals_raw_rows(tmp_path: Path) -> None:
     mean_rate = frame["events"].mean()
     mu = fit_raw.idata.posterior["mu"].values
     assert np.quantile(mu, 0.001) < mean_rate < np.quantile(mu, 0.999)
+
+
+def test_bad_csv_value_beyond_the_type_sniffing_sample(tmp_path: Path) -> None:
+    """DuckDB guesses column types from the first ~20,000 rows; a later 'x' still gets
+    ratepool's message with its line, not a conversion error."""
+    frame = pd.DataFrame({"entity": np.arange(30_000) % 7, "count": np.arange(30_000) % 5})
+    frame = frame.astype({"count": object})
+    frame.loc[25_000, "count"] = "x"
+    path = _write(frame, tmp_path, "csv")
+    for read in (aggregate_file, ratepool.load_counts):
+        with pytest.raises(ratepool.DataError, match=r"not numbers: 1 row\(s\), first "
+                                                     r"line 25002: 'x'"):
+            read(path)

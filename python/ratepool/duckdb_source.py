@@ -61,6 +61,10 @@ _SHOW_ROWS = 5
 _FILE = "__ratepool_file"
 
 
+class _LateCsvValue(Exception):
+    """A CSV value past DuckDB's type-sniffing sample does not fit the sniffed type."""
+
+
 @dataclass(frozen=True)
 class _Source:
     """Rows to read: a DuckDB relation, what it is, and how to name a row's place."""
@@ -79,6 +83,10 @@ class _Source:
 
         try:
             return self.relation.query("__rows", sql).df()
+        except duckdb.ConversionException as error:
+            if self.kind == "csv":
+                raise _LateCsvValue(str(error)) from None
+            raise DataError(f"could not read {self.name}: {error}") from None
         except duckdb.Error as error:
             raise DataError(f"could not read {self.name}: {error}") from None
 
@@ -141,13 +149,16 @@ def aggregate_file(
     DataError
         For a missing file or column, an unreadable file, or bad values (naming the line).
     """
+    columns = [entity_col, count_col] + ([window_col] if window_col else [])
     with _connection(memory_limit, temp_directory, threads) as con:
-        source = _file_source(con, path, [entity_col, count_col]
-                              + ([window_col] if window_col else []),
-                              entity_col=entity_col, window_col=window_col)
-        return _aggregate(source, entity_col, count_col, window_col,
-                          check=window_col is not None and check_windows
-                          and not allow_duplicate_windows)
+        def run(text_columns: Sequence[str]) -> CountData:
+            source = _file_source(con, path, columns, entity_col=entity_col,
+                                  window_col=window_col, text_columns=text_columns)
+            return _aggregate(source, entity_col, count_col, window_col,
+                              check=window_col is not None and check_windows
+                              and not allow_duplicate_windows)
+
+        return _retry_as_text(run, [count_col])
 
 
 def from_duckdb(
@@ -213,15 +224,18 @@ def read_rows(
     is read as text. The index is 0-based over all rows read.
     """
     with _connection(DEFAULT_MEMORY_LIMIT, None, None) as con:
-        source = _file_source(con, path, columns, entity_col=entity_col, window_col=window_col)
-        wanted = list(columns) if columns else [c for c in source.relation.columns
-                                                if c not in (_FILE, "file_row_number")]
-        select = ", ".join(
-            f"{label_sql(c)} AS {quote_identifier(c)}" if c == entity_col else quote_identifier(c)
-            for c in wanted)
-        if source.multi_file:
-            select += f", {quote_identifier(_FILE)}"
-        frame = source.query(f"SELECT {select} FROM __rows")
+        def run(text_columns: Sequence[str]) -> tuple[_Source, pd.DataFrame]:
+            source = _file_source(con, path, columns, entity_col=entity_col,
+                                  window_col=window_col, text_columns=text_columns)
+            wanted = list(columns) if columns else [c for c in source.relation.columns
+                                                    if c not in (_FILE, "file_row_number")]
+            select = ", ".join(f"{label_sql(c)} AS {quote_identifier(c)}" if c == entity_col
+                               else quote_identifier(c) for c in wanted)
+            if source.multi_file:
+                select += f", {quote_identifier(_FILE)}"
+            return source, source.query(f"SELECT {select} FROM __rows")
+
+        source, frame = _retry_as_text(run, list(columns or []))
     if not source.multi_file:
         return frame, lambda index: source.where(None, int(index))
     files = frame.pop(_FILE).to_numpy()
@@ -254,9 +268,22 @@ def _connection(memory_limit: str, temp_directory: str | Path | None,
             con.close()
 
 
+def _retry_as_text(run: Any, columns: Sequence[str]) -> Any:
+    """``run(())``; if a CSV value beyond DuckDB's sniffing sample does not fit the sniffed
+    type (e.g. "x" at line 50,000 of a count column), ``run(columns)`` reads those columns as
+    text so that ratepool's checks name the line and the value."""
+    try:
+        return run(())
+    except _LateCsvValue as error:
+        log.info("re-reading %s as text after %s", columns, str(error).splitlines()[0])
+        return run(columns)
+
+
 def _file_source(con: Any, path: str | Path, columns: Sequence[str] | None, *,
-                 entity_col: str | None, window_col: str | None) -> _Source:
-    """The file's rows as a relation: CSV labels and windows as text, file names for globs."""
+                 entity_col: str | None, window_col: str | None,
+                 text_columns: Sequence[str] = ()) -> _Source:
+    """The file's rows as a relation: CSV labels and windows (and ``text_columns``) as text,
+    file names for globs."""
     import duckdb
 
     text = str(path)
@@ -274,8 +301,8 @@ def _file_source(con: Any, path: str | Path, columns: Sequence[str] | None, *,
             header = con.sql(f"SELECT * FROM read_csv({literal}, header = true, "
                              "all_varchar = true) LIMIT 0").columns
             _require(header, columns or [], f"data file {text}")
-            types = ", ".join(f"{_sql_string(c)}: 'VARCHAR'"
-                              for c in (entity_col, window_col) if c)
+            types = ", ".join(f"{_sql_string(c)}: 'VARCHAR'" for c in
+                              dict.fromkeys([entity_col, window_col, *text_columns]) if c)
             relation = con.sql(f"SELECT * FROM read_csv({literal}, header = true, "
                                f"filename = '{_FILE}', types = {{{types}}})")
             kind = "csv"
