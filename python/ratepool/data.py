@@ -478,16 +478,21 @@ def load_counts(
 # Checks shared by the constructors
 
 
-def _require_columns(frame: pd.DataFrame, columns: Sequence[str], table: str = "data") -> None:
-    if not isinstance(frame, pd.DataFrame):
-        raise DataError(f"the {table} must be a pandas DataFrame, got {type(frame).__name__}")
-    missing = [c for c in columns if c not in frame.columns]
+def require_columns(available: Sequence[Any], columns: Sequence[str], what: str) -> None:
+    """Raise `DataError` naming the ``columns`` missing from ``available`` (``what`` has)."""
+    missing = [c for c in columns if c not in available]
     if missing:
         raise DataError(
-            f"the {table} has no column(s) {missing}; its columns are {list(frame.columns)}. "
+            f"{what} has no column(s) {missing}; its columns are {list(available)}. "
             "Name the right ones (entity_col=..., count_col=..., window_col=..., or "
             "--entity-col/--count-col/--window-col)"
         )
+
+
+def _require_columns(frame: pd.DataFrame, columns: Sequence[str], table: str = "data") -> None:
+    if not isinstance(frame, pd.DataFrame):
+        raise DataError(f"the {table} must be a pandas DataFrame, got {type(frame).__name__}")
+    require_columns(list(frame.columns), columns, f"the {table}")
     repeated = sorted({str(c) for c in columns if int((frame.columns == c).sum()) > 1})
     if repeated:
         raise DataError(

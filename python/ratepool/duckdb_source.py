@@ -41,6 +41,7 @@ from .data import (
     Location,
     duplicate_windows_error,
     from_aggregates,
+    require_columns,
     rows_error,
 )
 from .errors import DataError
@@ -321,14 +322,8 @@ def _sql_string(text: str) -> str:
 
 
 def _require(available: Sequence[str], columns: Sequence[str], what: str) -> None:
-    missing = [c for c in columns if c not in available]
-    if missing:
-        shown = [c for c in available if c not in (_FILE, "file_row_number")]
-        raise DataError(
-            f"{what} has no column(s) {missing}; its columns are {shown}. Name the right "
-            "ones (entity_col=..., count_col=..., window_col=..., or "
-            "--entity-col/--count-col/--window-col)"
-        )
+    require_columns([c for c in available if c not in (_FILE, "file_row_number")], columns,
+                    what)
 
 
 # --------------------------------------------------------------------------------------------
