@@ -45,7 +45,7 @@ from .data import (
     rows_error,
 )
 from .errors import DataError
-from .labels import label_sql, quote_identifier
+from .labels import label_sql, quote_identifier, sql_string
 
 __all__ = ["DEFAULT_MEMORY_LIMIT", "aggregate_file", "from_duckdb", "read_rows"]
 
@@ -292,7 +292,7 @@ def _file_source(con: Any, path: str | Path, columns: Sequence[str] | None, *,
     if not is_glob and not Path(text).exists():
         raise DataError(f"data file {text} does not exist")
     suffix = Path(text).suffix.lower()
-    literal = _sql_string(text)
+    literal = sql_string(text)
     try:
         if suffix in _PARQUET:
             relation = con.sql(f"SELECT * FROM read_parquet({literal}, filename = '{_FILE}', "
@@ -302,10 +302,11 @@ def _file_source(con: Any, path: str | Path, columns: Sequence[str] | None, *,
             header = con.sql(f"SELECT * FROM read_csv({literal}, header = true, "
                              "all_varchar = true) LIMIT 0").columns
             _require(header, columns or [], f"data file {text}")
-            types = ", ".join(f"{_sql_string(c)}: 'VARCHAR'" for c in
+            types = ", ".join(f"{sql_string(c)}: 'VARCHAR'" for c in
                               dict.fromkeys([entity_col, window_col, *text_columns]) if c)
             relation = con.sql(f"SELECT * FROM read_csv({literal}, header = true, "
-                               f"filename = '{_FILE}', types = {{{types}}})")
+                               f"filename = '{_FILE}'"
+                               + (f", types = {{{types}}})" if types else ")"))
             kind = "csv"
         else:
             raise DataError(f"data file {text}: unknown format {suffix!r}; use .csv or "
@@ -315,10 +316,6 @@ def _file_source(con: Any, path: str | Path, columns: Sequence[str] | None, *,
         raise DataError(f"could not read {text}: {error}") from None
     _require(list(relation.columns), columns or [], f"data file {text}")
     return _Source(relation, kind, text, multi_file=is_glob and files > 1)
-
-
-def _sql_string(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _require(available: Sequence[str], columns: Sequence[str], what: str) -> None:

@@ -34,6 +34,7 @@ __all__ = [
     "sorted_labels",
     "factorize_labels",
     "read_label_table",
+    "sql_string",
     "show",
 ]
 
@@ -119,7 +120,7 @@ def read_label_table(path: str | Path, label_column: str = "entity") -> pd.DataF
             raise DataError(f"{path} has no column {label_column!r}; its columns are {header}")
         table = con.sql(
             f"SELECT row_number() OVER () + 1 AS __line, * REPLACE ({label_sql(label_column)} "
-            f"AS {name}) FROM read_csv(?, header = true, types = {{{_sql_text(label_column)}: "
+            f"AS {name}) FROM read_csv(?, header = true, types = {{{sql_string(label_column)}: "
             "'VARCHAR'})", params=[str(path)]).df()
     except duckdb.Error as error:
         raise DataError(f"could not read {path}: {error}") from None
@@ -133,7 +134,7 @@ def read_label_table(path: str | Path, label_column: str = "entity") -> pd.DataF
     return table.drop(columns="__line")
 
 
-def _sql_text(value: str) -> str:
+def sql_string(value: str) -> str:
     """A Python string as an SQL string literal."""
     return "'" + value.replace("'", "''") + "'"
 
