@@ -83,7 +83,9 @@ class CountData:
     Attributes
     ----------
     labels : pandas.Index
-        Entity labels; position i is entity index i (Stan index i + 1).
+        Entity labels; position i is entity index i (Stan index i + 1). Text exactly as
+        written when read from a file; the user's own type when given in memory; ordered by
+        `ratepool.labels.label_order`.
     n_windows : numpy.ndarray
         Windows per entity (int64, length J).
     entity_total : numpy.ndarray
