@@ -318,7 +318,7 @@ def test_data_json_and_labels_give_back_the_data(tmp_path: Path, labels: list) -
     for name in ("n_windows", "entity_total", "count_value", "count_freq", "y",
                  "entity_index"):
         np.testing.assert_array_equal(getattr(data, name), getattr(original, name))
-    table = pd.read_csv(labels_path_for(out))
+    table = pd.read_csv(labels_path_for(out), dtype={"entity": str})  # labels are text
     assert data.labels_of(table["stan_index"]).tolist() == table["entity"].tolist()
 
 

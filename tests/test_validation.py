@@ -33,33 +33,33 @@ RAW_CASES: list[tuple[str, Callable[[], pd.DataFrame], dict[str, Any], list[str]
     ("missing window column", lambda: rows([1, 2, 3, 4]), {"window_col": "day"},
      ["'day'", "window_col="]),
     ("negative count", lambda: rows([1, -2, 3, 4]), {},
-     ["'count'", "row 1: -2", "cannot be negative"]),
+     ["'count'", "index 1: -2", "cannot be negative"]),
     ("fractional count", lambda: rows([1, 3.5, 3, 4]), {},
-     ["'count'", "row 1: 3.5", "whole numbers"]),
+     ["'count'", "index 1: 3.5", "whole numbers"]),
     ("NaN count", lambda: rows([1.0, np.nan, 3.0, 4.0]), {},
-     ["'count'", "row 1: nan", "drop or fill"]),
+     ["'count'", "index 1: nan", "drop or fill"]),
     ("None count among objects", lambda: rows([1, None, 3, "4"]), {},
-     ["'count'", "row 1: None", "drop or fill"]),
+     ["'count'", "index 1: None", "drop or fill"]),
     ("nullable integer NA", lambda: rows(pd.array([1, None, 3, 4], dtype="Int64")), {},
-     ["'count'", "row 1: <NA>", "drop or fill"]),
+     ["'count'", "index 1: <NA>", "drop or fill"]),
     ("string count", lambda: rows([1, "three", 3, 4]), {},
-     ["'count'", "row 1: 'three'", "clean or drop"]),
+     ["'count'", "index 1: 'three'", "clean or drop"]),
     ("empty-string count", lambda: rows(["", "4", "1", "1"]), {},
-     ["'count'", "row 0: ''", "clean or drop"]),
+     ["'count'", "index 0: ''", "clean or drop"]),
     ("fractional count as string", lambda: rows(["3.0", "3.5", "1", "1"]), {},
-     ["'count'", "row 1: '3.5'", "whole numbers"]),
+     ["'count'", "index 1: '3.5'", "whole numbers"]),
     ("boolean column", lambda: rows([True, False, True, True]), {},
      ["'count'", "booleans", ".astype(int)"]),
     ("boolean among integers", lambda: rows([1, True, 3, 4]), {},
-     ["'count'", "row 1: True", "number of events"]),
+     ["'count'", "index 1: True", "number of events"]),
     ("count above 2^31 - 1", lambda: rows([1, MAX_STAN_INT + 1, 3, 4]), {},
-     ["'count'", f"row 1: {MAX_STAN_INT + 1}", "rescale"]),
+     ["'count'", f"index 1: {MAX_STAN_INT + 1}", "rescale"]),
     ("float count above 2^31 - 1", lambda: rows([1.0, 2.0**31, 3.0, 4.0]), {},
-     ["'count'", "row 1: 2147483648.0", "rescale"]),
+     ["'count'", "index 1: 2147483648.0", "rescale"]),
     ("Python int beyond int64", lambda: rows(np.array([1, 2**70, 3, 4], dtype=object)), {},
-     ["'count'", f"row 1: {2**70}", "rescale"]),
+     ["'count'", f"index 1: {2**70}", "rescale"]),
     ("infinite count", lambda: rows([1.0, np.inf, 3.0, 4.0]), {},
-     ["'count'", "row 1: inf", "drop those rows"]),
+     ["'count'", "index 1: inf", "drop those rows"]),
     ("complex counts", lambda: rows(np.array([1, 2, 3, 4], dtype=complex)), {},
      ["'count'", "complex", "convert"]),
     ("datetime counts", lambda: rows(pd.to_datetime(["2024-01-01"] * 4)), {},
@@ -67,18 +67,18 @@ RAW_CASES: list[tuple[str, Callable[[], pd.DataFrame], dict[str, Any], list[str]
     ("empty data", lambda: pd.DataFrame({"entity": [], "count": []}), {},
      ["no rows", "at least one row"]),
     ("missing entity label", lambda: rows([1, 2, 3, 4], ["a", None, "b", "b"]), {},
-     ["'entity'", "row 1: nan", "give them a label"]),
+     ["'entity'", "index 1: nan", "give them a label"]),
     ("NaN entity label", lambda: rows([1, 2, 3, 4], ["a", np.nan, "b", "b"]), {},
-     ["'entity'", "row 1: nan", "give them a label"]),
+     ["'entity'", "index 1: nan", "give them a label"]),
     ("unhashable entity labels", lambda: rows([1, 2, 3, 4], [[1], [1], [2], [2]]), {},
      ["'entity'", "[1]", "strings or numbers"]),
     ("single entity", lambda: rows([1, 2, 3], ["only", "only", "only"]), {},
      ["'entity'", "'only'", "at least two entities"]),
     ("duplicated (entity, window)", lambda: rows([1, 2, 3, 4], window=[1, 1, 1, 2]),
-     {"window_col": "window"}, ["('entity', 'window')", "row 0: ('a', 1)",
+     {"window_col": "window"}, ["('entity', 'window')", "index 0: ('a', 1)",
                                 "allow_duplicate_windows=True"]),
     ("missing window label", lambda: rows([1, 2, 3, 4], window=[1, None, 1, 2]),
-     {"window_col": "window"}, ["'window'", "row 1:", "give each its window"]),
+     {"window_col": "window"}, ["'window'", "index 1:", "give each its window"]),
     ("repeated column name", lambda: pd.DataFrame([["a", 1, 2], ["b", 3, 4]],
                                                   columns=["entity", "count", "count"]), {},
      ["['count']", "rename or drop"]),
@@ -102,12 +102,12 @@ def test_message_shows_at_most_five_offending_rows_and_counts_them_all() -> None
         from_dataframe(frame)
     message = str(caught.value)
     assert "12 row(s)" in message
-    assert "row 4: -1" in message and "row 5" not in message
+    assert "index 4: -1" in message and "index 5" not in message
 
 
 def test_first_offending_rows_are_named_by_the_frames_own_index() -> None:
     frame = rows([1, 2, 3.5, 4]).set_axis([10, 20, 30, 40])
-    with pytest.raises(DataError, match="row 30: 3.5"):
+    with pytest.raises(DataError, match="index 30: 3.5"):
         from_dataframe(frame)
 
 
@@ -167,7 +167,7 @@ def test_bad_file_paths_raise_data_error(tmp_path) -> None:
 def test_csv_with_a_fractional_count_names_the_row(tmp_path) -> None:
     path = tmp_path / "counts.csv"
     path.write_text("entity,count\na,1\na,2\nb,2.5\nb,0\n")
-    with pytest.raises(DataError, match=r"column 'count' has non-integer counts.*row 2: 2\.5"):
+    with pytest.raises(DataError, match=r"column 'count' has non-integer counts.*line 4: 2\.5"):
         load_counts(path)
 
 
@@ -187,23 +187,23 @@ AGGREGATE_CASES: list[tuple[str, pd.DataFrame, pd.DataFrame, list[str]]] = [
     ("missing histogram column", ENTITIES, HISTOGRAM.rename(columns={"frequency": "freq"}),
      ["histogram", "'frequency'", "'freq'"]),
     ("repeated entity", ENTITIES.assign(entity=["a", "a"]), HISTOGRAM,
-     ["'entity'", "row 0: 'a'", "one row per entity"]),
+     ["'entity'", "index 0: 'a'", "one row per entity"]),
     ("entity with no windows", ENTITIES.assign(n_windows=[0, 4]), HISTOGRAM,
-     ["'n_windows'", "row 0: 0", "drop entities"]),
+     ["'n_windows'", "index 0: 0", "drop entities"]),
     ("boolean totals", ENTITIES.assign(total_count=[True, True]), HISTOGRAM,
-     ["'total_count'", "row 0: True", "as an integer"]),
+     ["'total_count'", "index 0: True", "as an integer"]),
     ("non-numeric total", ENTITIES.assign(total_count=["3", "x"]), HISTOGRAM,
-     ["'total_count'", "row 1: 'x'", "whole number"]),
+     ["'total_count'", "index 1: 'x'", "whole number"]),
     ("fractional frequency", ENTITIES, HISTOGRAM.assign(frequency=[2, 1.5, 0.5]),
-     ["'frequency'", "row 1: 1.5", "whole numbers"]),
+     ["'frequency'", "index 1: 1.5", "whole numbers"]),
     ("repeated histogram value", ENTITIES, pd.DataFrame({"value": [1, 1, 2],
                                                          "frequency": [2, 1, 1]}),
      ["'value'", "give each value once"]),
     ("negative histogram value", ENTITIES, HISTOGRAM.assign(value=[-1, 2, 3]),
-     ["'value'", "row 0: -1", "cannot be negative"]),
+     ["'value'", "index 0: -1", "cannot be negative"]),
     ("impossible total", ENTITIES.assign(total_count=[7, 0]),
      HISTOGRAM,
-     ["'total_count'", "row 0: 7", "same windows"]),
+     ["'total_count'", "index 0: 7", "same windows"]),
     ("single entity", ENTITIES.iloc[:1], pd.DataFrame({"value": [1, 2], "frequency": [1, 1]}),
      ["'entity'", "'a'", "at least two entities"]),
     ("empty entity table", ENTITIES.iloc[:0], HISTOGRAM, ["entity table has no rows"]),

@@ -16,10 +16,10 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="ArviZ is undergoing", category=FutureWarning)
     import arviz  # noqa: F401
 
-from .aggregate_file import aggregate_file
 from .config import ModelConfig
 from .data import CountData, from_aggregates, from_dataframe, load_counts
 from .diagnostics import get_model_diagnostics
+from .duckdb_source import aggregate_file, from_duckdb
 from .engines import available_engines, get_engine
 from .errors import (
     CompileError,
@@ -43,6 +43,7 @@ __all__ = [
     "from_dataframe",
     "from_aggregates",
     "aggregate_file",
+    "from_duckdb",
     "fit",
     "sample_prior",
     "FitResult",

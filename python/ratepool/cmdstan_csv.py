@@ -30,6 +30,7 @@ from .engines.base import Draws, split_sample_stats
 from .errors import ConfigError, DataError
 from .fit import FitResult
 from .inference import PARAMETERS, build_inference_data
+from .labels import read_label_table
 
 __all__ = [
     "CmdStanRun",
@@ -109,8 +110,9 @@ def read_labels(path: str | Path, n_entities: int) -> pd.DataFrame:
             f"label table {path} does not exist; it is written by 'ratepool export-data' next "
             "to the data JSON (give it with --labels)"
         )
-    # Labels as text first ("NA" and "007" are labels, not missing values or the number 7).
-    table = pd.read_csv(path, dtype={"entity": str}, keep_default_na=False)
+    # Labels as text exactly as written ("NA" and "007" are labels, not missing values or the
+    # number 7), as every file's labels are read (ratepool.labels).
+    table = read_label_table(path, "entity")
     missing = [c for c in LABEL_COLUMNS if c not in table.columns]
     if missing:
         raise DataError(f"label table {path} has no column(s) {missing}; expected "
@@ -124,20 +126,7 @@ def read_labels(path: str | Path, n_entities: int) -> pd.DataFrame:
         )
     if table["entity"].isna().any() or table["entity"].duplicated().any():
         raise DataError(f"label table {path}: column 'entity' has missing or repeated labels")
-    table["entity"] = _restore_numeric_labels(table["entity"])
     return table
-
-
-def _restore_numeric_labels(labels: pd.Series) -> pd.Series:
-    """Integer labels back as integers when every label is one written canonically ("7", not
-    "007"); otherwise the labels stay text."""
-    try:
-        numbers = [int(label) for label in labels]
-    except ValueError:
-        return labels
-    if all(str(number) == label for number, label in zip(numbers, labels)):
-        return pd.Series(numbers, index=labels.index, name=labels.name)
-    return labels
 
 
 def read_stan_data(

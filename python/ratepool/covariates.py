@@ -12,12 +12,13 @@ compares that level with the reference.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from .errors import DataError
+from .labels import show
 
 __all__ = ["EntityCovariates", "encode_covariates"]
 
@@ -82,7 +83,9 @@ def _column_values(rows: pd.DataFrame, name: str, references: dict[str, object])
 
 
 def encode_covariates(frame: pd.DataFrame, columns: Sequence[str], entity_col: str,
-                      codes: np.ndarray, labels: pd.Index) -> EntityCovariates:
+                      codes: np.ndarray, labels: pd.Index,
+                      where: Callable[[Any], str] = lambda index: f"index {show(index)}",
+                      ) -> EntityCovariates:
     """Validate and encode entity covariates given on the rows.
 
     Parameters
@@ -98,6 +101,8 @@ def encode_covariates(frame: pd.DataFrame, columns: Sequence[str], entity_col: s
         0-based entity index of each row.
     labels : pandas.Index
         Entity labels in index order.
+    where : callable
+        Names the place of a row (given its index label) in messages.
 
     Raises
     ------
@@ -125,8 +130,8 @@ def encode_covariates(frame: pd.DataFrame, columns: Sequence[str], entity_col: s
             row = int(np.flatnonzero(missing)[0])
             raise DataError(
                 f"covariate column {column!r} has {int(missing.sum())} missing value(s), first "
-                f"at row {frame.index[row]!r} (entity {labels[codes[row]]!r}); fill them in or "
-                "drop the covariate")
+                f"at {where(frame.index[row])} (entity {show(labels[codes[row]])}); fill them "
+                "in or drop the covariate")
         _check_constant_within_entity(series, codes, labels, column, entity_col)
         per_entity = series.iloc[first_row].reset_index(drop=True)
         if _is_numeric(series):
@@ -171,10 +176,10 @@ def _check_constant_within_entity(series: pd.Series, codes: np.ndarray, labels: 
     distinct = values.groupby(level=0).nunique(dropna=False)
     varying = distinct.index[distinct.to_numpy() > 1]
     if len(varying):
-        entity = labels[int(varying[0])]
+        entity = show(labels[int(varying[0])])
         seen = sorted(map(str, values.loc[int(varying[0])].unique()))[:5]
         raise DataError(
-            f"covariate column {column!r} differs between the rows of entity {entity!r} "
+            f"covariate column {column!r} differs between the rows of entity {entity} "
             f"(values {seen}; {len(varying)} entit{'y' if len(varying) == 1 else 'ies'} in all): "
             f"entity covariates must be constant within an entity ({entity_col!r}). Use a "
             "per-entity value (e.g. the baseline), or model the change as exposure")

@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from .covariates import EntityCovariates, encode_covariates
 from .errors import DataError
+from .labels import factorize_labels, label_order, show
 
 __all__ = [
     "CountData",
@@ -25,6 +26,9 @@ __all__ = [
     "from_aggregates",
     "read_table",
     "load_counts",
+    "COUNT_CHECKS",
+    "rows_error",
+    "index_location",
 ]
 
 log = logging.getLogger(__name__)
@@ -34,6 +38,44 @@ MAX_STAN_INT = 2**31 - 1
 #: How many offending rows an error message shows.
 _SHOW_ROWS = 5
 
+#: Names where a row is, for messages: an index label of a DataFrame (`index_location`), or a
+#: line of a CSV file / row of a Parquet file (`ratepool.duckdb_source`).
+Location = Callable[[Any], str]
+
+
+def index_location(index: Any) -> str:
+    """Where a row of an in-memory DataFrame is: its index label."""
+    return f"index {show(index)}"
+
+
+#: The checks every count column passes, in order: (problem, fix, test on the counts as floats
+#: with NaN for missing, the same test in SQL on a DOUBLE ``{v}``). `validate_counts` runs them
+#: on a DataFrame column; `ratepool.duckdb_source` on the distinct values of a file's column,
+#: then finds the first offending rows with the SQL test.
+COUNT_CHECKS: tuple[tuple[str, str, Callable[[np.ndarray], np.ndarray], str], ...] = (
+    ("has missing values (NaN/None)", "drop or fill those rows", np.isnan,
+     "({v} IS NULL OR isnan({v}))"),
+    ("has infinite values", "drop those rows or replace them by the true counts",
+     lambda v: ~np.isfinite(v), "isinf({v})"),
+    ("has negative counts", "counts are events per window and cannot be negative",
+     lambda v: v < 0, "{v} < 0"),
+    ("has non-integer counts", "counts must be whole numbers (3.0 is fine, 3.5 is not)",
+     lambda v: v != np.floor(v), "{v} <> floor({v})"),
+    (f"has counts above {MAX_STAN_INT} (2^31 - 1), Stan's integer limit",
+     "rescale the counts (e.g. count thousands of events) or split the windows",
+     lambda v: v > MAX_STAN_INT, f"{{v}} > {MAX_STAN_INT}"),
+)
+#: Messages for count columns that are not numbers at all.
+BOOLEAN_COUNTS = ("holds booleans (True/False); counts must be non-negative integers — "
+                  "convert them to the number of events (e.g. .astype(int), or CAST(... AS "
+                  "INTEGER) in SQL, if True means one event)")
+TEXT_COUNTS = ("holds values that are not numbers",
+               "counts must be non-negative integers; clean or drop those rows (or name the "
+               "right column with count_col=...)")
+MISSING_LABELS = ("has missing entity labels", "drop those rows or give them a label")
+MISSING_WINDOWS = ("has missing window labels",
+                   "drop those rows or give each its window; or leave window_col unset")
+
 
 @dataclass(frozen=True)
 class CountData:
@@ -42,7 +84,9 @@ class CountData:
     Attributes
     ----------
     labels : pandas.Index
-        Entity labels; position i is entity index i (Stan index i + 1).
+        Entity labels; position i is entity index i (Stan index i + 1). Text exactly as
+        written when read from a file; the user's own type when given in memory; ordered by
+        `ratepool.labels.label_order`.
     n_windows : numpy.ndarray
         Windows per entity (int64, length J).
     entity_total : numpy.ndarray
@@ -153,6 +197,7 @@ def from_dataframe(
     allow_duplicate_windows: bool = False,
     exposure_col: str | None = None,
     covariates: Sequence[str] | None = None,
+    where: Location = index_location,
 ) -> CountData:
     """Validate raw rows (one per entity-window) and compute the sufficient statistics.
 
@@ -173,10 +218,14 @@ def from_dataframe(
     covariates : sequence of str, optional
         Entity covariate columns, constant within each entity (numbers, or categories that are
         one-hot encoded against a reference level); see `ratepool.covariates`.
+    where : callable, optional
+        Names the place of a row (given its index label) in error messages; by default
+        "index <label>". File readers pass one that names the line of the file.
 
     Returns
     -------
     CountData
+        Labels keep the frame's type and are ordered by `ratepool.labels.label_order`.
 
     Raises
     ------
@@ -188,18 +237,18 @@ def from_dataframe(
     if len(frame) == 0:
         raise DataError("the data has no rows; give at least one row per entity")
     labels_column = frame[entity_col]
-    _reject_missing_labels(labels_column, entity_col)
-    y = validate_counts(frame[count_col], count_col)
+    _raise_rows(labels_column, labels_column.isna(), entity_col, *MISSING_LABELS, where=where)
+    y = validate_counts(frame[count_col], count_col, where=where)
     if window_col is not None:
-        reject_missing_windows(frame[window_col], window_col)
-        _check_duplicate_windows(frame, entity_col, window_col, allow_duplicate_windows)
+        reject_missing_windows(frame[window_col], window_col, where=where)
+        _check_duplicate_windows(frame, entity_col, window_col, allow_duplicate_windows, where)
 
-    exposure = (validate_exposure(frame[exposure_col], exposure_col)
+    exposure = (validate_exposure(frame[exposure_col], exposure_col, where=where)
                 if exposure_col is not None else None)
 
-    codes, labels = _factorize_sorted(labels_column)
-    entity_covariates = (encode_covariates(frame, covariates, entity_col, codes, labels)
-                         if covariates else None)
+    codes, labels = factorize_labels(labels_column)
+    entity_covariates = (encode_covariates(frame, covariates, entity_col, codes, labels,
+                                           where=where) if covariates else None)
     data = _aggregate(codes, y, labels)
     window = frame[window_col].to_numpy() if window_col is not None else None
     data = CountData(
@@ -218,43 +267,40 @@ def from_dataframe(
     return data
 
 
-def validate_exposure(column: pd.Series, name: str) -> np.ndarray:
+def validate_exposure(column: pd.Series, name: str, *,
+                      where: Location = index_location) -> np.ndarray:
     """Positive, finite exposures as float64; raise `DataError` naming the rows otherwise."""
     if pd.api.types.is_bool_dtype(column.dtype):
         raise DataError(f"exposure column {name!r} holds true/false values; give positive numbers")
     numeric = pd.to_numeric(column, errors="coerce")
     _raise_rows(column, column.isna(), name, "has missing exposures",
-                fix="give every window its exposure, or drop those rows")
+                fix="give every window its exposure, or drop those rows", where=where)
     _raise_rows(column, numeric.isna(), name, "has exposures that are not numbers",
-                fix="give positive numbers")
+                fix="give positive numbers", where=where)
     values = numeric.to_numpy(dtype=float)
     _raise_rows(column, ~(np.isfinite(values) & (values > 0)), name,
                 "has exposures that are not positive and finite",
                 fix="exposure is the size of the window (population, devices, hours): a window "
-                    "with exposure 0 carries no information, drop it")
+                    "with exposure 0 carries no information, drop it", where=where)
     return values
 
 
-def validate_counts(column: pd.Series, name: str) -> np.ndarray:
+def validate_counts(column: pd.Series, name: str, *,
+                    where: Location = index_location) -> np.ndarray:
     """Return the counts as int64, or raise `DataError` naming the first bad rows.
 
     Accepts integers and integral floats (3.0); rejects missing values, booleans, strings,
-    fractions, negatives and values above Stan's int range.
+    fractions, negatives and values above Stan's int range (`COUNT_CHECKS`).
     """
     if pd.api.types.is_bool_dtype(column.dtype):
-        raise DataError(
-            f"column {name!r} holds booleans (True/False); counts must be non-negative "
-            "integers — convert with .astype(int) if True means one event"
-        )
+        raise DataError(f"column {name!r} {BOOLEAN_COUNTS}")
     if column.dtype == object or isinstance(column.dtype, pd.StringDtype):
         is_bool = column.map(lambda v: isinstance(v, (bool, np.bool_)))
         _raise_rows(column, is_bool, name, "holds booleans; counts must be non-negative integers",
-                    fix="replace True/False by the number of events")
+                    fix="replace True/False by the number of events", where=where)
         numeric = pd.to_numeric(column, errors="coerce")
         not_number = numeric.isna() & column.notna()
-        _raise_rows(column, not_number, name, "holds values that are not numbers",
-                    fix="counts must be non-negative integers; clean or drop those rows (or "
-                        "name the right column with count_col=...)")
+        _raise_rows(column, not_number, name, *TEXT_COUNTS, where=where)
         column_numeric = numeric
     elif pd.api.types.is_complex_dtype(column.dtype):
         raise DataError(
@@ -268,45 +314,13 @@ def validate_counts(column: pd.Series, name: str) -> np.ndarray:
             f"column {name!r} has type {column.dtype}; counts must be non-negative integers "
             "(name the right column with count_col=..., or convert it)"
         )
-    _raise_rows(column, column_numeric.isna(), name, "has missing values (NaN/None)",
-                fix="drop or fill those rows")
     values = column_numeric.to_numpy(dtype=float, na_value=np.nan)
-    _raise_rows(column, pd.Series(~np.isfinite(values), index=column.index), name,
-                "has infinite values", fix="drop those rows or replace them by the true counts")
-    _raise_rows(column, pd.Series(values < 0, index=column.index), name,
-                "has negative counts", fix="counts are events per window and cannot be negative")
-    _raise_rows(column, pd.Series(values != np.floor(values), index=column.index), name,
-                "has non-integer counts", fix="counts must be whole numbers (3.0 is fine, 3.5 is not)")
-    _raise_rows(column, pd.Series(values > MAX_STAN_INT, index=column.index), name,
-                f"has counts above {MAX_STAN_INT} (2^31 - 1), Stan's integer limit",
-                fix="rescale the counts (e.g. count thousands of events) or split the windows")
+    for problem, fix, test, _ in COUNT_CHECKS:
+        with np.errstate(invalid="ignore"):
+            _raise_rows(column, test(values), name, problem, fix, where=where)
     if pd.api.types.is_integer_dtype(column_numeric.dtype):
         return column_numeric.to_numpy(dtype=np.int64)
     return values.astype(np.int64)
-
-
-def _factorize_sorted(labels: pd.Series) -> tuple[np.ndarray, pd.Index]:
-    """0-based codes into the sorted unique labels (a deterministic order for any input order)."""
-    try:
-        codes, uniques = pd.factorize(labels, sort=False)
-    except TypeError as error:  # unhashable labels (lists, dicts, arrays)
-        raise DataError(
-            f"column {labels.name!r} holds entity labels that cannot be compared ({error}), "
-            f"e.g. {labels.iloc[0]!r}; use strings or numbers as entity labels"
-        ) from None
-    order = _sorted_order(uniques)
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
-    return rank[codes], pd.Index(uniques.take(order), name="entity")
-
-
-def _sorted_order(uniques: pd.Index | np.ndarray) -> np.ndarray:
-    """Sorting permutation of labels; mixed, unorderable types sort by (type name, str)."""
-    try:
-        return np.asarray(pd.Index(uniques).argsort(kind="stable"))
-    except TypeError:
-        keys = [(type(v).__name__, str(v)) for v in uniques]
-        return np.asarray(sorted(range(len(keys)), key=keys.__getitem__))
 
 
 def _aggregate(codes: np.ndarray, y: np.ndarray, labels: pd.Index) -> CountData:
@@ -374,7 +388,7 @@ def from_aggregates(
     _require_columns(histogram, [value_col, frequency_col], table="histogram")
     if len(entities) == 0:
         raise DataError("the entity table has no rows")
-    _reject_missing_labels(entities[entity_col], entity_col)
+    _raise_rows(entities[entity_col], entities[entity_col].isna(), entity_col, *MISSING_LABELS)
     repeated = entities[entity_col].duplicated(keep=False)
     _raise_rows(entities[entity_col], repeated, entity_col,
                 "repeats entity labels in the entity table", fix="give one row per entity")
@@ -409,7 +423,7 @@ def from_aggregates(
                 "has totals larger than n_windows x the largest count value in the histogram",
                 fix="the entity table and the histogram must be computed from the same windows")
 
-    order = _sorted_order(pd.Index(entities[entity_col]))
+    order = label_order(pd.Index(entities[entity_col]))
     labels = pd.Index(entities[entity_col].to_numpy()[order], name="entity")
     data = CountData(labels, n_windows[order], totals[order], values, freq)
     _check_model_needs(data, entity_col, total_col)
@@ -439,22 +453,23 @@ def _validate_totals(column: pd.Series, name: str) -> np.ndarray:
 # Files
 
 
-def read_table(path: str | Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """Read a CSV or Parquet file (chosen by extension) into a DataFrame."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"data file {path} does not exist")
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path, columns=list(columns) if columns else None)
-        if suffix in (".csv", ".txt", ".gz"):
-            return pd.read_csv(path, usecols=list(columns) if columns else None)
-    except ValueError as error:
-        raise DataError(f"could not read {path}: {error}") from None
-    except ImportError as error:
-        raise DataError(f"reading {path} needs an optional package: {error}") from None
-    raise DataError(f"data file {path}: unknown format {suffix!r}; use .csv or .parquet")
+def read_table(
+    path: str | Path,
+    columns: Sequence[str] | None = None,
+    *,
+    entity_col: str | None = None,
+    window_col: str | None = None,
+) -> pd.DataFrame:
+    """The rows of a CSV or Parquet file (or glob), read through DuckDB in file order.
+
+    ``entity_col`` is read as text labels (`ratepool.labels`); in a CSV, ``window_col`` is
+    read as text too. The index is the 0-based data row; `ratepool.duckdb_source.read_rows`
+    also gives the function that names a row's line in the file.
+    """
+    from .duckdb_source import read_rows
+
+    frame, _ = read_rows(path, columns, entity_col=entity_col, window_col=window_col)
+    return frame
 
 
 def load_counts(
@@ -467,36 +482,57 @@ def load_counts(
     exposure_col: str | None = None,
     covariates: Sequence[str] | None = None,
 ) -> CountData:
-    """`from_dataframe` for a DataFrame, or a CSV/Parquet path read first."""
+    """`from_dataframe` for a DataFrame, or for the rows of a CSV/Parquet file (or glob).
+
+    Files are read through DuckDB (`ratepool.duckdb_source.read_rows`): entity labels as text
+    exactly as written, CSV windows as text, and error messages name the line of the file
+    (header = line 1; for Parquet the 1-based row). The raw rows are kept, so per-row outputs
+    are available; for files larger than memory use `ratepool.aggregate_file`.
+    """
     if isinstance(source, pd.DataFrame):
-        frame = source
-    else:
-        frame = read_table(source)
-    return from_dataframe(
-        frame,
-        entity_col=entity_col,
-        count_col=count_col,
-        window_col=window_col,
-        allow_duplicate_windows=allow_duplicate_windows,
-        exposure_col=exposure_col,
-        covariates=covariates,
-    )
+        return from_dataframe(source, entity_col=entity_col, count_col=count_col,
+                              window_col=window_col,
+                              allow_duplicate_windows=allow_duplicate_windows,
+                              exposure_col=exposure_col, covariates=covariates)
+    from .duckdb_source import read_rows
+
+    columns = ([entity_col, count_col] + ([window_col] if window_col else [])
+               + ([exposure_col] if exposure_col else []) + list(covariates or []))
+    frame, where = read_rows(source, columns, entity_col=entity_col, window_col=window_col)
+    try:
+        return from_dataframe(
+            frame,
+            entity_col=entity_col,
+            count_col=count_col,
+            window_col=window_col,
+            allow_duplicate_windows=allow_duplicate_windows,
+            exposure_col=exposure_col,
+            covariates=covariates,
+            where=where,
+        )
+    except DataError as error:
+        raise DataError(f"{source}: {error}") from None
 
 
 # --------------------------------------------------------------------------------------------
 # Checks shared by the constructors
 
 
-def _require_columns(frame: pd.DataFrame, columns: Sequence[str], table: str = "data") -> None:
-    if not isinstance(frame, pd.DataFrame):
-        raise DataError(f"the {table} must be a pandas DataFrame, got {type(frame).__name__}")
-    missing = [c for c in columns if c not in frame.columns]
+def require_columns(available: Sequence[Any], columns: Sequence[str], what: str) -> None:
+    """Raise `DataError` naming the ``columns`` missing from ``available`` (``what`` has)."""
+    missing = [c for c in columns if c not in available]
     if missing:
         raise DataError(
-            f"the {table} has no column(s) {missing}; its columns are {list(frame.columns)}. "
+            f"{what} has no column(s) {missing}; its columns are {list(available)}. "
             "Name the right ones (entity_col=..., count_col=..., window_col=..., or "
             "--entity-col/--count-col/--window-col)"
         )
+
+
+def _require_columns(frame: pd.DataFrame, columns: Sequence[str], table: str = "data") -> None:
+    if not isinstance(frame, pd.DataFrame):
+        raise DataError(f"the {table} must be a pandas DataFrame, got {type(frame).__name__}")
+    require_columns(list(frame.columns), columns, f"the {table}")
     repeated = sorted({str(c) for c in columns if int((frame.columns == c).sum()) > 1})
     if repeated:
         raise DataError(
@@ -505,19 +541,15 @@ def _require_columns(frame: pd.DataFrame, columns: Sequence[str], table: str = "
         )
 
 
-def _reject_missing_labels(labels: pd.Series, name: str) -> None:
-    _raise_rows(labels, labels.isna(), name, "has missing entity labels",
-                fix="drop those rows or give them a label")
-
-
-def reject_missing_windows(windows: pd.Series, name: str) -> None:
+def reject_missing_windows(windows: pd.Series, name: str, *,
+                           where: Location = index_location) -> None:
     """Raise `DataError` if any row of the window column has no window label."""
-    _raise_rows(windows, windows.isna(), name, "has missing window labels",
-                fix="drop those rows or give each its window; or leave window_col unset")
+    _raise_rows(windows, windows.isna(), name, *MISSING_WINDOWS, where=where)
 
 
 def _check_duplicate_windows(
-    frame: pd.DataFrame, entity_col: str, window_col: str, allowed: bool
+    frame: pd.DataFrame, entity_col: str, window_col: str, allowed: bool,
+    where: Location = index_location,
 ) -> None:
     repeated = frame.duplicated(subset=[entity_col, window_col], keep=False)
     if not repeated.any():
@@ -527,20 +559,29 @@ def _check_duplicate_windows(
                  int(repeated.sum()))
         return
     rows = frame.loc[repeated, [entity_col, window_col]].head(_SHOW_ROWS)
-    raise DataError(
-        f"{int(repeated.sum())} rows repeat an ({entity_col!r}, {window_col!r}) pair, e.g. "
-        f"{_format_rows(rows)}. Sum them per window first, or pass allow_duplicate_windows=True "
-        "(--allow-duplicate-windows) if each row really is a separate window"
+    raise duplicate_windows_error(
+        entity_col, window_col, int(repeated.sum()),
+        [(where(index), tuple(values)) for index, values in zip(rows.index, rows.to_numpy())])
+
+
+def duplicate_windows_error(entity_col: str, window_col: str, n_rows: int,
+                            shown: Sequence[tuple[str, Any]]) -> DataError:
+    """The error for rows that repeat an (entity, window) pair; ``shown``: (where, pair)."""
+    return DataError(
+        f"{n_rows} rows repeat an ({entity_col!r}, {window_col!r}) pair, e.g. "
+        f"{_format_rows(shown)}. Sum them per window first, or pass "
+        "allow_duplicate_windows=True (--allow-duplicate-windows) if each row really is a "
+        "separate window"
     )
 
 
 def _check_model_needs(data: CountData, entity_col: str, count_col: str) -> None:
     if data.n_entities < 2:
         raise DataError(
-            f"column {entity_col!r} has a single entity ({data.labels[0]!r}); partial pooling "
-            "needs at least two entities (with one, the population parameters mu and alpha are "
-            "informed by the prior alone). Add the other entities' rows, or check that "
-            f"{entity_col!r} is the column that identifies entities"
+            f"column {entity_col!r} has a single entity ({show(data.labels[0])}); partial "
+            "pooling needs at least two entities (with one, the population parameters mu and "
+            "alpha are informed by the prior alone). Add the other entities' rows, or check "
+            f"that {entity_col!r} is the column that identifies entities"
         )
     if data.entity_total.sum() == 0:
         log.warning(
@@ -552,26 +593,26 @@ def _check_model_needs(data: CountData, entity_col: str, count_col: str) -> None
 
 
 def _raise_rows(
-    column: pd.Series, bad: pd.Series, name: str, problem: str, fix: str | None = None
+    column: pd.Series, bad: pd.Series | np.ndarray, name: str, problem: str,
+    fix: str | None = None, *, where: Location = index_location,
 ) -> None:
     """Raise `DataError` listing the first rows where ``bad`` holds, if any."""
     mask = np.asarray(bad, dtype=bool)
     if not mask.any():
         return
     shown = column[mask].head(_SHOW_ROWS)
-    message = (
-        f"column {name!r} {problem}: {int(mask.sum())} row(s), first "
-        f"{_format_rows(shown)}"
-    )
+    raise rows_error(name, problem, int(mask.sum()),
+                     [(where(index), value) for index, value in shown.items()], fix)
+
+
+def rows_error(name: str, problem: str, n_rows: int, shown: Sequence[tuple[str, Any]],
+               fix: str | None = None) -> DataError:
+    """The error for ``n_rows`` bad rows of column ``name``; ``shown``: (where, value) pairs."""
+    message = f"column {name!r} {problem}: {n_rows} row(s), first {_format_rows(shown)}"
     if fix:
         message += f"; {fix}"
-    raise DataError(message)
+    return DataError(message)
 
 
-def _format_rows(rows: pd.Series | pd.DataFrame) -> str:
-    if isinstance(rows, pd.Series):
-        return ", ".join(f"row {index}: {value!r}" for index, value in rows.items())
-    return ", ".join(
-        f"row {index}: {tuple(values)}" for index, values in zip(rows.index, rows.to_numpy())
-    )
-
+def _format_rows(shown: Sequence[tuple[str, Any]]) -> str:
+    return ", ".join(f"{where}: {show(value)}" for where, value in shown)

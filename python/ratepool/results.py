@@ -51,6 +51,7 @@ from .config import ModelConfig
 from .errors import RatepoolError
 from .fit import FitResult
 from .inference import OPTION_PARAMETERS, PARAMETERS
+from .labels import read_label_table
 from .prior import prior_predictive_check
 from .program import default_program
 from .summary import HDI_PROB
@@ -288,19 +289,40 @@ _RESTORE = {"int": int, "float": float, "str": str, "bool": lambda s: s == "True
             "int64": int, "float64": float, "str_": str}
 
 
+def _decode_labels(dataset: Any) -> np.ndarray | None:
+    """The fit's labels from a stored group: its ``entity`` coordinate, with the Python types
+    that `_encode_labels` recorded for mixed-type labels (None when there is no coordinate)."""
+    if "entity" not in dataset.coords:
+        return None
+    values = dataset["entity"].values
+    types = dataset.attrs.get(LABEL_TYPES_ATTR)
+    if not types:
+        return values
+    labels = np.empty(len(values), dtype=object)
+    labels[:] = [_RESTORE.get(t, str)(str(v)) for t, v in zip(json.loads(types), values)]
+    return labels
+
+
 def load_inference_data(path: str | Path) -> az.InferenceData:
     """Read ``inference_data.nc``; mixed-type labels get their Python types back where possible."""
     idata = az.from_netcdf(str(path))
     for group in idata.groups():
         dataset = idata[group]
-        types = dataset.attrs.get(LABEL_TYPES_ATTR)
-        if types and "entity" in dataset.coords:
-            restored = [_RESTORE.get(t, str)(str(v)) for t, v in
-                        zip(json.loads(types), dataset["entity"].values)]
-            labels = np.empty(len(restored), dtype=object)
-            labels[:] = restored
+        labels = _decode_labels(dataset)
+        if labels is not None and dataset.attrs.get(LABEL_TYPES_ATTR):
             setattr(idata, group, dataset.assign_coords(entity=labels))
     return idata
+
+
+def _saved_labels(path: Path) -> np.ndarray | None:
+    """The fit's labels from ``inference_data.nc`` (only the coordinate is read)."""
+    import xarray as xr
+
+    try:
+        with xr.open_dataset(path / FILES["idata"], group="posterior") as posterior:
+            return _decode_labels(posterior)
+    except (OSError, ValueError) as error:
+        raise RatepoolError(f"{path / FILES['idata']} could not be read: {error}") from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -407,7 +429,15 @@ def load_results(path: str | Path) -> SavedResults:
                                 "folder") from None
         except json.JSONDecodeError as error:
             raise RatepoolError(f"{file} is not valid JSON: {error}") from None
-    entities = pd.read_csv(path / FILES["entities"], index_col="entity")
+    # Labels as text exactly as written, then with the fit's own types (7 stays an integer,
+    # "007" stays text), as the InferenceData holds them.
+    entities = read_label_table(path / FILES["entities"]).set_index("entity")
+    labels = _saved_labels(path)
+    if labels is not None:
+        if [str(v) for v in labels] != [str(v) for v in entities.index]:
+            raise RatepoolError(f"{path / FILES['entities']} does not list the entities of "
+                                f"{path / FILES['idata']}; the folder was changed after the run")
+        entities.index = pd.Index(labels, name="entity")
     return SavedResults(path=path, diagnostics=_nan_from_null(values["diagnostics"]),
                         run=values["run"], entity_summary=entities)
 
