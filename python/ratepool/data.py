@@ -33,6 +33,20 @@ MAX_STAN_INT = 2**31 - 1
 #: How many offending rows an error message shows.
 _SHOW_ROWS = 5
 
+# Wording of the row checks, as (problem, fix), shared with the cluster sources
+# (`ratepool.cluster_source`), which run the same checks where the rows live.
+NO_ROWS = "the data has no rows; give at least one row per entity"
+MISSING_LABELS = ("has missing entity labels", "drop those rows or give them a label")
+MISSING_WINDOWS = ("has missing window labels",
+                   "drop those rows or give each its window; or leave window_col unset")
+COUNT_MISSING = ("has missing values (NaN/None)", "drop or fill those rows")
+COUNT_INFINITE = ("has infinite values", "drop those rows or replace them by the true counts")
+COUNT_NEGATIVE = ("has negative counts", "counts are events per window and cannot be negative")
+COUNT_FRACTION = ("has non-integer counts",
+                  "counts must be whole numbers (3.0 is fine, 3.5 is not)")
+COUNT_TOO_LARGE = (f"has counts above {MAX_STAN_INT} (2^31 - 1), Stan's integer limit",
+                   "rescale the counts (e.g. count thousands of events) or split the windows")
+
 
 @dataclass(frozen=True)
 class CountData:
@@ -179,7 +193,7 @@ def from_dataframe(
     """
     _require_columns(frame, [entity_col, count_col] + ([window_col] if window_col else []))
     if len(frame) == 0:
-        raise DataError("the data has no rows; give at least one row per entity")
+        raise DataError(NO_ROWS)
     labels_column = frame[entity_col]
     _reject_missing_labels(labels_column, entity_col)
     y = validate_counts(frame[count_col], count_col)
@@ -237,18 +251,12 @@ def validate_counts(column: pd.Series, name: str) -> np.ndarray:
             f"column {name!r} has type {column.dtype}; counts must be non-negative integers "
             "(name the right column with count_col=..., or convert it)"
         )
-    _raise_rows(column, column_numeric.isna(), name, "has missing values (NaN/None)",
-                fix="drop or fill those rows")
+    _raise_rows(column, column_numeric.isna(), name, *COUNT_MISSING)
     values = column_numeric.to_numpy(dtype=float, na_value=np.nan)
-    _raise_rows(column, pd.Series(~np.isfinite(values), index=column.index), name,
-                "has infinite values", fix="drop those rows or replace them by the true counts")
-    _raise_rows(column, pd.Series(values < 0, index=column.index), name,
-                "has negative counts", fix="counts are events per window and cannot be negative")
-    _raise_rows(column, pd.Series(values != np.floor(values), index=column.index), name,
-                "has non-integer counts", fix="counts must be whole numbers (3.0 is fine, 3.5 is not)")
-    _raise_rows(column, pd.Series(values > MAX_STAN_INT, index=column.index), name,
-                f"has counts above {MAX_STAN_INT} (2^31 - 1), Stan's integer limit",
-                fix="rescale the counts (e.g. count thousands of events) or split the windows")
+    for bad, wording in ((~np.isfinite(values), COUNT_INFINITE), (values < 0, COUNT_NEGATIVE),
+                         (values != np.floor(values), COUNT_FRACTION),
+                         (values > MAX_STAN_INT, COUNT_TOO_LARGE)):
+        _raise_rows(column, pd.Series(bad, index=column.index), name, *wording)
     if pd.api.types.is_integer_dtype(column_numeric.dtype):
         return column_numeric.to_numpy(dtype=np.int64)
     return values.astype(np.int64)
@@ -471,14 +479,12 @@ def _require_columns(frame: pd.DataFrame, columns: Sequence[str], table: str = "
 
 
 def _reject_missing_labels(labels: pd.Series, name: str) -> None:
-    _raise_rows(labels, labels.isna(), name, "has missing entity labels",
-                fix="drop those rows or give them a label")
+    _raise_rows(labels, labels.isna(), name, *MISSING_LABELS)
 
 
 def reject_missing_windows(windows: pd.Series, name: str) -> None:
     """Raise `DataError` if any row of the window column has no window label."""
-    _raise_rows(windows, windows.isna(), name, "has missing window labels",
-                fix="drop those rows or give each its window; or leave window_col unset")
+    _raise_rows(windows, windows.isna(), name, *MISSING_WINDOWS)
 
 
 def _check_duplicate_windows(
@@ -492,9 +498,15 @@ def _check_duplicate_windows(
                  int(repeated.sum()))
         return
     rows = frame.loc[repeated, [entity_col, window_col]].head(_SHOW_ROWS)
-    raise DataError(
-        f"{int(repeated.sum())} rows repeat an ({entity_col!r}, {window_col!r}) pair, e.g. "
-        f"{_format_rows(rows)}. Sum them per window first, or pass allow_duplicate_windows=True "
+    raise duplicate_windows_error(int(repeated.sum()), entity_col, window_col, _format_rows(rows))
+
+
+def duplicate_windows_error(n_rows: int, entity_col: str, window_col: str,
+                            examples: str) -> DataError:
+    """The error for ``n_rows`` rows that repeat an (entity, window) pair, with examples."""
+    return DataError(
+        f"{n_rows} rows repeat an ({entity_col!r}, {window_col!r}) pair, e.g. "
+        f"{examples}. Sum them per window first, or pass allow_duplicate_windows=True "
         "(--allow-duplicate-windows) if each row really is a separate window"
     )
 
@@ -524,13 +536,16 @@ def _raise_rows(
     if not mask.any():
         return
     shown = column[mask].head(_SHOW_ROWS)
-    message = (
-        f"column {name!r} {problem}: {int(mask.sum())} row(s), first "
-        f"{_format_rows(shown)}"
-    )
+    raise rows_error(name, problem, int(mask.sum()), f"first {_format_rows(shown)}", fix)
+
+
+def rows_error(name: str, problem: str, n_rows: int, examples: str,
+               fix: str | None = None) -> DataError:
+    """The error for ``n_rows`` rows of column ``name`` with ``problem``, shown by ``examples``."""
+    message = f"column {name!r} {problem}: {n_rows} row(s), {examples}"
     if fix:
         message += f"; {fix}"
-    raise DataError(message)
+    return DataError(message)
 
 
 def _format_rows(rows: pd.Series | pd.DataFrame) -> str:
