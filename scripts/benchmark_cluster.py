@@ -16,7 +16,7 @@ each without and with the window column (which adds the exact duplicate-(entity,
 group-by). ``startup s`` is starting the cluster or session (not included in ``aggregate s``,
 which includes reading the files); ``tree RSS`` is the peak summed RSS of the subprocess and
 every process it started (Dask workers, Spark's JVM) during the aggregation, polled every 0.1 s;
-``driver RSS`` is the subprocess's own peak (``ru_maxrss``; for Spark the JVM is separate).
+``driver RSS`` is the Python driver's own peak (``VmHWM``; Spark's JVM is a separate process).
 ``same`` says whether labels, windows, totals and histogram equal the pandas run's.
 
 Usage::
@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -67,6 +66,16 @@ def digest(data) -> str:
     for array in (data.n_windows, data.entity_total, data.count_value, data.count_freq):
         hashed.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
     return hashed.hexdigest()
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS since it started (``VmHWM``; unlike ``ru_maxrss``, it does not
+    carry over the parent's peak across ``exec``)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def run_one(source: str, directory: str, window: bool) -> dict:
@@ -124,7 +133,7 @@ def run_one(source: str, directory: str, window: bool) -> dict:
         "aggregate_s": seconds,
         "rows_per_s": data.n_windows_total / seconds,
         "tree_rss_mb": tree.peak_bytes / 2**20,
-        "driver_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "driver_rss_mb": peak_rss_mb(),
         "digest": digest(data),
     }
 

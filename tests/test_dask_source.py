@@ -16,15 +16,7 @@ import ratepool
 from ratepool.data import from_dataframe
 from ratepool.errors import DataError, MissingDependencyError
 
-from .cluster_cases import (
-    BAD_ROW_PARAMS,
-    DATASET_PARAMS,
-    REPEATED_MESSAGE,
-    assert_same_statistics,
-    heterogeneous_counts,
-    string_labels,
-    with_repeated_windows,
-)
+from . import cluster_cases as cases
 
 dd = pytest.importorskip("dask.dataframe", reason="dask is not installed (pip install "
                          "'ratepool[dask]'); the Dask source's tests need it")
@@ -41,35 +33,35 @@ def client():
             yield client
 
 
-@pytest.mark.parametrize("build, kwargs", DATASET_PARAMS)
+@pytest.mark.parametrize("build, kwargs", cases.DATASET_PARAMS)
 def test_same_statistics_as_from_dataframe(client, build, kwargs) -> None:
     frame = build()
     ddf = dd.from_pandas(frame, npartitions=3)
     with distributed.get_task_stream(client) as tasks:
         data = ratepool.from_dask(ddf, **kwargs)
-    assert_same_statistics(data, frame, **kwargs)
+    cases.assert_same_statistics(data, frame, **kwargs)
     workers = {task["worker"] for task in tasks.data}
     assert workers and workers <= set(client.scheduler_info()["workers"])  # ran on the cluster
 
 
 def test_partitioning_does_not_change_the_statistics(client) -> None:
-    frame = heterogeneous_counts()
+    frame = cases.heterogeneous_counts()
     results = [ratepool.from_dask(dd.from_pandas(frame, npartitions=n)) for n in (1, 2, 7)]
     for data in results:
-        assert_same_statistics(data, frame)
+        cases.assert_same_statistics(data, frame)
 
 
 def test_parquet_files_read_by_dask(client, tmp_path) -> None:
-    frame = string_labels()
+    frame = cases.string_labels()
     for part, rows in enumerate(np.array_split(np.arange(len(frame)), 4)):
         frame.iloc[rows].to_parquet(tmp_path / f"part-{part}.parquet", index=False)
     ddf = dd.read_parquet(str(tmp_path / "*.parquet"))
     assert ddf.npartitions == 4
     data = ratepool.from_dask(ddf, window_col="window")
-    assert_same_statistics(data, frame, window_col="window")
+    cases.assert_same_statistics(data, frame, window_col="window")
 
 
-@pytest.mark.parametrize("build, local_message, cluster_message", BAD_ROW_PARAMS)
+@pytest.mark.parametrize("build, local_message, cluster_message", cases.BAD_ROW_PARAMS)
 def test_bad_rows_are_refused_with_their_global_count(client, build, local_message,
                                                       cluster_message) -> None:
     frame = build()
@@ -80,19 +72,19 @@ def test_bad_rows_are_refused_with_their_global_count(client, build, local_messa
 
 
 def test_repeated_windows_are_found_exactly_across_partitions(client) -> None:
-    frame = with_repeated_windows()
+    frame = cases.with_repeated_windows()
     ddf = dd.from_pandas(frame, npartitions=3)
-    with pytest.raises(DataError, match=REPEATED_MESSAGE):
+    with pytest.raises(DataError, match=cases.REPEATED_MESSAGE):
         ratepool.from_dask(ddf, window_col="window")
     allowed = ratepool.from_dask(ddf, window_col="window", allow_duplicate_windows=True)
-    assert_same_statistics(allowed, frame, window_col="window", allow_duplicate_windows=True)
+    cases.assert_same_statistics(allowed, frame, window_col="window", allow_duplicate_windows=True)
 
 
 def test_same_windows_of_different_entities_are_not_repeats(client) -> None:
     frame = pd.DataFrame({"entity": ["a", "b", "a", "b"], "count": [1, 2, 3, 4],
                           "window": [1, 1, 2, 2]})
     data = ratepool.from_dask(dd.from_pandas(frame, npartitions=2), window_col="window")
-    assert_same_statistics(data, frame, window_col="window")
+    cases.assert_same_statistics(data, frame, window_col="window")
 
 
 @pytest.mark.parametrize("frame, kwargs, message", [
@@ -115,7 +107,7 @@ def test_bad_tables_are_refused(client, frame, kwargs, message) -> None:
 def test_a_pandas_frame_is_pointed_to_from_dataframe() -> None:
     with pytest.raises(DataError, match="got DataFrame; for a pandas DataFrame use "
                                         "ratepool.from_dataframe"):
-        ratepool.from_dask(string_labels())
+        ratepool.from_dask(cases.string_labels())
 
 
 def test_without_dask_the_error_names_the_extra(monkeypatch) -> None:

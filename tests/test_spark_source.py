@@ -21,15 +21,7 @@ import ratepool
 from ratepool.data import from_dataframe
 from ratepool.errors import DataError, MissingDependencyError
 
-from .cluster_cases import (
-    BAD_ROW_PARAMS,
-    DATASET_PARAMS,
-    REPEATED_MESSAGE,
-    assert_same_statistics,
-    heterogeneous_counts,
-    string_labels,
-    with_repeated_windows,
-)
+from . import cluster_cases as cases
 
 pyspark_sql = pytest.importorskip("pyspark.sql", reason="pyspark is not installed (pip install "
                                   "'ratepool[spark]'); the Spark source's tests need it")
@@ -60,31 +52,31 @@ def spark():
     session.stop()
 
 
-@pytest.mark.parametrize("build, kwargs", DATASET_PARAMS)
+@pytest.mark.parametrize("build, kwargs", cases.DATASET_PARAMS)
 def test_same_statistics_as_from_dataframe(spark, build, kwargs) -> None:
     frame = build()
     df = spark.createDataFrame(frame).repartition(3)
     data = ratepool.from_spark(df, **kwargs)
-    assert_same_statistics(data, frame, **kwargs)
+    cases.assert_same_statistics(data, frame, **kwargs)
 
 
 @pytest.mark.parametrize("spark_type", ["int", "decimal(20,0)"])
 def test_integer_and_decimal_count_columns(spark, spark_type) -> None:
-    frame = heterogeneous_counts()
+    frame = cases.heterogeneous_counts()
     df = spark.createDataFrame(frame).withColumn("count", F.col("count").cast(spark_type))
-    assert_same_statistics(ratepool.from_spark(df), frame)
+    cases.assert_same_statistics(ratepool.from_spark(df), frame)
 
 
 def test_parquet_files_read_by_spark(spark, tmp_path) -> None:
-    frame = string_labels()
+    frame = cases.string_labels()
     for part, rows in enumerate(np.array_split(np.arange(len(frame)), 4)):
         frame.iloc[rows].to_parquet(tmp_path / f"part-{part}.parquet", index=False)
     df = spark.read.parquet(str(tmp_path))
-    assert_same_statistics(ratepool.from_spark(df, window_col="window"), frame,
+    cases.assert_same_statistics(ratepool.from_spark(df, window_col="window"), frame,
                            window_col="window")
 
 
-@pytest.mark.parametrize("build, local_message, cluster_message", BAD_ROW_PARAMS)
+@pytest.mark.parametrize("build, local_message, cluster_message", cases.BAD_ROW_PARAMS)
 def test_bad_rows_are_refused_with_their_global_count(spark, build, local_message,
                                                       cluster_message) -> None:
     frame = build()
@@ -95,19 +87,19 @@ def test_bad_rows_are_refused_with_their_global_count(spark, build, local_messag
 
 
 def test_repeated_windows_are_found_exactly(spark) -> None:
-    frame = with_repeated_windows()
+    frame = cases.with_repeated_windows()
     df = spark.createDataFrame(frame).repartition(3)
-    with pytest.raises(DataError, match=REPEATED_MESSAGE):
+    with pytest.raises(DataError, match=cases.REPEATED_MESSAGE):
         ratepool.from_spark(df, window_col="window")
     allowed = ratepool.from_spark(df, window_col="window", allow_duplicate_windows=True)
-    assert_same_statistics(allowed, frame, window_col="window", allow_duplicate_windows=True)
+    cases.assert_same_statistics(allowed, frame, window_col="window", allow_duplicate_windows=True)
 
 
 def test_odd_column_names_are_quoted(spark) -> None:
-    frame = string_labels().rename(columns={"entity": "host.name", "count": "n`events"})
+    frame = cases.string_labels().rename(columns={"entity": "host.name", "count": "n`events"})
     data = ratepool.from_spark(spark.createDataFrame(frame), entity_col="host.name",
                                count_col="n`events")
-    assert_same_statistics(data, frame, entity_col="host.name", count_col="n`events")
+    cases.assert_same_statistics(data, frame, entity_col="host.name", count_col="n`events")
 
 
 @pytest.mark.parametrize("rows, schema, kwargs, message", [

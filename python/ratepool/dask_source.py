@@ -16,18 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .cluster_source import (
-    SHOW_ROWS,
-    Columns,
-    checks_for,
-    count_kind,
-    duplicate_error,
-    finish,
-    first_failure,
-    missing_extra,
-    require_columns,
-    row_check_error,
-)
+from . import cluster_source as contract
 from .data import MAX_STAN_INT, CountData
 from .errors import DataError
 
@@ -50,15 +39,10 @@ def from_dask(
     ----------
     ddf : dask.dataframe.DataFrame
         One row per entity and window, e.g. ``dd.read_parquet("s3://bucket/events/")``.
-    entity_col, count_col : str
-        Column names of the entity label and the event count (an integer or float column;
-        floats must hold whole numbers).
-    window_col : str, optional
-        Column naming the window; when given, a repeated (entity, window) pair is an error
-        unless ``allow_duplicate_windows`` is true.
-    allow_duplicate_windows : bool
-        Accept repeated (entity, window) pairs (each row counts as its own window); skips the
-        group-by on both columns.
+    entity_col, count_col, window_col, allow_duplicate_windows
+        As in `ratepool.from_dataframe`. The count column must have an integer or float
+        type (floats holding whole numbers). ``allow_duplicate_windows=True`` also skips the
+        group-by on (entity, window).
 
     Returns
     -------
@@ -81,18 +65,18 @@ def from_dask(
         import dask
         import dask.dataframe as dd
     except ImportError as error:
-        raise missing_extra("dask", error) from None
+        raise contract.missing_extra("dask", error) from None
     if not isinstance(ddf, dd.DataFrame):
         raise DataError(
             f"from_dask needs a dask.dataframe.DataFrame, got {type(ddf).__name__}; for a "
             "pandas DataFrame use ratepool.from_dataframe"
         )
-    columns = Columns(entity_col, count_col, window_col)
-    require_columns(ddf.columns, columns)
+    columns = contract.Columns(entity_col, count_col, window_col)
+    contract.require_columns(ddf.columns, columns)
     dtype = ddf.dtypes[count_col]
-    kind = count_kind(count_col, None if dtype == object else dtype, str(dtype),
+    kind = contract.count_kind(count_col, None if dtype == object else dtype, str(dtype),
                       cast_hint=f"ddf[{count_col!r}] = ddf[{count_col!r}].astype('int64')")
-    checks = checks_for(kind, columns)
+    checks = contract.checks_for(kind, columns)
     masks = {check.key: _failing(ddf, columns, check.key).fillna(False) for check in checks}
     count_masks = [masks[check.key] for check in checks if check.role == "count"]
     bad_count = functools.reduce(operator.or_, count_masks)
@@ -109,26 +93,28 @@ def from_dask(
         sizes = ddf.groupby([entity_col, window_col], sort=False).size(split_out=True)
         repeated = sizes[sizes > 1]
         graph["repeated_rows"] = repeated.sum()
-        graph["repeated_pairs"] = repeated.head(SHOW_ROWS, npartitions=-1, compute=False)
+        graph["repeated_pairs"] = repeated.head(contract.SHOW_ROWS, npartitions=-1,
+                                                compute=False)
     elif window_col is not None:
         log.info("repeated (%s, %s) pairs are not checked (allow_duplicate_windows)",
                  entity_col, window_col)
     (result,) = dask.compute(graph)
 
-    failed = first_failure(checks, result["failing"])
+    failed = contract.first_failure(checks, result["failing"])
     if failed is not None:
         check, n_rows = failed
-        examples = ddf.loc[masks[check.key], columns.names].head(SHOW_ROWS, npartitions=-1)
-        raise row_check_error(check, columns, n_rows, examples)
+        examples = ddf.loc[masks[check.key], columns.names].head(contract.SHOW_ROWS,
+                                                                 npartitions=-1)
+        raise contract.row_check_error(check, columns, n_rows, examples)
     if check_pairs and int(result["repeated_rows"]):
         pairs = result["repeated_pairs"].rename("__rows").reset_index()
-        raise duplicate_error(columns, int(result["repeated_rows"]), pairs)
+        raise contract.duplicate_error(columns, int(result["repeated_rows"]), pairs)
     entities = result["entities"].reset_index()
     histogram = result["histogram"].reset_index()
-    return finish(entities, histogram, columns, source="a Dask DataFrame")
+    return contract.finish(entities, histogram, columns, source="a Dask DataFrame")
 
 
-def _failing(ddf: Any, columns: Columns, key: str) -> Any:
+def _failing(ddf: Any, columns: contract.Columns, key: str) -> Any:
     """The Dask boolean Series of rows failing the check ``key``."""
     if key == "label_missing":
         return ddf[columns.entity].isna()

@@ -13,18 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .cluster_source import (
-    SHOW_ROWS,
-    Columns,
-    checks_for,
-    count_kind,
-    duplicate_error,
-    finish,
-    first_failure,
-    missing_extra,
-    require_columns,
-    row_check_error,
-)
+from . import cluster_source as contract
 from .data import MAX_STAN_INT, CountData
 from .errors import DataError
 
@@ -47,15 +36,10 @@ def from_spark(
     ----------
     df : pyspark.sql.DataFrame
         One row per entity and window, e.g. ``spark.read.parquet("s3a://bucket/events/")``.
-    entity_col, count_col : str
-        Column names of the entity label and the event count (an integral, floating or
-        decimal column; non-integral types must hold whole numbers).
-    window_col : str, optional
-        Column naming the window; when given, a repeated (entity, window) pair is an error
-        unless ``allow_duplicate_windows`` is true.
-    allow_duplicate_windows : bool
-        Accept repeated (entity, window) pairs (each row counts as its own window); skips the
-        group-by on both columns.
+    entity_col, count_col, window_col, allow_duplicate_windows
+        As in `ratepool.from_dataframe`. The count column must have an integral, floating
+        or decimal type (non-integral types holding whole numbers).
+        ``allow_duplicate_windows=True`` also skips the group-by on (entity, window).
 
     Returns
     -------
@@ -80,16 +64,16 @@ def from_spark(
         from pyspark.sql import functions as F
         from pyspark.sql import types as T
     except ImportError as error:
-        raise missing_extra("spark", error) from None
+        raise contract.missing_extra("spark", error) from None
     if not isinstance(df, DataFrame):
         raise DataError(
             f"from_spark needs a pyspark.sql.DataFrame, got {type(df).__name__}; for a "
             "pandas DataFrame use ratepool.from_dataframe"
         )
-    columns = Columns(entity_col, count_col, window_col)
-    require_columns(df.columns, columns)
+    columns = contract.Columns(entity_col, count_col, window_col)
+    contract.require_columns(df.columns, columns)
     count_type = df.schema[count_col].dataType
-    kind = count_kind(count_col, _pandas_dtype(count_type, T), count_type.simpleString(),
+    kind = contract.count_kind(count_col, _pandas_dtype(count_type, T), count_type.simpleString(),
                       cast_hint=f"df.withColumn({count_col!r}, F.col({count_col!r}).cast('long'))")
 
     def col(name: str) -> Any:
@@ -110,16 +94,16 @@ def from_spark(
         "count_too_large": lambda: count > MAX_STAN_INT,
         "window_missing": lambda: missing(columns.of("window")),
     }
-    checks = checks_for(kind, columns)
+    checks = contract.checks_for(kind, columns)
     failing = {check.key: conditions[check.key]() for check in checks}
     tally = df.agg(*[F.sum(F.when(condition, 1).otherwise(0)).alias(key)
                      for key, condition in failing.items()]).first().asDict()
-    failed = first_failure(checks, tally)
+    failed = contract.first_failure(checks, tally)
     if failed is not None:
         check, n_rows = failed
         examples = (df.filter(failing[check.key]).select(*[col(n) for n in columns.names])
-                    .limit(SHOW_ROWS).toPandas())
-        raise row_check_error(check, columns, n_rows, examples)
+                    .limit(contract.SHOW_ROWS).toPandas())
+        raise contract.row_check_error(check, columns, n_rows, examples)
 
     rows = F.count(F.lit(1))
     if window_col is not None and not allow_duplicate_windows:
@@ -127,8 +111,8 @@ def from_spark(
                     .filter(F.col("__rows") > 1))
         n_repeated = repeated.agg(F.sum("__rows")).first()[0]
         if n_repeated:
-            raise duplicate_error(columns, int(n_repeated),
-                                  repeated.limit(SHOW_ROWS).toPandas())
+            raise contract.duplicate_error(columns, int(n_repeated),
+                                  repeated.limit(contract.SHOW_ROWS).toPandas())
     elif window_col is not None:
         log.info("repeated (%s, %s) pairs are not checked (allow_duplicate_windows)",
                  entity_col, window_col)
@@ -137,7 +121,7 @@ def from_spark(
     entities = (df.groupBy(col(entity_col))
                 .agg(rows.alias("n_windows"), F.sum(y).alias("total_count")).toPandas())
     histogram = df.groupBy(y.alias("value")).agg(rows.alias("frequency")).toPandas()
-    return finish(entities, histogram, columns, source="a Spark DataFrame")
+    return contract.finish(entities, histogram, columns, source="a Spark DataFrame")
 
 
 def _pandas_dtype(spark_type: Any, T: Any) -> str | None:
