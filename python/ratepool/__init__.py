@@ -17,6 +17,7 @@ with warnings.catch_warnings():
     import arviz  # noqa: F401
 
 from .config import ModelConfig
+from .dask_source import from_dask
 from .data import CountData, from_aggregates, from_dataframe, load_counts
 from .diagnostics import get_model_diagnostics
 from .duckdb_source import aggregate_file, from_duckdb
@@ -27,11 +28,13 @@ from .errors import (
     DataError,
     EngineError,
     EngineNotFoundError,
+    MissingDependencyError,
     RatepoolError,
     SamplingError,
 )
 from .fit import FitResult, fit, sample_prior
 from .prior import prior_predictive_check
+from .spark_source import from_spark
 from .summary import entity_summary
 
 __version__ = "0.1.0"
@@ -44,6 +47,8 @@ __all__ = [
     "from_aggregates",
     "aggregate_file",
     "from_duckdb",
+    "from_dask",
+    "from_spark",
     "fit",
     "sample_prior",
     "FitResult",
@@ -59,6 +64,7 @@ __all__ = [
     "EngineNotFoundError",
     "CompileError",
     "SamplingError",
+    "MissingDependencyError",
     "__version__",
 ]
 

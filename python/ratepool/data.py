@@ -72,6 +72,11 @@ BOOLEAN_COUNTS = ("holds booleans (True/False); counts must be non-negative inte
 TEXT_COUNTS = ("holds values that are not numbers",
                "counts must be non-negative integers; clean or drop those rows (or name the "
                "right column with count_col=...)")
+#: The same wordings by name, for the cluster sources (`ratepool.cluster_source`), which run
+#: the same checks where the rows live.
+COUNT_MISSING, COUNT_INFINITE, COUNT_NEGATIVE, COUNT_FRACTION, COUNT_TOO_LARGE = (
+    check[:2] for check in COUNT_CHECKS)
+NO_ROWS = "the data has no rows; give at least one row per entity"
 MISSING_LABELS = ("has missing entity labels", "drop those rows or give them a label")
 MISSING_WINDOWS = ("has missing window labels",
                    "drop those rows or give each its window; or leave window_col unset")
@@ -235,7 +240,7 @@ def from_dataframe(
     _require_columns(frame, [entity_col, count_col] + ([window_col] if window_col else [])
                      + ([exposure_col] if exposure_col else []) + list(covariates or []))
     if len(frame) == 0:
-        raise DataError("the data has no rows; give at least one row per entity")
+        raise DataError(NO_ROWS)
     labels_column = frame[entity_col]
     _raise_rows(labels_column, labels_column.isna(), entity_col, *MISSING_LABELS, where=where)
     y = validate_counts(frame[count_col], count_col, where=where)
@@ -565,11 +570,13 @@ def _check_duplicate_windows(
 
 
 def duplicate_windows_error(entity_col: str, window_col: str, n_rows: int,
-                            shown: Sequence[tuple[str, Any]]) -> DataError:
-    """The error for rows that repeat an (entity, window) pair; ``shown``: (where, pair)."""
+                            shown: Sequence[tuple[str, Any]] | str) -> DataError:
+    """The error for rows that repeat an (entity, window) pair; ``shown``: (where, pair) pairs,
+    or examples already written out (the cluster sources show pairs with their row counts)."""
+    examples = shown if isinstance(shown, str) else _format_rows(shown)
     return DataError(
         f"{n_rows} rows repeat an ({entity_col!r}, {window_col!r}) pair, e.g. "
-        f"{_format_rows(shown)}. Sum them per window first, or pass "
+        f"{examples}. Sum them per window first, or pass "
         "allow_duplicate_windows=True (--allow-duplicate-windows) if each row really is a "
         "separate window"
     )
@@ -605,10 +612,12 @@ def _raise_rows(
                      [(where(index), value) for index, value in shown.items()], fix)
 
 
-def rows_error(name: str, problem: str, n_rows: int, shown: Sequence[tuple[str, Any]],
+def rows_error(name: str, problem: str, n_rows: int, shown: Sequence[tuple[str, Any]] | str,
                fix: str | None = None) -> DataError:
-    """The error for ``n_rows`` bad rows of column ``name``; ``shown``: (where, value) pairs."""
-    message = f"column {name!r} {problem}: {n_rows} row(s), first {_format_rows(shown)}"
+    """The error for ``n_rows`` bad rows of column ``name``; ``shown``: the first rows as
+    (where, value) pairs, or examples already written out (e.g. "e.g. ..." from a cluster)."""
+    examples = shown if isinstance(shown, str) else f"first {_format_rows(shown)}"
+    message = f"column {name!r} {problem}: {n_rows} row(s), {examples}"
     if fix:
         message += f"; {fix}"
     return DataError(message)

@@ -10,6 +10,7 @@ __all__ = [
     "EngineNotFoundError",
     "CompileError",
     "SamplingError",
+    "MissingDependencyError",
 ]
 
 
@@ -39,3 +40,7 @@ class CompileError(EngineError):
 
 class SamplingError(EngineError):
     """The sampler failed (e.g. initialisation); the message carries the engine's output tail."""
+
+
+class MissingDependencyError(RatepoolError, ImportError):
+    """An optional package (an extra such as ``ratepool[dask]``) is needed but not installed."""
