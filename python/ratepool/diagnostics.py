@@ -276,11 +276,13 @@ def _advice(result: Mapping[str, Any]) -> list[str]:
 
 @dataclass(frozen=True)
 class DiagnosticRow:
-    """One graded line: what, its value, its grade and the thresholds behind the grade."""
+    """One graded line: what, its value, where it is worst (checks over every parameter), its
+    grade and the thresholds behind the grade."""
 
     key: str
     name: str
     value: str
+    where: str
     grade: str
     thresholds: str
 
@@ -300,40 +302,41 @@ def diagnostic_rows(diagnostics: Mapping[str, Any]) -> list[DiagnosticRow]:
     """
     grades = diagnostics.get("grades", {})
     rows = [
-        ("r_hat", "max R-hat", _text(diagnostics["r_hat_max"], ".4f"), "r_hat"),
-        ("ess_bulk", "min bulk ESS", _text(diagnostics["ess_bulk_min"], ".0f"), "ess"),
-        ("ess_tail", "min tail ESS", _text(diagnostics["ess_tail_min"], ".0f"), "ess"),
-        ("divergences", "divergences", str(diagnostics["divergences"]), "divergences"),
+        ("r_hat", "max R-hat", _text(diagnostics["r_hat_max"], ".4f"), "", "r_hat"),
+        ("ess_bulk", "min bulk ESS", _text(diagnostics["ess_bulk_min"], ".0f"), "", "ess"),
+        ("ess_tail", "min tail ESS", _text(diagnostics["ess_tail_min"], ".0f"), "", "ess"),
+        ("divergences", "divergences", str(diagnostics["divergences"]), "", "divergences"),
     ]
     every = diagnostics.get("all_parameters")
     if every:
         rows += [
-            ("r_hat_all", "max R-hat, all",
-             f"{_text(every['r_hat_max'], '.4f')} at {every['r_hat_where']}", "r_hat"),
-            ("ess_bulk_all", "min bulk ESS, all",
-             f"{_text(every['ess_bulk_min'], '.0f')} at {every['ess_bulk_where']}", "ess"),
-            ("ess_tail_all", "min tail ESS, all",
-             f"{_text(every['ess_tail_min'], '.0f')} at {every['ess_tail_where']}", "ess"),
+            ("r_hat_all", "max R-hat, all", _text(every["r_hat_max"], ".4f"),
+             every["r_hat_where"], "r_hat"),
+            ("ess_bulk_all", "min bulk ESS, all", _text(every["ess_bulk_min"], ".0f"),
+             every["ess_bulk_where"], "ess"),
+            ("ess_tail_all", "min tail ESS, all", _text(every["ess_tail_min"], ".0f"),
+             every["ess_tail_where"], "ess"),
         ]
     if "ebfmi" in diagnostics:
         rows.append(("ebfmi", "E-BFMI per chain",
-                     " ".join(_text(v, ".2f") for v in diagnostics["ebfmi"]), "ebfmi"))
+                     " ".join(_text(v, ".2f") for v in diagnostics["ebfmi"]), "", "ebfmi"))
     if "treedepth_hits" in diagnostics:
         rows.append(("treedepth", f"tree depth {diagnostics['max_treedepth']} hits",
-                     str(diagnostics["treedepth_hits"]), "treedepth"))
-    return [DiagnosticRow(key, name, value, grades.get(key, ""), THRESHOLDS[threshold])
-            for key, name, value, threshold in rows]
+                     str(diagnostics["treedepth_hits"]), "", "treedepth"))
+    return [DiagnosticRow(key, name, value, where, grades.get(key, ""), THRESHOLDS[threshold])
+            for key, name, value, where, threshold in rows]
 
 
 def format_diagnostics(diagnostics: Mapping[str, Any]) -> str:
     """A plain-text table of the diagnostics and their grades, then the advice.
 
     The first lines cover mu, alpha and phi (the design document's); ``..., all`` lines cover
-    every parameter, theta included, and name the worst one.
+    every parameter, theta included, and name the worst one after the grade.
     """
     rows = diagnostic_rows(diagnostics)
     width = max(len(row.value) for row in rows)
-    lines = [f"{row.name:<20}{row.value:>{width}}  {row.grade}".rstrip() for row in rows]
-    lines.insert(4, f"{'converged':<20}{'yes' if diagnostics['converged'] else 'no':>{width}}")
+    lines = [f"{row.name:<19}{row.value:>{width}}  {row.grade:<8} {row.where}".rstrip()
+             for row in rows]
+    lines.insert(4, f"{'converged':<19}{'yes' if diagnostics['converged'] else 'no':>{width}}")
     lines += [f"- {line}" for line in diagnostics["advice"]]
     return "\n".join(lines)

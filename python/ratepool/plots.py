@@ -129,7 +129,9 @@ def ppc_figure(idata: az.InferenceData, data: CountData) -> Figure:
 
 
 def _ppc_counts(axis: Any, idata: az.InferenceData) -> None:
-    az.plot_ppc(idata, var_names=["y"], data_pairs={"y": "y_rep"}, num_pp_samples=PPC_DRAWS,
+    predictive = idata.posterior_predictive
+    draws = min(PPC_DRAWS, predictive.sizes["chain"] * predictive.sizes["draw"])
+    az.plot_ppc(idata, var_names=["y"], data_pairs={"y": "y_rep"}, num_pp_samples=draws,
                 random_seed=0, ax=axis, textsize=9, show=False)
     axis.set_xlabel("count in a window")
     axis.set_ylabel("share of windows")
