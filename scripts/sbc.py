@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ratepool.diagnostics import MAX_TREEDEPTH
 from ratepool.errors import RatepoolError
 from ratepool.sbc import (
     SBCPrior,
@@ -120,7 +121,7 @@ def report(table: pd.DataFrame, settings: SBCSettings, args: argparse.Namespace,
         f"({divergent.sum() / max(int(ran.sum()), 1):.1%}); divergent transitions: "
         f"{table.loc[ran, 'divergences'].sum() / (int(ran.sum()) * settings.n_chains * settings.n_samples):.3%} "
         f"of all, median {table.loc[divergent, 'divergences'].median():.0f} per divergent fit",
-        f"- fits hitting the maximum tree depth (10) at least once: "
+        f"- fits hitting the maximum tree depth ({MAX_TREEDEPTH}) at least once: "
         f"{int((table.loc[ran, 'max_treedepth_hits'] > 0).sum())}",
         f"- fits with R-hat > 1.01 on mu, alpha or phi: "
         f"{int((table.loc[ran, 'r_hat_max'] > 1.01).sum())}; median smallest bulk ESS "
