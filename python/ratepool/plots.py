@@ -171,8 +171,8 @@ def entity_rates_figure(idata: az.InferenceData, summary: pd.DataFrame,
         table = pd.concat([table.iloc[:half], table.iloc[-half:]])
     figure = Figure(figsize=(8, max(3.0, 0.22 * len(table) + 1.5)), layout="constrained")
     axis = figure.subplots()
-    by_text = {str(label): label for label in idata.posterior["entity"].values}
-    shown = [by_text[str(label)] for label in table.index]  # labels as the coordinate holds them
+    shown = np.empty(len(table), dtype=object)  # object array: mixed-type labels stay as-is
+    shown[:] = list(table.index)
     az.plot_forest(idata, var_names=["theta"], coords={"entity": shown}, combined=True,
                    hdi_prob=HDI_PROB, colors="C0", ax=axis, show=False)
     position = np.sort(axis.get_yticks())[::-1]  # plot_forest draws the first entity on top
