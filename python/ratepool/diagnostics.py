@@ -246,8 +246,11 @@ def _advice(result: Mapping[str, Any]) -> list[str]:
     if grades["r_hat"] != GOOD or grades["r_hat_all"] != GOOD:
         advice += ADVICE["r_hat"]
     if grades["r_hat_all"] != GOOD:
-        advice.append(f"Worst R-hat is {every['r_hat_where']}: look at its chains, e.g. "
-                      "arviz.plot_trace(idata, var_names=['theta'], coords={'entity': [...]})")
+        where = every["r_hat_where"]
+        plot = (f"var_names=['theta'], coords={{'entity': ['{where[len('theta['):-1]}']}}"
+                if where.startswith("theta[") else f"var_names=['{where}']")
+        advice.append(f"Worst R-hat is {where}: compare its chains with "
+                      f"arviz.plot_trace(idata, {plot})")
     ess_grades = [grades[key] for key in ("ess_bulk", "ess_tail", "ess_bulk_all",
                                           "ess_tail_all")]
     if any(grade != GOOD for grade in ess_grades):
