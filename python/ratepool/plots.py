@@ -1,4 +1,10 @@
-"""Figures of a fit, drawn with matplotlib's Agg canvas (no pyplot, no global backend change).
+"""Figures of a fit, drawn on matplotlib's Agg canvas (no pyplot figures, no global backend
+change).
+
+ArviZ draws whatever it can onto axes given to it: ``plot_trace``, ``plot_posterior``,
+``plot_ppc`` (counts per window), ``plot_forest`` and ``plot_ecdf``; the prior densities come
+from scipy.stats. Drawn here only: each entity's observed total against its own replicated
+interval, which ArviZ's plots (pooled distributions) do not show.
 
 Every ``*_figure`` function returns a `matplotlib.figure.Figure`; `png_bytes` renders one.
 `fit_figures` makes the set the results folder and the report show.
