@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,6 +25,7 @@ import pandas as pd
 
 from ratepool.diagnostics import MAX_TREEDEPTH
 from ratepool.errors import RatepoolError
+from ratepool.results import atomic_write_text
 from ratepool.sbc import (
     SBCPrior,
     fit_ran,
@@ -67,21 +66,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--parameterization", default=defaults.parameterization,
                         choices=["centered", "non_centered"])
     return parser.parse_args(argv)
-
-
-def write_csv_atomically(table: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", newline="") as stream:
-            table.to_csv(stream, index=False)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def sparkline(counts: np.ndarray) -> str:
@@ -209,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         def save(row: dict) -> None:
             rows.append(row)
             if args.out is not None and len(rows) % SAVE_EVERY == 0:
-                write_csv_atomically(pd.DataFrame(rows), args.out)
+                atomic_write_text(args.out, pd.DataFrame(rows).to_csv(index=False))
 
         start = time.perf_counter()
         table = run_sbc(args.simulations, seed=args.seed, settings=settings,
@@ -217,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
                         first_simulation=args.first)
         seconds = time.perf_counter() - start
         if args.out is not None:
-            write_csv_atomically(table, args.out)
+            atomic_write_text(args.out, table.to_csv(index=False))
         print(report(table, settings, args, seconds))
     except RatepoolError as error:
         print(f"error: {error}", file=sys.stderr)
