@@ -53,14 +53,15 @@ def simulate_rows(n_rows: int, n_entities: int, seed: int) -> pd.DataFrame:
     Window shares are Gamma(1) weights, so entity sizes vary roughly exponentially. Counts are
     NB2(theta_i, phi) with theta_i ~ Gamma(mu * alpha, alpha).
     """
+    from ratepool.simulate import draw_entity_rates, nb2_draws
+
     rng = np.random.default_rng(seed)
     weights = rng.gamma(1.0, size=n_entities)
     n_windows = 1 + rng.multinomial(n_rows - n_entities, weights / weights.sum())
-    theta = rng.gamma(TRUTH["mu"] * TRUTH["alpha"], 1.0 / TRUTH["alpha"], size=n_entities)
+    theta = draw_entity_rates(rng, TRUTH["mu"], TRUTH["alpha"], n_entities)
     entity = np.repeat(np.arange(n_entities), n_windows)
     rng.shuffle(entity)  # rows in arbitrary order, as in a log
-    phi = TRUTH["phi"]
-    counts = rng.negative_binomial(phi, phi / (phi + theta[entity]))
+    counts = nb2_draws(rng, theta[entity], TRUTH["phi"])
     labels = np.array([f"host-{i:05d}" for i in range(n_entities)], dtype=object)
     return pd.DataFrame({"entity": labels[entity], "count": counts})
 

@@ -1,6 +1,13 @@
 """Regenerate data/example_counts.csv and data/example_truth.json (seeded, deterministic).
 
     python scripts/make_example_data.py
+
+The committed files were written with ratepool up to commit df77c85, whose `simulate_counts`
+drew the counts with numpy's ``negative_binomial``. It now draws them as the explicit
+Gamma–Poisson mixture that simulation-based calibration uses too (one generative process in
+`ratepool.simulate`), so this script writes the same entities, windows and true rates but other
+counts from the same model. The committed files are kept: the CmdStan fixtures and results in
+the docs were made from them.
 """
 
 from __future__ import annotations

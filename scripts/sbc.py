@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ratepool.diagnostics import MAX_TREEDEPTH
 from ratepool.errors import RatepoolError
+from ratepool.results import atomic_write_text
 from ratepool.sbc import (
     SBCPrior,
     fit_ran,
@@ -68,21 +68,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def write_csv_atomically(table: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", newline="") as stream:
-            table.to_csv(stream, index=False)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 def sparkline(counts: np.ndarray) -> str:
     top = max(int(counts.max()), 1)
     return "".join(BARS[int(round(c / top * (len(BARS) - 1)))] for c in counts)
@@ -120,7 +105,7 @@ def report(table: pd.DataFrame, settings: SBCSettings, args: argparse.Namespace,
         f"({divergent.sum() / max(int(ran.sum()), 1):.1%}); divergent transitions: "
         f"{table.loc[ran, 'divergences'].sum() / (int(ran.sum()) * settings.n_chains * settings.n_samples):.3%} "
         f"of all, median {table.loc[divergent, 'divergences'].median():.0f} per divergent fit",
-        f"- fits hitting the maximum tree depth (10) at least once: "
+        f"- fits hitting the maximum tree depth ({MAX_TREEDEPTH}) at least once: "
         f"{int((table.loc[ran, 'max_treedepth_hits'] > 0).sum())}",
         f"- fits with R-hat > 1.01 on mu, alpha or phi: "
         f"{int((table.loc[ran, 'r_hat_max'] > 1.01).sum())}; median smallest bulk ESS "
@@ -208,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         def save(row: dict) -> None:
             rows.append(row)
             if args.out is not None and len(rows) % SAVE_EVERY == 0:
-                write_csv_atomically(pd.DataFrame(rows), args.out)
+                atomic_write_text(args.out, pd.DataFrame(rows).to_csv(index=False))
 
         start = time.perf_counter()
         table = run_sbc(args.simulations, seed=args.seed, settings=settings,
@@ -216,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
                         first_simulation=args.first)
         seconds = time.perf_counter() - start
         if args.out is not None:
-            write_csv_atomically(table, args.out)
+            atomic_write_text(args.out, table.to_csv(index=False))
         print(report(table, settings, args, seconds))
     except RatepoolError as error:
         print(f"error: {error}", file=sys.stderr)

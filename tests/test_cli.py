@@ -30,7 +30,8 @@ n_tune = 300
 n_chains = 2
 """
 DIAGNOSTIC_KEYS = {"r_hat_max", "ess_bulk_min", "ess_tail_min", "divergences", "converged",
-                   "grades", "advice"}
+                   "all_parameters", "ebfmi", "treedepth_hits", "max_treedepth", "grades",
+                   "advice"}
 PLOTS = {"trace.png", "posterior.png", "posterior_predictive.png", "entity_rates.png",
          "prior_predictive.png"}
 needs_pystan = pytest.mark.skipif(not pystan_available(), reason="pystan is not installed")
@@ -115,6 +116,52 @@ def test_usage_errors_exit_2(capsys) -> None:
     with pytest.raises(SystemExit) as done:
         main(["fit", str(EXAMPLE_CSV), "--engine", "stan"])
     assert done.value.code == 2
+
+
+# ------------------------------------------------------------------------------------------
+# diagnose on saved folders, old and new diagnostics.json (fast)
+
+OLD_DIAGNOSTICS = {  # a diagnostics.json written before the checks over every parameter
+    "r_hat_max": 1.002, "ess_bulk_min": 1500.0, "ess_tail_min": 1400.0, "divergences": 0,
+    "converged": True, "advice": [],
+    "grades": {"r_hat": "Good", "ess_bulk": "Good", "ess_tail": "Good", "divergences": "Good"},
+}
+
+
+def _saved_folder(directory: Path, diagnostics: dict) -> Path:
+    directory.mkdir()
+    (directory / FILES["diagnostics"]).write_text(json.dumps(diagnostics))
+    (directory / FILES["run"]).write_text(json.dumps({"engine": "pystan", "seed": 1,
+                                                       "config": {}, "data": {}}))
+    pd.DataFrame({"entity": ["a"], "theta_mean": [1.0]}).to_csv(directory / FILES["entities"],
+                                                                index=False)
+    return directory
+
+
+def test_diagnose_reads_an_old_diagnostics_file(tmp_path: Path, capsys) -> None:
+    folder = _saved_folder(tmp_path / "old", OLD_DIAGNOSTICS)
+    assert main(["diagnose", str(folder), "--strict"]) == 0
+    text = capsys.readouterr().out
+    assert "1.0020" in text and "1500" in text and "E-BFMI" not in text
+
+
+@pytest.mark.parametrize("failing", ["ebfmi", "r_hat_all", "ess_tail_all"])
+def test_diagnose_strict_fails_on_a_problem_outside_mu_alpha_phi(tmp_path: Path, capsys,
+                                                                  failing: str) -> None:
+    grades = {**OLD_DIAGNOSTICS["grades"], "r_hat_all": "Good", "ess_bulk_all": "Good",
+              "ess_tail_all": "Good", "ebfmi": "Good", "treedepth": "Warning"}
+    grades[failing] = "Problem"
+    diagnostics = {**OLD_DIAGNOSTICS, "grades": grades, "ebfmi": [0.9, None],
+                   "treedepth_hits": 3, "max_treedepth": 10,
+                   "all_parameters": {"r_hat_max": 1.2, "r_hat_where": "theta[b]",
+                                      "ess_bulk_min": 30.0, "ess_bulk_where": "theta[c]",
+                                      "ess_tail_min": None, "ess_tail_where": "theta[a]"}}
+    folder = _saved_folder(tmp_path / "new", diagnostics)
+    assert main(["diagnose", str(folder)]) == 0
+    assert main(["diagnose", str(folder), "--strict"]) == 1
+    text = capsys.readouterr().out
+    assert "E-BFMI per chain" in text and "0.90 n/a" in text and "tree depth 10 hits" in text
+    assert "theta[b]" in text and "n/a" in text
 
 
 # ------------------------------------------------------------------------------------------
@@ -232,8 +279,9 @@ def test_fit_prints_results_and_progress_unless_quiet(tmp_path: Path, capfd) -> 
 # prior-check
 
 
-def _numpy_prior_shares(n_draws: int, n_entities: int, seed: int) -> np.ndarray:
-    """Per prior draw, the share of its entities' counts in 0..50, simulated with numpy
+def _numpy_prior_shares(n_draws: int, n_entities: int, seed: int, low: int = 0,
+                        high: int = 50) -> np.ndarray:
+    """Per prior draw, the share of its entities' counts in low..high, simulated with numpy
     (independent of Stan): mu ~ Exp(0.1), alpha, phi ~ HalfNormal(2), theta ~ Gamma(mu alpha,
     alpha), y ~ NB2(theta, phi) as a Gamma-Poisson mixture."""
     rng = np.random.default_rng(seed)
@@ -243,7 +291,7 @@ def _numpy_prior_shares(n_draws: int, n_entities: int, seed: int) -> np.ndarray:
     theta = rng.gamma(mu * alpha, 1 / alpha, (n_draws, n_entities))
     lam = rng.gamma(phi, theta / phi)
     counts = rng.poisson(np.minimum(lam, 1e12))
-    return np.mean(counts <= 50, axis=1)
+    return np.mean((counts >= low) & (counts <= high), axis=1)
 
 
 @pytest.mark.slow
@@ -254,15 +302,22 @@ def test_prior_check_agrees_with_an_independent_simulation(tmp_path: Path, capsy
     code = main(["prior-check", str(EXAMPLE_CSV), "--window-col", "window", "--engine",
                  "pystan", "--draws", str(draws), "--out", str(out), "--quiet"])
     assert code == 0
-    assert "share in 0-50" in capsys.readouterr().out
+    printed = capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == ["prior_check.json", "prior_predictive.png"]
     check = json.loads((out / "prior_check.json").read_text())
     assert check["n_draws"] == draws
-    shares = _numpy_prior_shares(20_000, 40, seed=1)
-    # The draws are independent, the entities within a draw are not: the standard error of
-    # either overall share is the spread of the per-draw shares over sqrt(number of draws).
-    se = shares.std() * np.sqrt(1 / draws + 1 / len(shares))
-    assert abs(check["share_0_50"] - shares.mean()) < 4 * se
+    observed = pd.read_csv(EXAMPLE_CSV)["count"]
+    assert (check["observed_min"], check["observed_max"]) == (observed.min(), observed.max())
+    assert "share in 0-50" in printed and f"{check['share_0_50']:.1%}" in printed
+    assert f"share in the observed range {observed.min()}-{observed.max()}" in printed
+    assert f"{check['share_observed_range']:.1%}" in printed
+    for key, (low, high) in {"share_0_50": (0, 50),
+                             "share_observed_range": (observed.min(), observed.max())}.items():
+        shares = _numpy_prior_shares(20_000, 40, seed=1, low=low, high=high)
+        # The draws are independent, the entities within a draw are not: the standard error
+        # of either overall share is the spread of the per-draw shares over sqrt(draws).
+        se = shares.std() * np.sqrt(1 / draws + 1 / len(shares))
+        assert abs(check[key] - shares.mean()) < 4 * se, key
     assert check["q05"] <= check["q50"] <= check["q95"] <= check["max"]
 
 

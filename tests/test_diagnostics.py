@@ -15,6 +15,8 @@ from ratepool.diagnostics import (
     grade_divergences,
     grade_ess,
     grade_r_hat,
+    grade_ebfmi,
+    diagnostic_rows,
 )
 
 
@@ -61,11 +63,14 @@ def _idata(rng: np.random.Generator, *, shift_chain: float = 0.0, divergent: int
 
 def test_keys_and_good_fit() -> None:
     result = get_model_diagnostics(_idata(np.random.default_rng(1)))
+    # the design document's keys, plus the checks over every parameter (no energy or tree
+    # depth recorded here, so no E-BFMI or tree-depth entries)
     assert set(result) == {"r_hat_max", "ess_bulk_min", "ess_tail_min", "divergences",
-                           "converged", "grades", "advice"}
+                           "converged", "all_parameters", "grades", "advice"}
     assert result["converged"] and result["divergences"] == 0
     assert result["grades"] == {"r_hat": GOOD, "ess_bulk": GOOD, "ess_tail": GOOD,
-                                "divergences": GOOD}
+                                "divergences": GOOD, "r_hat_all": GOOD, "ess_bulk_all": GOOD,
+                                "ess_tail_all": GOOD}
     assert result["advice"] == []
     # independent check of the reported value against arviz directly
     expected = max(float(az.rhat(_idata(np.random.default_rng(1)))[v]) for v in
@@ -84,3 +89,91 @@ def test_bad_fit_is_graded_and_advised() -> None:
     assert "target_accept" in text and "R-hat" in text and "ESS" in text
     table = format_diagnostics(result)
     assert "Problem" in table and "divergences" in table
+
+
+# ------------------------------------------------------------------------------------------
+# Every parameter (theta included), E-BFMI and tree depth
+
+
+def _full_idata(rng: np.random.Generator, *, stuck_entity: str | None = None,
+                sticky_energy_chain: int | None = None, depth_hits: int = 0,
+                draws: int = 1000) -> az.InferenceData:
+    """mu, alpha, phi and theta[a, b, c] as good independent draws, with sampler statistics.
+
+    ``stuck_entity``: that entity's rate sits at another level in chain 0 (R-hat far above 1.05).
+    ``sticky_energy_chain``: that chain's energy is a random walk (E-BFMI near 0; independent
+    energies give about 2). ``depth_hits``: that many draws of chain 1 reach tree depth 10.
+    """
+    labels = ["a", "b", "c"]
+    theta = rng.normal(size=(4, draws, 3))
+    if stuck_entity is not None:
+        theta[0, :, labels.index(stuck_entity)] += 4.0
+    energy = rng.normal(size=(4, draws))
+    if sticky_energy_chain is not None:
+        energy[sticky_energy_chain] = np.cumsum(energy[sticky_energy_chain])
+    depth = np.full((4, draws), 3)
+    depth[1, :depth_hits] = 10
+    return az.from_dict(
+        posterior={"mu": rng.normal(size=(4, draws)), "alpha": rng.normal(size=(4, draws)),
+                   "phi": rng.normal(size=(4, draws)), "theta": theta},
+        sample_stats={"diverging": np.zeros((4, draws), dtype=bool), "energy": energy,
+                      "tree_depth": depth},
+        coords={"entity": labels}, dims={"theta": ["entity"]})
+
+
+def _ebfmi(energy: np.ndarray) -> np.ndarray:
+    """E-BFMI per chain from its definition (Betancourt 2016), independent of arviz."""
+    return (np.diff(energy, axis=1) ** 2).sum(axis=1) / \
+        ((energy - energy.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+
+
+def test_all_parameters_are_graded_and_the_worst_entity_named() -> None:
+    idata = _full_idata(np.random.default_rng(5), stuck_entity="b")
+    result = get_model_diagnostics(idata)
+    # the design document's keys stay over mu, alpha and phi only: those are fine
+    assert result["converged"] and result["grades"]["r_hat"] == GOOD
+    every = result["all_parameters"]
+    assert every["r_hat_where"] == "theta[b]"
+    assert every["r_hat_max"] == pytest.approx(float(az.rhat(idata)["theta"].sel(entity="b")))
+    assert every["r_hat_max"] > 1.05 and result["grades"]["r_hat_all"] == PROBLEM
+    assert every["ess_bulk_where"] == "theta[b]"
+    assert every["ess_bulk_min"] == pytest.approx(
+        float(az.ess(idata, method="bulk")["theta"].sel(entity="b")))
+    assert any("theta[b]" in line for line in result["advice"])
+    table = format_diagnostics(result)
+    assert "theta[b]" in table and "Problem" in table
+
+
+def test_ebfmi_per_chain_and_tree_depth_hits() -> None:
+    idata = _full_idata(np.random.default_rng(6), sticky_energy_chain=2, depth_hits=37)
+    result = get_model_diagnostics(idata)
+    expected = _ebfmi(idata.sample_stats["energy"].values)
+    np.testing.assert_allclose(result["ebfmi"], expected, rtol=1e-10)
+    assert expected[2] < 0.3 < expected[[0, 1, 3]].min()
+    assert result["grades"]["ebfmi"] == PROBLEM
+    assert result["treedepth_hits"] == 37 and result["max_treedepth"] == 10
+    assert result["grades"]["treedepth"] == WARNING
+    text = " ".join(result["advice"])
+    assert "E-BFMI" in text and "chain 3" in text and "tree depth" in text
+    table = format_diagnostics(result)
+    assert "E-BFMI" in table and "tree depth" in table
+    good = get_model_diagnostics(_full_idata(np.random.default_rng(7)))
+    assert good["grades"]["ebfmi"] == GOOD and good["grades"]["treedepth"] == GOOD
+    assert set(good["grades"].values()) == {GOOD} and good["advice"] == []
+
+
+@pytest.mark.parametrize("value, grade", [(0.31, GOOD), (0.3, GOOD), (0.299, PROBLEM),
+                                          (float("nan"), PROBLEM)])
+def test_ebfmi_grades(value: float, grade: str) -> None:
+    assert grade_ebfmi([1.2, value]) == grade
+
+
+def test_formatting_an_old_diagnostics_file_without_the_new_keys() -> None:
+    old = {"r_hat_max": 1.002, "ess_bulk_min": 1500.0, "ess_tail_min": 1400.0,
+           "divergences": 0, "converged": True,
+           "grades": {"r_hat": GOOD, "ess_bulk": GOOD, "ess_tail": GOOD, "divergences": GOOD},
+           "advice": []}
+    table = format_diagnostics(old)
+    assert "1.0020" in table and "1500" in table and "E-BFMI" not in table
+    rows = diagnostic_rows(old)
+    assert [row.key for row in rows] == ["r_hat", "ess_bulk", "ess_tail", "divergences"]

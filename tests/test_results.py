@@ -38,7 +38,7 @@ from ratepool.results import (
 from .conftest import EXAMPLE_CSV
 
 DIAGNOSTIC_KEYS = {"r_hat_max", "ess_bulk_min", "ess_tail_min", "divergences", "converged",
-                   "grades", "advice"}
+                   "all_parameters", "grades", "advice"}  # no energy, tree depth: no E-BFMI
 
 
 def synthetic_result(labels: list, seed: int = 0, prior: bool = False) -> FitResult:

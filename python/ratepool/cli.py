@@ -330,13 +330,18 @@ def _run_prior_check(args: argparse.Namespace) -> int:
     data = _load(args, config)
     phase(f"drawing {args.draws} prior predictive draws for {data.n_entities} entities")
     idata = sample_prior(data, config, draws=args.draws)
-    check = prior_predictive_check(idata)
+    check = prior_predictive_check(idata, data)
+    rows = [("share in 0-50", f"{check['share_0_50']:.1%}"),
+            (f"share in the observed range {check['observed_min']}-{check['observed_max']}",
+             f"{check['share_observed_range']:.1%}"),
+            ("share zero", f"{check['share_zero']:.1%}"),
+            *((key, f"{check[key]:.4g}") for key in ("q05", "q25", "q50", "q75", "q95", "q99",
+                                                     "max"))]
+    width = max(len(label) for label, _ in rows)
     print(f"Prior predictive check ({check['n_draws']} draws x {data.n_entities} entities, "
           "count in one window):")
-    print(f"  share in 0-50 {check['share_0_50']:8.1%}")
-    print(f"  share zero    {check['share_zero']:8.1%}")
-    for key in ("q05", "q25", "q50", "q75", "q95", "q99", "max"):
-        print(f"  {key:<13}{check[key]:10.4g}")
+    for label, value in rows:
+        print(f"  {label:<{width}}{value:>10}")
     with atomic_directory(out) as staging:
         (staging / "prior_check.json").write_text(
             dump_json({**check, "config": config.to_dict(), "data_file": args.data}),

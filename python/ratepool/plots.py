@@ -1,4 +1,10 @@
-"""Figures of a fit, drawn with matplotlib's Agg canvas (no pyplot, no global backend change).
+"""Figures of a fit, drawn on matplotlib's Agg canvas (no pyplot figures, no global backend
+change).
+
+ArviZ draws whatever it can onto axes given to it: ``plot_trace``, ``plot_posterior``,
+``plot_ppc`` (counts per window), ``plot_forest`` and ``plot_ecdf``; the prior densities come
+from scipy.stats. Drawn here only: each entity's observed total against its own replicated
+interval, which ArviZ's plots (pooled distributions) do not show.
 
 Every ``*_figure`` function returns a `matplotlib.figure.Figure`; `png_bytes` renders one.
 `fit_figures` makes the set the results folder and the report show.
@@ -7,7 +13,6 @@ Every ``*_figure`` function returns a `matplotlib.figure.Figure`; `png_bytes` re
 from __future__ import annotations
 
 import io
-import math
 from typing import Any
 
 import arviz as az
@@ -15,6 +20,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from scipy import stats
 
 from .config import ModelConfig
 from .data import CountData
@@ -58,77 +64,57 @@ def png_bytes(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _chains(values: Any) -> np.ndarray:
-    """(chain, draw) array of a scalar variable."""
-    return np.asarray(values).reshape(np.shape(values)[0], -1)
-
-
 def trace_figure(idata: az.InferenceData, names: tuple[str, ...] = PARAMETERS) -> Figure:
-    """Per parameter: each chain's marginal density (left) and its trace (right)."""
+    """Per parameter: each chain's marginal density (left) and its trace (right)
+    (`arviz.plot_trace`)."""
     figure = Figure(figsize=(10, 2.4 * len(names)), layout="constrained")
     axes = figure.subplots(len(names), 2, squeeze=False, width_ratios=[1, 2])
+    az.plot_trace(idata, var_names=list(names), axes=axes, compact=False, legend=True,
+                  show=False)
     for row, name in enumerate(names):
-        draws = _chains(idata.posterior[name])
-        bins = np.histogram_bin_edges(draws, bins=40)
-        for chain, values in enumerate(draws):
-            colour = f"C{chain % 10}"
-            axes[row, 0].hist(values, bins=bins, density=True, histtype="step", color=colour,
-                              label=f"chain {chain + 1}")
-            axes[row, 1].plot(values, color=colour, linewidth=0.5, alpha=0.8)
-        axes[row, 0].set_title(_LABELS.get(name, name), loc="left", fontsize=10)
-        axes[row, 0].set_yticks([])
+        axes[row, 0].set_title(_LABELS.get(name, name), fontsize=10)
+        axes[row, 1].set_title("")
         axes[row, 1].set_ylabel(name)
-        axes[row, 1].set_xlim(0, draws.shape[1] - 1)
     axes[-1, 1].set_xlabel("draw (after warmup)")
-    axes[0, 0].legend(fontsize=7, frameon=False)
     figure.suptitle("Trace: chains should overlap and look like stationary noise")
     return figure
 
 
-def _prior_density(name: str, config: ModelConfig, x: np.ndarray) -> np.ndarray:
-    """Density of the prior of mu, alpha or phi at ``x``."""
+def _prior(name: str, config: ModelConfig) -> Any:
+    """The prior of mu, alpha or phi as a frozen scipy.stats distribution."""
     if name == "mu":
-        rate = config.mu_prior_rate
-        return rate * np.exp(-rate * x)
-    sd = config.alpha_prior_sd if name == "alpha" else config.overdispersion_prior_sd
-    return 2.0 / (sd * math.sqrt(2 * math.pi)) * np.exp(-0.5 * (x / sd) ** 2)
+        return stats.expon(scale=1.0 / config.mu_prior_rate)
+    return stats.halfnorm(scale=config.alpha_prior_sd if name == "alpha"
+                          else config.overdispersion_prior_sd)
 
 
 def posterior_figure(idata: az.InferenceData, config: ModelConfig | None = None,
                      names: tuple[str, ...] = PARAMETERS) -> Figure:
-    """Posterior histogram of each parameter with its mean and 94% HDI; the prior dashed."""
+    """Posterior density of each parameter with its mean and 94% HDI (`arviz.plot_posterior`);
+    the prior density dashed."""
     figure = Figure(figsize=(4 * len(names), 3.2), layout="constrained")
     axes = figure.subplots(1, len(names), squeeze=False)[0]
+    az.plot_posterior(idata, var_names=list(names), hdi_prob=HDI_PROB, ax=axes, textsize=9,
+                      show=False)
     for axis, name in zip(axes, names):
-        values = np.asarray(idata.posterior[name]).ravel()
-        low, high = az.hdi(values, hdi_prob=HDI_PROB)
-        axis.hist(values, bins=50, density=True, color="C0", alpha=0.6, label="posterior")
-        mean = float(values.mean())
-        axis.axvline(mean, color="k", linewidth=1)
-        axis.plot([low, high], [0, 0], color="k", linewidth=4, solid_capstyle="butt",
-                  label=f"{HDI_PROB:.0%} HDI")
+        axis.set_title(_LABELS.get(name, name), fontsize=10)
         if config is not None:
-            x = np.linspace(max(values.min() * 0.9, 1e-12), values.max() * 1.1, 200)
-            axis.plot(x, _prior_density(name, config, x), "--", color="C3", label="prior")
-        axis.set_title(f"{_LABELS.get(name, name)}\nmean {mean:.3g}, {HDI_PROB:.0%} HDI "
-                       f"[{low:.3g}, {high:.3g}]", fontsize=9)
-        axis.set_yticks([])
-    axes[0].legend(fontsize=7, frameon=False)
+            low, high = axis.get_xlim()
+            x = np.linspace(max(low, 1e-12), high, 200)
+            axis.plot(x, _prior(name, config).pdf(x), "--", color="C3", label="prior")
+            axis.set_xlim(low, high)
+            axis.legend(fontsize=7, frameon=False, loc="upper right")
     return figure
-
-
-def _count_shares(counts: np.ndarray, upper: int) -> np.ndarray:
-    """Share of each value 0..upper in ``counts`` (values above ``upper`` in the last bin)."""
-    clipped = np.minimum(counts, upper)
-    return np.bincount(clipped, minlength=upper + 1) / max(len(counts), 1)
 
 
 def ppc_figure(idata: az.InferenceData, data: CountData) -> Figure:
     """Posterior predictive checks.
 
-    Left (when per-window replicates exist): the share of windows with each count, observed
-    against the 5-95% band of replicated data sets. Right: each entity's observed total
-    against the 90% interval of its replicated total, with the share of entities inside.
+    Left (when per-window replicates exist): the distribution of counts per window, observed
+    against replicated data sets (`arviz.plot_ppc`). Right: each entity's observed total
+    against the 90% interval of its replicated total, with the share of entities inside
+    (drawn here: `arviz.plot_ppc` compares pooled distributions, not each entity's own
+    interval).
     """
     predictive = idata.get("posterior_predictive")
     has_rows = predictive is not None and "y_rep" in predictive and data.has_rows
@@ -140,7 +126,7 @@ def ppc_figure(idata: az.InferenceData, data: CountData) -> Figure:
         return figure
     axes = list(figure.subplots(1, panels, squeeze=False)[0])
     if has_rows:
-        _ppc_counts(axes.pop(0), np.asarray(predictive["y_rep"]), data.y)
+        _ppc_counts(axes.pop(0), idata)
     if has_totals:
         _ppc_totals(axes.pop(0), np.asarray(predictive["y_rep_total"]), data)
     figure.suptitle("Posterior predictive check: observed data against data replicated "
@@ -148,22 +134,14 @@ def ppc_figure(idata: az.InferenceData, data: CountData) -> Figure:
     return figure
 
 
-def _ppc_counts(axis: Any, y_rep: np.ndarray, y: np.ndarray) -> None:
-    replicas = y_rep.reshape(-1, y_rep.shape[-1])
-    rng = np.random.default_rng(0)
-    chosen = rng.choice(len(replicas), size=min(PPC_DRAWS, len(replicas)), replace=False)
-    upper = int(max(np.quantile(y, 0.99), 1)) + 1
-    shares = np.array([_count_shares(replicas[i], upper) for i in np.sort(chosen)])
-    values = np.arange(upper + 1)
-    low, mid, high = np.quantile(shares, [0.05, 0.5, 0.95], axis=0)
-    axis.fill_between(values, low, high, step="mid", color="C0", alpha=0.3,
-                      label="replicated, 5-95%")
-    axis.step(values, mid, where="mid", color="C0", linewidth=1, label="replicated, median")
-    axis.plot(values, _count_shares(y, upper), "o", color="k", markersize=3, label="observed")
-    axis.set_xlabel(f"count in a window ({upper} = {upper} or more)")
+def _ppc_counts(axis: Any, idata: az.InferenceData) -> None:
+    predictive = idata.posterior_predictive
+    draws = min(PPC_DRAWS, predictive.sizes["chain"] * predictive.sizes["draw"])
+    az.plot_ppc(idata, var_names=["y"], data_pairs={"y": "y_rep"}, num_pp_samples=draws,
+                random_seed=0, ax=axis, textsize=9, show=False)
+    axis.set_xlabel("count in a window")
     axis.set_ylabel("share of windows")
     axis.set_title("Distribution of counts per window", fontsize=10)
-    axis.legend(fontsize=8, frameon=False)
 
 
 def _ppc_totals(axis: Any, y_rep_total: np.ndarray, data: CountData) -> None:
@@ -183,34 +161,38 @@ def _ppc_totals(axis: Any, y_rep_total: np.ndarray, data: CountData) -> None:
     axis.legend(fontsize=8, frameon=False)
 
 
-def entity_rates_figure(summary: pd.DataFrame, mu_mean: float,
+def entity_rates_figure(idata: az.InferenceData, summary: pd.DataFrame,
                         max_entities: int = MAX_FOREST_ENTITIES) -> Figure:
-    """Forest plot: each entity's raw rate and its partially pooled estimate with 94% HDI.
+    """Forest plot (`arviz.plot_forest`): each entity's partially pooled rate (median,
+    50% interval and 94% HDI), its raw rate, and the population mean mu.
 
     With more than ``max_entities`` entities, the half with the highest and the half with the
     lowest estimates are shown.
     """
-    table = summary.sort_values("theta_mean", kind="stable")
+    table = summary.sort_values("theta_mean", ascending=False, kind="stable")
     note = ""
     if len(table) > max_entities:
         half = max_entities // 2
-        note = f" ({max_entities} of {len(table)}: lowest and highest estimates)"
+        note = f" ({max_entities} of {len(table)}: highest and lowest estimates)"
         table = pd.concat([table.iloc[:half], table.iloc[-half:]])
-    position = np.arange(len(table))
     figure = Figure(figsize=(8, max(3.0, 0.22 * len(table) + 1.5)), layout="constrained")
     axis = figure.subplots()
-    axis.hlines(position, table["theta_hdi_low"], table["theta_hdi_high"], color="C0",
-                linewidth=1.5, label=f"shrunk estimate, {HDI_PROB:.0%} HDI")
-    axis.plot(table["theta_mean"], position, "o", color="C0", markersize=4,
-              label="shrunk estimate (posterior mean)")
+    shown = np.empty(len(table), dtype=object)  # object array: mixed-type labels stay as-is
+    shown[:] = list(table.index)
+    az.plot_forest(idata, var_names=["theta"], coords={"entity": shown}, combined=True,
+                   hdi_prob=HDI_PROB, colors="C0", ax=axis, show=False)
+    position = np.sort(axis.get_yticks())[::-1]  # plot_forest draws the first entity on top
     axis.plot(table["raw_rate"], position, "x", color="C3", markersize=5,
               label="raw rate (total / windows)")
+    axis.plot([], [], "o-", color="C0", markersize=4,
+              label=f"partially pooled: median, 50% interval, {HDI_PROB:.0%} HDI")
+    mu_mean = float(idata.posterior["mu"].mean())
     axis.axvline(mu_mean, color="k", linestyle=":", linewidth=1, label="population mean mu")
     axis.set_yticks(position, [f"{label} (n={n})" for label, n in
                                zip(table.index, table["n_windows"])], fontsize=7)
-    if note:  # the gap between the lowest and the highest estimates
-        axis.axhline(max_entities // 2 - 0.5, color="grey", linestyle="--", linewidth=0.8)
-    axis.set_ylim(-1, len(table))
+    if note:  # the gap between the highest and the lowest estimates
+        axis.axhline(position[max_entities // 2 - 1:max_entities // 2 + 1].mean(),
+                     color="grey", linestyle="--", linewidth=0.8)
     axis.set_xlabel("events per window")
     axis.set_title("Entity rates: raw against partially pooled" + note, fontsize=10)
     axis.legend(fontsize=7, loc="lower right")
@@ -219,28 +201,35 @@ def entity_rates_figure(summary: pd.DataFrame, mu_mean: float,
 
 def prior_check_figure(prior_idata: az.InferenceData, check: dict[str, Any],
                        observed: np.ndarray | None = None) -> Figure:
-    """Prior predictive counts for one window: ECDF on a log scale, the plausible range shaded."""
-    counts = np.sort(np.asarray(prior_idata.prior_predictive["y_pred"]).ravel())
+    """Prior predictive counts for one window: ECDF (`arviz.plot_ecdf`) on a log scale, with
+    the design document's range 0-50 and the data's observed range shaded."""
+    # sorted copies: plot_ecdf sorts its input in place
+    counts = np.sort(np.asarray(prior_idata.prior_predictive["y_pred"]), axis=None)
     low, high = PLAUSIBLE_RANGE
     figure = Figure(figsize=(8, 4), layout="constrained")
     axis = figure.subplots()
-    ecdf = np.arange(1, len(counts) + 1) / len(counts)
-    axis.step(counts, ecdf, where="post", color="C0", label="prior predictive")
+    az.plot_ecdf(counts, eval_points=np.unique(counts), ax=axis, show=False,
+                 plot_kwargs={"color": "C0", "label": "prior predictive"})
     if observed is not None and len(observed):
-        sorted_obs = np.sort(observed)
-        axis.step(sorted_obs, np.arange(1, len(sorted_obs) + 1) / len(sorted_obs),
-                  where="post", color="k", linewidth=1, label="observed")
-    axis.axvspan(low, high, color="C2", alpha=0.15, label=f"plausible range {low}-{high}")
+        observed = np.sort(observed, axis=None)
+        az.plot_ecdf(observed, eval_points=np.unique(observed), ax=axis, show=False,
+                     plot_kwargs={"color": "k", "linewidth": 1, "label": "observed"})
+    axis.axvspan(low, high, color="C2", alpha=0.15,
+                 label=f"{low}-{high}: {check['share_0_50']:.1%} of prior counts")
+    title = f"Prior predictive check: {check['share_0_50']:.1%} in {low}-{high}"
+    if "share_observed_range" in check:
+        observed_low, observed_high = check["observed_min"], check["observed_max"]
+        axis.axvspan(observed_low, observed_high, facecolor="none", edgecolor="C1", hatch="//",
+                     alpha=0.6, label=f"observed range {observed_low}-{observed_high}: "
+                                      f"{check['share_observed_range']:.1%} of prior counts")
+        title += f", {check['share_observed_range']:.1%} in the observed range"
     axis.set_xscale("symlog", linthresh=1)
-    axis.set_xlim(0, max(float(counts[-1]), high) * 1.5)
+    axis.set_xlim(0, max(float(counts.max()), high) * 1.5)
     axis.set_ylim(0, 1.01)
     axis.set_xlabel("count in one window")
     axis.set_ylabel("cumulative share")
-    axis.set_title(
-        f"Prior predictive check: {check['share_0_50']:.1%} of {check['n_draws']} draws x "
-        f"entities in {low}-{high}; median {check['q50']:g}, 95% quantile {check['q95']:g}",
-        fontsize=10,
-    )
+    axis.set_title(f"{title}\n({check['n_draws']} draws x entities; median {check['q50']:g}, "
+                   f"95% quantile {check['q95']:g})", fontsize=10)
     axis.legend(fontsize=8, frameon=False, loc="lower right")
     return figure
 
@@ -248,14 +237,13 @@ def prior_check_figure(prior_idata: az.InferenceData, check: dict[str, Any],
 def fit_figures(idata: az.InferenceData, data: CountData, summary: pd.DataFrame,
                 config: ModelConfig | None = None) -> dict[str, bytes]:
     """The figures of a results folder as {file name: PNG bytes}."""
-    mu_mean = float(idata.posterior["mu"].mean())
     figures = {
         PLOT_FILES["trace"]: trace_figure(idata),
         PLOT_FILES["posterior"]: posterior_figure(idata, config),
         PLOT_FILES["ppc"]: ppc_figure(idata, data),
-        PLOT_FILES["entities"]: entity_rates_figure(summary, mu_mean),
+        PLOT_FILES["entities"]: entity_rates_figure(idata, summary),
     }
     if "prior_predictive" in idata.groups() and "y_pred" in idata.prior_predictive:
-        figures[PLOT_FILES["prior"]] = prior_check_figure(idata, prior_predictive_check(idata),
-                                                          data.y)
+        figures[PLOT_FILES["prior"]] = prior_check_figure(
+            idata, prior_predictive_check(idata, data), data.y)
     return {name: png_bytes(figure) for name, figure in figures.items()}

@@ -9,8 +9,9 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from .diagnostics import GOOD, PROBLEM, WARNING
+from .diagnostics import GOOD, PROBLEM, R_HAT_PROBLEM_ABOVE, WARNING, diagnostic_rows
 from .plots import PLOT_FILES
+from .prior import PLAUSIBLE_RANGE
 
 __all__ = ["render_report", "MAX_ENTITY_ROWS"]
 
@@ -34,27 +35,23 @@ code, pre { background: #f6f6f6; padding: .1em .3em; } pre { padding: .6em; over
 
 _FIGURES = [
     (PLOT_FILES["trace"], "Trace of mu, alpha and phi",
-     "Each chain's draws. Converged chains overlap and look like stationary noise."),
+     "Each chain's density and draws. Converged chains overlap and look like stationary "
+     "noise."),
     (PLOT_FILES["posterior"], "Posterior of mu, alpha and phi",
-     "Histogram of the draws with the posterior mean and 94% highest-density interval; "
+     "Density of the draws with the posterior mean and 94% highest-density interval; "
      "dashed: the prior density."),
     (PLOT_FILES["ppc"], "Posterior predictive check",
      "Data replicated from the fitted model against the observed data. Observed points "
      "well outside the replicated bands point to misfit."),
     (PLOT_FILES["entities"], "Entity rates",
-     "Raw rate (total / windows, red cross) against the partially pooled estimate (blue, with "
-     "94% HDI). Entities with few windows are pulled most toward the population mean."),
+     "Raw rate (total / windows, red cross) against the partially pooled estimate (blue: "
+     "median, 50% interval and 94% HDI). Entities with few windows are pulled most toward "
+     "the population mean."),
     (PLOT_FILES["prior"], "Prior predictive check",
-     "Counts in one window simulated from the priors alone. Most should be plausible "
-     "(0-50 events) without ruling out larger counts."),
+     "Counts in one window simulated from the priors alone, against the observed counts. "
+     "Most should be plausible (0-50 events, and the data's own range) without ruling out "
+     "larger counts."),
 ]
-
-_THRESHOLDS = {
-    "r_hat": "Good &lt; 1.01 &le; Warning &le; 1.05 &lt; Problem",
-    "ess_bulk": "Good &gt; 400 &ge; Warning &ge; 100 &gt; Problem",
-    "ess_tail": "Good &gt; 400 &ge; Warning &ge; 100 &gt; Problem",
-    "divergences": "Good = 0, Warning 1-10, Problem &gt; 10",
-}
 
 
 def _esc(value: Any) -> str:
@@ -66,32 +63,22 @@ def _grade(grade: str) -> str:
     return f'<span class="grade {css}">{_esc(grade)}</span>'
 
 
-def _number(value: Any, spec: str) -> str:
-    try:
-        return format(float(value), spec)
-    except (TypeError, ValueError):
-        return "n/a"
-
-
 def _diagnostics_section(diagnostics: Mapping[str, Any]) -> str:
-    grades = diagnostics["grades"]
-    rows = [
-        ("max R-hat (mu, alpha, phi)", _number(diagnostics["r_hat_max"], ".4f"), "r_hat"),
-        ("min bulk ESS", _number(diagnostics["ess_bulk_min"], ".0f"), "ess_bulk"),
-        ("min tail ESS", _number(diagnostics["ess_tail_min"], ".0f"), "ess_tail"),
-        ("divergent transitions", str(diagnostics["divergences"]), "divergences"),
-    ]
     body = "".join(
-        f'<tr><td class="text">{name}</td><td>{value}</td><td class="text">'
-        f'{_grade(grades[key])}</td><td class="text muted">{_THRESHOLDS[key]}</td></tr>'
-        for name, value, key in rows
+        f'<tr><td class="text">{_esc(row.name)}</td><td>{_esc(row.value)}</td>'
+        f'<td class="text">{_esc(row.where)}</td><td class="text">{_grade(row.grade)}</td>'
+        f'<td class="text muted">{_esc(row.thresholds)}</td></tr>'
+        for row in diagnostic_rows(diagnostics)
     )
     converged = "yes" if diagnostics["converged"] else "no"
     parts = [
         "<h2>Diagnostics</h2>",
-        '<table><tr><th class="text">diagnostic</th><th>value</th><th class="text">grade</th>'
-        f'<th class="text">thresholds</th></tr>{body}</table>',
-        f"<p>Converged (max R-hat &lt; 1.05): <b>{converged}</b></p>",
+        '<p class="muted">The first four rows cover mu, alpha and phi; the rows marked '
+        '"all" cover every parameter, the entity rates included, and name the worst one.</p>',
+        '<table><tr><th class="text">diagnostic</th><th>value</th><th class="text">where</th>'
+        f'<th class="text">grade</th><th class="text">thresholds</th></tr>{body}</table>',
+        f"<p>Converged (max R-hat of mu, alpha, phi &lt; {R_HAT_PROBLEM_ABOVE}): "
+        f"<b>{converged}</b></p>",
     ]
     if diagnostics.get("advice"):
         items = "".join(f"<li>{_esc(line)}</li>" for line in diagnostics["advice"])
@@ -112,13 +99,18 @@ def _table(frame: pd.DataFrame) -> str:
 def _prior_section(check: Mapping[str, Any] | None) -> str:
     if not check:
         return ""
-    share = check["share_0_50"]
+    low, high = PLAUSIBLE_RANGE
     quantiles = ", ".join(f"{key}: {check[key]:g}" for key in
                           ("q05", "q25", "q50", "q75", "q95", "q99"))
+    observed = ""
+    if "share_observed_range" in check:
+        observed = (f" and {check['share_observed_range']:.1%} in the data's observed range "
+                    f"{check['observed_min']}-{check['observed_max']}")
     return (
         "<h2>Prior predictive check</h2>"
-        f"<p>{share:.1%} of {check['n_draws']} prior draws of one window's count per entity lie "
-        f"in 0-50; {check['share_zero']:.1%} are zero. Quantiles: {quantiles}; largest "
+        f"<p>Of {check['n_draws']} prior draws of one window's count per entity, "
+        f"{check['share_0_50']:.1%} lie in {low}-{high}{_esc(observed)}; "
+        f"{check['share_zero']:.1%} are zero. Quantiles: {quantiles}; largest "
         f"{check['max']:g}.</p>"
     )
 

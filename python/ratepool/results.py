@@ -10,9 +10,11 @@ A results folder holds:
 ``population_summary.csv``  mu, alpha, phi (and beta, pi when fitted): mean, sd, 94% HDI,
                             R-hat, ESS
 ``coefficients.csv``        with covariates: beta and rate ratios per original unit (94% HDI)
-``diagnostics.json``        r_hat_max, ess_bulk_min, ess_tail_min, divergences, converged,
-                            grades, advice
-``prior_check.json``        the prior predictive check (when prior draws were made)
+``diagnostics.json``        r_hat_max, ess_bulk_min, ess_tail_min, divergences, converged
+                            (mu, alpha, phi); all_parameters, ebfmi, treedepth_hits,
+                            max_treedepth; grades, advice
+``prior_check.json``        the prior predictive check (when prior draws were made): shares
+                            in 0..50 and in the data's observed range, quantiles
 ``run.json``                config, data file hash, seed, software versions, command
 ``config.toml``             the exact config, for ``ratepool fit DATA --config config.toml``
 ``*.png``                   trace, posterior, posterior predictive check, entity rates,
@@ -359,7 +361,8 @@ def write_results(
     diagnostics = result.diagnostics()
     entities = result.entity_summary()
     population = population_summary(idata)
-    prior_check = prior_predictive_check(idata) if "prior_predictive" in idata.groups() else None
+    prior_check = (prior_predictive_check(idata, result.data)
+                   if "prior_predictive" in idata.groups() else None)
     data_file = record.get("data", {}).get("file")
     title = title or f"ratepool: {Path(data_file).name if data_file else 'results'}"
     with atomic_directory(out) as staging:

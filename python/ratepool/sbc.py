@@ -1,11 +1,12 @@
 """Simulation-based calibration (SBC; Talts, Betancourt, Simpson, Vehtari & Gelman, 2018).
 
-Each simulation draws (mu, alpha, phi, theta) from the prior with numpy, independently of Stan,
-simulates a dataset of ``n_entities`` x ``n_windows`` counts from the model, fits it with Stan,
-thins the posterior to ``n_ranked_draws`` (L) nearly independent draws and records the rank of
-each true value among them: the number of thinned draws below it, 0..L. If the program, the
-simulator and the sampler are all correct, every rank is uniform on 0..L. Ranks piled at one end
-mean biased posteriors; a U shape means posteriors that are too narrow; a hump, too wide.
+Each simulation draws (mu, alpha, phi, theta) from the prior and simulates a dataset of
+``n_entities`` x ``n_windows`` counts with `ratepool.simulate` (numpy, independently of Stan),
+fits it with Stan, thins the posterior to ``n_ranked_draws`` (L) nearly independent draws and
+records the rank of each true value among them: the number of thinned draws below it, 0..L.
+If the program, the simulator and the sampler are all correct, every rank is uniform on 0..L.
+Ranks piled at one end mean biased posteriors; a U shape means posteriors that are too narrow;
+a hump, too wide.
 
 `run_sbc` returns one row per simulation (truths, ranks, divergences, R-hat, ESS, errors);
 `uniformity_tests`, `rank_histograms` and `divergence_breakdown` summarise it.
@@ -24,10 +25,13 @@ import pandas as pd
 
 from .config import ModelConfig
 from .data import MAX_STAN_INT, CountData, from_dataframe
+from .diagnostics import get_model_diagnostics
 from .engines import Engine, SamplerSettings, get_engine
 from .errors import ConfigError, RatepoolError
 from .fit import stan_data
+from .inference import build_inference_data
 from .program import StanProgram, default_program
+from .simulate import draw_prior, simulate_rows
 
 __all__ = [
     "SBCPrior",
@@ -138,11 +142,8 @@ def ranked_parameters(settings: SBCSettings) -> list[str]:
 def draw_parameters(rng: np.random.Generator, prior: SBCPrior, n_entities: int
                     ) -> dict[str, Any]:
     """One ancestral draw from the prior: mu, alpha, phi (floats) and theta (length J)."""
-    mu = rng.exponential(1.0 / prior.mu_rate)
-    alpha = abs(rng.normal(0.0, prior.alpha_sd))
-    phi = abs(rng.normal(0.0, prior.phi_sd))
-    theta = rng.gamma(shape=mu * alpha, scale=1.0 / alpha, size=n_entities)
-    return {"mu": float(mu), "alpha": float(alpha), "phi": float(phi), "theta": theta}
+    return draw_prior(rng, mu_rate=prior.mu_rate, alpha_sd=prior.alpha_sd,
+                      phi_sd=prior.phi_sd, n_entities=n_entities)
 
 
 def simulate_data(rng: np.random.Generator, truth: Mapping[str, Any], n_windows: int
@@ -158,17 +159,13 @@ def simulate_data(rng: np.random.Generator, truth: Mapping[str, Any], n_windows:
         If a simulated count exceeds Stan's integer range (then the fit is recorded as failed).
     """
     theta = np.asarray(truth["theta"], dtype=float)
-    phi = float(truth["phi"])
-    entity = np.repeat(np.arange(len(theta)), n_windows)
-    # NB2(mean, phi) as a Gamma-Poisson mixture; lam is capped only to keep numpy's Poisson
-    # from raising, the cap being far above what passes validation anyway.
-    lam = rng.gamma(shape=phi, scale=theta[entity] / phi)
-    counts = rng.poisson(np.minimum(lam, 1e15)).astype(np.int64)
     width = max(3, len(str(len(theta) - 1)))
-    frame = pd.DataFrame({"entity": [f"e{i:0{width}d}" for i in entity], "count": counts})
-    if counts.max(initial=0) > MAX_STAN_INT:
-        log.info("simulated count %d exceeds Stan's int range", int(counts.max()))
-    return from_dataframe(frame)
+    labels = [f"e{i:0{width}d}" for i in range(len(theta))]
+    frame = simulate_rows(rng, theta, float(truth["phi"]), np.full(len(theta), n_windows),
+                          labels)
+    if frame["count"].max() > MAX_STAN_INT:
+        log.info("simulated count %d exceeds Stan's int range", int(frame["count"].max()))
+    return from_dataframe(frame[["entity", "count"]])
 
 
 def thin_draws(draws: np.ndarray, n_keep: int) -> np.ndarray:
@@ -237,30 +234,24 @@ def run_simulation(
         log.warning("SBC simulation %d failed: %s", index, row["error"])
         return row
     row["seconds"] = time.perf_counter() - start
-    posterior = {"mu": draws.variables["mu"], "alpha": draws.variables["alpha"],
-                 "phi": draws.variables["phi"],
-                 **{f"theta[{i + 1}]": draws.variables["theta"][..., i]
-                    for i in range(settings.n_theta)}}
+    idata = build_inference_data(draws, data)  # the one place that names the entity rates
+    posterior = idata.posterior
     for name in names:
-        thinned = thin_draws(posterior[name], settings.n_ranked_draws)
+        thinned = thin_draws(_values(posterior, name), settings.n_ranked_draws)
         row[f"rank_{name}"] = rank_of(true_values[name], thinned, rng)
-    stats = draws.sample_stats
-    row["divergences"] = int(np.sum(stats["diverging"]))
-    row["max_treedepth_hits"] = int(np.sum(stats["tree_depth"] >= 10))
-    row.update(_convergence(posterior))
+    diagnostics = get_model_diagnostics(idata)
+    row["divergences"] = diagnostics["divergences"]
+    row["max_treedepth_hits"] = diagnostics["treedepth_hits"]
+    row["r_hat_max"] = diagnostics["r_hat_max"]
+    row["ess_bulk_min"] = diagnostics["ess_bulk_min"]
     return row
 
 
-def _convergence(posterior: Mapping[str, np.ndarray]) -> dict[str, float]:
-    """Largest R-hat (NaN for one chain) and smallest bulk ESS over mu, alpha and phi."""
-    import arviz as az
-
-    values = [np.asarray(posterior[name], dtype=float) for name in ("mu", "alpha", "phi")]
-    several_chains = values[0].shape[0] > 1
-    return {
-        "r_hat_max": max(float(az.rhat(v)) for v in values) if several_chains else np.nan,
-        "ess_bulk_min": min(float(az.ess(v, method="bulk")) for v in values),
-    }
+def _values(posterior: Any, name: str) -> np.ndarray:
+    """(chain, draw) draws of ``mu``, ``alpha``, ``phi`` or ``theta[i]`` (i 1-based)."""
+    if name.startswith("theta["):
+        return posterior["theta"].values[..., int(name[len("theta["):-1]) - 1]
+    return posterior[name].values
 
 
 def run_sbc(

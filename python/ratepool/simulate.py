@@ -1,4 +1,10 @@
-"""Simulate data from the model's generative process (for examples, tests and benchmarks)."""
+"""The model's generative process in numpy: the one place Python simulates the model.
+
+``draw_prior`` draws mu, alpha, phi and theta from the prior; ``draw_entity_rates`` draws theta
+given mu and alpha; ``nb2_draws`` draws the counts; ``simulate_counts`` chains them for given
+hyperparameters (examples, tests, benchmarks) and simulation-based calibration (`ratepool.sbc`)
+uses the same functions.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["SimulatedData", "simulate_counts", "nb2_draws"]
+__all__ = ["SimulatedData", "simulate_counts", "simulate_rows", "draw_prior",
+           "draw_entity_rates", "nb2_draws"]
+
+#: Poisson means are capped here only to keep numpy's Poisson sampler from raising (it stops
+#: near 9.2e18); counts this large are far beyond what data validation accepts anyway.
+POISSON_MEAN_CAP = 1e15
 
 
 @dataclass(frozen=True)
@@ -41,9 +52,46 @@ class SimulatedData:
         return truth
 
 
+def draw_prior(rng: np.random.Generator, *, mu_rate: float, alpha_sd: float, phi_sd: float,
+               n_entities: int) -> dict[str, object]:
+    """One ancestral draw from the prior: mu ~ Exponential(mu_rate), alpha ~ HalfNormal(alpha_sd),
+    phi ~ HalfNormal(phi_sd) (floats) and theta (length ``n_entities``)."""
+    mu = float(rng.exponential(1.0 / mu_rate))
+    alpha = float(abs(rng.normal(0.0, alpha_sd)))
+    phi = float(abs(rng.normal(0.0, phi_sd)))
+    theta = draw_entity_rates(rng, mu, alpha, n_entities)
+    return {"mu": mu, "alpha": alpha, "phi": phi, "theta": theta}
+
+
+def draw_entity_rates(rng: np.random.Generator, mu: float | np.ndarray, alpha: float,
+                      n_entities: int) -> np.ndarray:
+    """theta_i ~ Gamma(shape = mu_i * alpha, rate = alpha), i = 1..n_entities (``mu`` one value,
+    or one per entity with covariates)."""
+    return rng.gamma(shape=mu * alpha, scale=1.0 / alpha, size=n_entities)
+
+
 def nb2_draws(rng: np.random.Generator, mean: np.ndarray, phi: float) -> np.ndarray:
-    """NegBinomial2(mean, phi) draws via numpy's (n, p) form: n = phi, p = phi / (phi + mean)."""
-    return rng.negative_binomial(phi, phi / (phi + np.asarray(mean, dtype=float)))
+    """NegBinomial2(mean, phi) draws (int64) as the Gamma–Poisson mixture the model is.
+
+    numpy's ``negative_binomial(n, p)`` raises for the tiny phi and huge means the prior
+    reaches, so the mixture is drawn directly: lam ~ Gamma(phi, rate = phi / mean), then
+    Poisson(lam), with lam capped at `POISSON_MEAN_CAP`.
+    """
+    lam = rng.gamma(shape=phi, scale=np.asarray(mean, dtype=float) / phi)
+    return rng.poisson(np.minimum(lam, POISSON_MEAN_CAP)).astype(np.int64)
+
+
+def simulate_rows(rng: np.random.Generator, theta: np.ndarray, phi: float,
+                  n_windows: np.ndarray, labels: list[str],
+                  exposure: np.ndarray | None = None) -> pd.DataFrame:
+    """Rows ``entity, window, count``: ``n_windows[i]`` NB2(theta[i], phi) windows per entity
+    (NB2(exposure * theta[i], phi) with a per-row ``exposure``)."""
+    entity_index = np.repeat(np.arange(len(theta)), n_windows)
+    mean = np.asarray(theta, dtype=float)[entity_index]
+    counts = nb2_draws(rng, mean if exposure is None else exposure * mean, phi)
+    window = np.concatenate([np.arange(1, n + 1) for n in n_windows])
+    return pd.DataFrame({"entity": np.asarray(labels)[entity_index], "window": window,
+                         "count": counts})
 
 
 def simulate_counts(
@@ -88,7 +136,7 @@ def simulate_counts(
     labels = [label_format.format(i + 1) for i in range(n_entities)]
     entity_index = np.repeat(np.arange(n_entities), n_windows)
     columns: dict[str, np.ndarray] = {}
-    mean_rate = np.full(n_entities, mu)
+    mean_rate: float | np.ndarray = mu
     beta_per_unit = beta_scaled = None
     if covariate_effects:
         beta_per_unit, beta_scaled = dict(covariate_effects), {}
@@ -97,20 +145,17 @@ def simulate_counts(
             mean_rate = mean_rate * np.exp(effect * (values - values.mean()))
             beta_scaled[name] = float(effect * values.std())
             columns[name] = values[entity_index]
-    theta = rng.gamma(shape=mean_rate * alpha, scale=1.0 / alpha, size=n_entities)
-    window_exposure = np.ones(len(entity_index))
+    theta = draw_entity_rates(rng, mean_rate, alpha, n_entities)
+    window_exposure = None
     if exposure is not None:
         size = np.exp(options_rng.uniform(np.log(exposure[0]), np.log(exposure[1]), n_entities))
         window_exposure = size[entity_index] * options_rng.choice([0.5, 1.0, 2.0],
                                                                   len(entity_index))
         columns["exposure"] = window_exposure
-    counts = nb2_draws(rng, window_exposure * theta[entity_index], phi)
+    frame = simulate_rows(rng, theta, phi, n_windows, labels, exposure=window_exposure)
     if zero_inflation is not None:
-        counts = np.where(options_rng.random(len(counts)) < zero_inflation, 0, counts)
-    window = np.concatenate([np.arange(1, n + 1) for n in n_windows])
-    frame = pd.DataFrame(
-        {"entity": np.asarray(labels)[entity_index], "window": window, "count": counts,
-         **columns}
-    )
+        structural = options_rng.random(len(frame)) < zero_inflation
+        frame["count"] = np.where(structural, 0, frame["count"].to_numpy())
+    frame = frame.assign(**columns)
     return SimulatedData(frame, mu, alpha, phi, pd.Series(theta, index=labels, name="theta"),
                          beta_per_unit, beta_scaled, zero_inflation)
