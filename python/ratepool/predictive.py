@@ -293,8 +293,16 @@ def tail_probabilities(
 
 
 def mixture_cdf(y: np.ndarray, law: MixtureLaw) -> np.ndarray:
-    """Exact mixture P(Y <= y) for each column (see `tail_probabilities`)."""
-    return tail_probabilities(y, law)[0]
+    """Exact mixture P(Y <= y) for each column: the average of I_p(phi, y + 1) over draws.
+
+    (Absolute precision only, which is what a quantile search needs; `tail_probabilities`
+    keeps small tails relatively precise.)
+    """
+    y = np.asarray(y, dtype=float)[None, :]
+    cdf = special.betainc(law.phi, y + 1.0, law.phi / (law.mean + law.phi))
+    if law.zero_prob is not None:
+        cdf = law.zero_prob + (1.0 - law.zero_prob) * cdf
+    return cdf.mean(axis=0)
 
 
 def mixture_moments(law: MixtureLaw) -> tuple[np.ndarray, np.ndarray]:

@@ -290,7 +290,8 @@ def score_rows(
         count=y, unseen=unseen, pred_mean=g_mean[group_of_row],
         pred_lower=g_lower[group_of_row], pred_upper=g_upper[group_of_row],
         p_upper=p_upper, p_lower=p_lower, p_value=p_value, p_mid=p_mid, pit=pit,
-        direction=np.where(p_upper < p_lower, "high", "low"),
+        direction=pd.Categorical.from_codes((p_upper < p_lower).astype(np.int8),
+                                            categories=["low", "high"]),
     )
     if adjusted is not None:
         columns["q_value"] = adjusted
