@@ -206,11 +206,11 @@ ones the fit was run with (run.json)."""
 def _add_score_command(commands: argparse._SubParsersAction) -> None:
     score_cmd = commands.add_parser(
         "score", help="score new windows against a saved fit: tail probabilities, anomalies",
-        description="Score each row of NEW_DATA (CSV or Parquet, one row per entity and "
-                    "window) against the posterior predictive of a saved fit: exact tail "
-                    "probabilities averaged over the posterior draws, a predictive interval, "
-                    "and an anomaly flag decided at a false discovery rate "
-                    "(Benjamini-Hochberg) or a per-window threshold.",
+        description="Score each row of NEW_DATA (CSV or Parquet, one row per entity and\n"
+                    "window) against the posterior predictive of a saved fit: exact tail\n"
+                    "probabilities averaged over the posterior draws, a predictive interval,\n"
+                    "and an anomaly flag decided at a false discovery rate (Benjamini-Hochberg)\n"
+                    "or a per-window threshold.",
         epilog=_SCORE_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     score_cmd.add_argument("results_dir", metavar="RESULTS_DIR",
                            help="a folder written by 'ratepool fit' or 'ratepool report'")
