@@ -26,8 +26,8 @@ from ratepool.cli import main
 from ratepool.predict import predict_totals
 from ratepool.predictive import MixtureLaw, PosteriorRates, mixture_moments, mixture_quantiles
 from ratepool.predictive import tail_probabilities
-from ratepool.results import load_results, run_record, write_results
-from ratepool.score import AnomalyRule, benjamini_hochberg, score_frame, score_rows
+from ratepool.results import load_results, write_results
+from ratepool.score import AnomalyRule, benjamini_hochberg, score_frame
 from ratepool.score_check import null_flag_rates, predictive_rows, spike_power
 from ratepool.score_plots import anomalies_figure
 from ratepool.simulate import nb2_draws
