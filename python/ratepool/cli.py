@@ -1,7 +1,7 @@
 """The ``ratepool`` command line. Printing happens here, not in the library.
 
-Subcommands: ``fit``, ``prior-check``, ``export-data``, ``report --from-cmdstan-csv`` and
-``diagnose``; ``ratepool SUBCOMMAND --help`` explains each option. Exit codes: 0 success, 1 a
+Subcommands: ``fit``, ``prior-check``, ``export-data``, ``report --from-cmdstan-csv``,
+``diagnose`` and ``score``; ``ratepool SUBCOMMAND --help`` explains each option. Exit codes: 0 success, 1 a
 file could not be written or read (or ``diagnose --strict`` found a problem), 2 invalid
 arguments, data or config, 130 interrupted.
 """
@@ -199,7 +199,56 @@ def build_parser() -> argparse.ArgumentParser:
                               help="exit with code 1 if any diagnostic is graded Problem or "
                                    "the chains did not converge")
     diagnose_cmd.set_defaults(handler=_run_diagnose)
+    _add_score_command(commands)
     return parser
+
+
+_SCORE_EXAMPLE = """example:
+  ratepool fit data/example_counts.csv --window-col window --out results/example
+  ratepool score results/example data/example_spiked.csv -o scores.csv
+
+Writes scores.csv (one row per input row: predictive mean and interval, p_upper = P(Y >= y),
+p_lower = P(Y <= y), two-sided p_value and mid-p, randomised PIT, anomaly), and next to it
+scores.summary.json (the rule and counts) and scores.anomalies.png. Entities the fit has not
+seen are scored with the population predictive and marked unseen. Column names default to the
+ones the fit was run with (run.json)."""
+
+
+def _add_score_command(commands: argparse._SubParsersAction) -> None:
+    score_cmd = commands.add_parser(
+        "score", help="score new windows against a saved fit: tail probabilities, anomalies",
+        description="Score each row of NEW_DATA (CSV or Parquet, one row per entity and\n"
+                    "window) against the posterior predictive of a saved fit: exact tail\n"
+                    "probabilities averaged over the posterior draws, a predictive interval,\n"
+                    "and an anomaly flag decided at a false discovery rate (Benjamini-Hochberg)\n"
+                    "or a per-window threshold.",
+        epilog=_SCORE_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    score_cmd.add_argument("results_dir", metavar="RESULTS_DIR",
+                           help="a folder written by 'ratepool fit' or 'ratepool report'")
+    score_cmd.add_argument("new_data", metavar="NEW_DATA",
+                           help="CSV or Parquet file of new rows to score")
+    score_cmd.add_argument("-o", "--output", required=True, metavar="FILE",
+                           help="scored table to write (.csv, or .parquet)")
+    for name, what in (("entity", "the entity label"), ("count", "the event count"),
+                       ("window", "the window label (optional)")):
+        score_cmd.add_argument(f"--{name}-col", default=None, metavar="NAME",
+                               help=f"column holding {what} (default: the fit's, from run.json; "
+                                    f"else {name if name != 'window' else 'none'})")
+    rule = score_cmd.add_mutually_exclusive_group()
+    rule.add_argument("--fdr", type=float, default=None, metavar="Q",
+                      help="flag anomalies by Benjamini-Hochberg at false discovery rate Q "
+                           "over all rows (default: 0.01)")
+    rule.add_argument("--per-window-alpha", type=float, default=None, metavar="ALPHA",
+                      help="instead flag every row whose two-sided p-value is <= ALPHA (no "
+                           "correction for the number of rows)")
+    score_cmd.add_argument("--interval", type=float, default=0.9, metavar="P",
+                           help="probability of the predictive interval (default: 0.9)")
+    score_cmd.add_argument("--top", type=int, default=20, metavar="N",
+                           help="rows printed and shown in the figure (default: 20)")
+    score_cmd.add_argument("--seed", type=int, default=0, metavar="N",
+                           help="seed of the randomised PIT column (default: 0)")
+    _add_quiet(score_cmd)
+    score_cmd.set_defaults(handler=_run_score)
 
 
 # --------------------------------------------------------------------------------------------
@@ -423,6 +472,48 @@ def _run_diagnose(args: argparse.Namespace) -> int:
     failed = (not saved.diagnostics["converged"]
               or PROBLEM in saved.diagnostics["grades"].values())
     return EXIT_FAILED if args.strict and failed else EXIT_OK
+
+
+def _run_score(args: argparse.Namespace) -> int:
+    from .predictive import PosteriorRates
+    from .results import load_results
+    from .score import AnomalyRule, score_frame, write_scores
+
+    phase = _Phases(args.quiet)
+    rule = AnomalyRule.from_options(args.fdr, args.per_window_alpha)
+    if args.top < 1:
+        raise RatepoolError(f"--top must be at least 1, got {args.top}")
+    saved = load_results(args.results_dir)
+    fitted = saved.run.get("data", {})
+    columns = {name: getattr(args, f"{name}_col") or fitted.get(f"{name}_col") or default
+               for name, default in (("entity", "entity"), ("count", "count"),
+                                     ("window", None))}
+    phase(f"reading the posterior draws in {saved.path}")
+    rates = PosteriorRates.from_idata(saved.inference_data())
+    phase(f"scoring {args.new_data} against {rates.n_draws} draws")
+    result = score_frame(rates, args.new_data, entity_col=columns["entity"],
+                         count_col=columns["count"], window_col=columns["window"], rule=rule,
+                         interval=args.interval, seed=args.seed)
+    paths = write_scores(result, args.output, top=args.top, source={
+        "results_dir": str(saved.path), "new_data": str(args.new_data),
+        "command": _command(args.argv)})
+    summary = result.summary()
+    print(f"Scored {summary['rows']} rows against {summary['posterior_draws']} posterior draws; "
+          f"{summary['unseen_rows']} rows of {summary['unseen_entities']} entities the fit has "
+          "not seen were scored with the population predictive.")
+    print(f"Anomaly rule: {rule.describe()}.")
+    print(f"Flagged: {summary['anomalies']} ({summary['anomalies_high']} high, "
+          f"{summary['anomalies_low']} low).")
+    flagged = result.anomalies().head(args.top)
+    if len(flagged):
+        shown = [c for c in (columns["entity"], columns["window"], columns["count"],
+                             "pred_mean", "pred_lower", "pred_upper", "p_value", "direction",
+                             "unseen") if c is not None]
+        print(f"\nMost surprising flagged rows (up to {args.top}):")
+        with pd.option_context("display.width", 120):
+            print(flagged[shown].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    print(f"\nWritten: {paths['table']}, {paths['summary']}, {paths['figure']}")
+    return EXIT_OK
 
 
 # --------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import arviz as az
 import pandas as pd
@@ -22,6 +22,10 @@ from .inference import build_inference_data, build_prior_data
 from .program import StanProgram, default_program
 from .standata import _obs_predictions, check_options, stan_data
 from .summary import entity_summary
+
+if TYPE_CHECKING:
+    from .predictive import PosteriorRates
+    from .score import ScoreResult
 
 __all__ = ["FitResult", "fit", "sample_prior", "stan_data"]
 
@@ -86,6 +90,78 @@ class FitResult:
     def mapping_table(self) -> pd.DataFrame:
         """Entity label <-> 1-based Stan index."""
         return self.data.mapping_table()
+
+    def _posterior_rates(self) -> "PosteriorRates":
+        from .predictive import PosteriorRates
+
+        if "posterior_rates" not in self._computed:
+            self._computed["posterior_rates"] = PosteriorRates.from_idata(self.idata)
+        return self._computed["posterior_rates"]
+
+    def score(
+        self,
+        new_rows: pd.DataFrame | str | Path,
+        *,
+        entity_col: str = "entity",
+        count_col: str = "count",
+        window_col: str | None = None,
+        fdr: float | None = None,
+        per_window_alpha: float | None = None,
+        interval: float = 0.9,
+        seed: int = 0,
+    ) -> "ScoreResult":
+        """Score new windows against this fit: exact predictive tail probabilities and flags.
+
+        Parameters
+        ----------
+        new_rows : pandas.DataFrame or path
+            One row per entity and window (CSV / Parquet path or DataFrame) with the entity
+            and count columns (and optionally a window column). Labels match the fit's with
+            their types; entities the fit has not seen get the population predictive.
+        entity_col, count_col, window_col : str
+            Column names.
+        fdr : float, optional
+            Flag anomalies by Benjamini–Hochberg at this false discovery rate (0.01 when
+            neither rule is given).
+        per_window_alpha : float, optional
+            Instead, flag every row whose two-sided p-value is at most this.
+        interval : float
+            Probability of the predictive interval.
+        seed : int
+            Seed of the randomised PIT column.
+
+        Returns
+        -------
+        ScoreResult
+            ``.table`` (one row per input row), ``.anomalies()``, ``.summary()``; see
+            `ratepool.score`.
+        """
+        from .score import AnomalyRule, score_frame
+
+        return score_frame(self._posterior_rates(), new_rows, entity_col=entity_col,
+                           count_col=count_col, window_col=window_col,
+                           rule=AnomalyRule.from_options(fdr, per_window_alpha),
+                           interval=interval, seed=seed)
+
+    def predict(
+        self,
+        entities: Sequence[Any],
+        *,
+        exposure: float | Sequence[float] = 1.0,
+        windows: int = 1,
+        interval: float = 0.9,
+    ) -> pd.DataFrame:
+        """Exact predictive distribution of each entity's total over its next ``windows``.
+
+        Known entities use their posterior rates, others the population's (theta_new); the
+        total of k windows given a draw is NB2(k e theta, k phi). Returns one row per entity
+        with ``mean``, ``sd``, ``lower`` / ``median`` / ``upper`` (exact mixture quantiles);
+        see `ratepool.predict.predict_totals`.
+        """
+        from .predict import predict_totals
+
+        return predict_totals(self._posterior_rates(), entities, windows=windows,
+                              exposure=exposure, interval=interval)
 
 
 def _prepare(

@@ -1,0 +1,435 @@
+"""Score new windows against a fit: exact predictive tail probabilities and anomaly flags.
+
+For each new row (entity, optional window, count y) the predictive law of one window's count is
+the mixture over posterior draws of NB2(theta_i, phi) (`ratepool.predictive`); an entity the fit
+has not seen gets the population predictive, theta_new. Per row:
+
+==============  ===============================================================================
+``unseen``      the entity is not in the fit (scored with theta_new)
+``pred_mean``   predictive mean
+``pred_lower``  lower end of the equal-tailed predictive interval (default 90%): the exact
+``pred_upper``  mixture quantiles at 5% and 95% (least y with P(Y <= y) >= p); coverage >= 90%
+``p_upper``     P(Y >= y): small when the count is surprisingly high
+``p_lower``     P(Y <= y): small when it is surprisingly low
+``p_value``     two-sided p-value min(1, 2 min(p_upper, p_lower)); the anomaly decision uses it
+``p_mid``       two-sided mid-p value min(1, 2 min(P(Y > y), P(Y < y)) + P(Y = y))
+``pit``         randomised PIT P(Y < y) + U P(Y = y), U ~ Uniform(0, 1) (seeded)
+``direction``   ``high`` or ``low``: the side of the smaller tail
+``q_value``     Benjamini–Hochberg adjusted p-value (FDR rule only)
+``anomaly``     the decision
+==============  ===============================================================================
+
+Which p-value for what. For a discrete count, P(p_value <= a) <= a (a valid, slightly
+conservative p-value), so Benjamini–Hochberg on it controls the false discovery rate. The mid-p
+value is less conservative and is reported as a measure of surprise, but it is not guaranteed
+valid, so it does not decide. Neither is uniform under the model (a count has atoms); the
+randomised PIT is exactly Uniform(0, 1) when the counts follow the predictive, which is what
+the calibration tests check (and what a PIT histogram of your own data should show).
+
+Rows are grouped by (entity, count, mean multiplier) before any probability is computed, so
+10 million rows cost what their distinct pairs cost; the pairs are scored in chunks whose work
+memory is bounded by ``memory_bytes``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .data import _reject_missing_labels, _require_columns, read_table, reject_missing_windows
+from .data import validate_counts
+from .errors import DataError, RatepoolError
+from .tempdirs import current_umask
+from .predictive import (
+    DEFAULT_MEMORY_BYTES,
+    PosteriorRates,
+    check_probability,
+    chunk_size,
+    mixture_moments,
+    mixture_quantiles,
+    tail_probabilities,
+)
+
+__all__ = [
+    "DEFAULT_FDR",
+    "DEFAULT_INTERVAL",
+    "AnomalyRule",
+    "ScoreResult",
+    "benjamini_hochberg",
+    "score_rows",
+    "score_frame",
+    "write_scores",
+]
+
+log = logging.getLogger(__name__)
+
+#: Default false discovery rate of the anomaly flag.
+DEFAULT_FDR = 0.01
+#: Default probability of the predictive interval.
+DEFAULT_INTERVAL = 0.9
+
+
+def benjamini_hochberg(p_values: np.ndarray, q: float) -> tuple[np.ndarray, np.ndarray]:
+    """Benjamini–Hochberg step-up procedure at false discovery rate ``q``.
+
+    Parameters
+    ----------
+    p_values : numpy.ndarray
+        (m,) p-values.
+    q : float
+        The false discovery rate, in (0, 1).
+
+    Returns
+    -------
+    (reject, adjusted) : tuple of numpy.ndarray
+        ``reject[i]`` is True for the hypotheses rejected (all p <= p_(k) for the largest k with
+        p_(k) <= k q / m); ``adjusted`` the BH adjusted p-values min_{j >= rank} m p_(j) / j,
+        capped at 1, so that ``reject == (adjusted <= q)``.
+    """
+    q = check_probability(q, "the false discovery rate q")
+    p = np.asarray(p_values, dtype=float)
+    m = p.size
+    if m == 0:
+        return np.zeros(0, dtype=bool), np.zeros(0)
+    order = np.argsort(p, kind="stable")
+    scaled = p[order] * m / np.arange(1, m + 1)
+    adjusted_sorted = np.minimum(np.minimum.accumulate(scaled[::-1])[::-1], 1.0)
+    adjusted = np.empty(m)
+    adjusted[order] = adjusted_sorted
+    return adjusted <= q, adjusted
+
+
+@dataclass(frozen=True)
+class AnomalyRule:
+    """How ``anomaly`` is decided: BH at a false discovery rate, or a per-window threshold."""
+
+    fdr: float | None = DEFAULT_FDR
+    per_window_alpha: float | None = None
+
+    def __post_init__(self) -> None:
+        if (self.fdr is None) == (self.per_window_alpha is None):
+            raise RatepoolError("give exactly one anomaly rule: an FDR (--fdr) or a per-window "
+                                "threshold (--per-window-alpha)")
+        if self.fdr is not None:
+            check_probability(self.fdr, "the false discovery rate", flag="--fdr")
+        else:
+            check_probability(self.per_window_alpha, "the per-window threshold",
+                              flag="--per-window-alpha")
+
+    @classmethod
+    def from_options(cls, fdr: float | None = None,
+                     per_window_alpha: float | None = None) -> "AnomalyRule":
+        """The rule from optional settings: BH at ``fdr`` (0.01 if neither is given), or a
+        per-window threshold; giving both is an error."""
+        if fdr is not None and per_window_alpha is not None:
+            raise RatepoolError("give either fdr or per_window_alpha, not both")
+        if per_window_alpha is not None:
+            return cls(fdr=None, per_window_alpha=per_window_alpha)
+        return cls(fdr=DEFAULT_FDR if fdr is None else fdr)
+
+    def describe(self) -> str:
+        """One sentence saying how ``anomaly`` was decided."""
+        if self.fdr is not None:
+            return (f"Benjamini-Hochberg at false discovery rate q = {self.fdr:g} over all "
+                    "scored rows, on the two-sided p_value")
+        return (f"per-window threshold: p_value <= {self.per_window_alpha:g}, no correction "
+                "for the number of windows")
+
+    def apply(self, p_values: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(anomaly flags, BH adjusted p-values or None)."""
+        if self.fdr is not None:
+            return benjamini_hochberg(p_values, self.fdr)
+        return p_values <= self.per_window_alpha, None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description."""
+        method = "benjamini_hochberg" if self.fdr is not None else "per_window_threshold"
+        return {"method": method, "fdr": self.fdr, "per_window_alpha": self.per_window_alpha,
+                "p_value": "two-sided: min(1, 2 min(p_upper, p_lower))",
+                "description": self.describe()}
+
+
+@dataclass
+class ScoreResult:
+    """Scored rows and how they were scored.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per input row, in input order (columns: see the module docstring).
+    rule : AnomalyRule
+        How ``anomaly`` was decided.
+    interval : float
+        Probability of the predictive interval.
+    n_draws : int
+        Posterior draws averaged over.
+    """
+
+    table: pd.DataFrame
+    rule: AnomalyRule
+    interval: float
+    n_draws: int
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def anomalies(self) -> pd.DataFrame:
+        """The flagged rows, most surprising first."""
+        flagged = self.table[self.table["anomaly"]]
+        return flagged.sort_values("p_value", kind="stable")
+
+    def summary(self) -> dict[str, Any]:
+        """Counts, the rule and the settings (JSON-ready)."""
+        table = self.table
+        return {
+            "rows": len(table),
+            "anomalies": int(table["anomaly"].sum()),
+            "anomalies_high": int((table["anomaly"] & (table["direction"] == "high")).sum()),
+            "anomalies_low": int((table["anomaly"] & (table["direction"] == "low")).sum()),
+            "unseen_rows": int(table["unseen"].sum()),
+            "unseen_entities": int(table.loc[table["unseen"], "entity"].nunique()),
+            "rule": self.rule.to_dict(),
+            "interval": self.interval,
+            "interval_method": "exact quantiles of the posterior predictive mixture (bisection "
+                               "on its CDF); equal-tailed, coverage >= the stated probability",
+            "tail_probabilities": "exact: average over posterior draws of the NB2 CDF and "
+                                  "survival function at each draw's (theta, phi)",
+            "posterior_draws": self.n_draws,
+            **self.info,
+        }
+
+
+def score_rows(
+    rates: PosteriorRates,
+    entity: pd.Series,
+    count: np.ndarray,
+    *,
+    window: pd.Series | np.ndarray | None = None,
+    multiplier: np.ndarray | None = None,
+    rule: AnomalyRule | None = None,
+    interval: float = DEFAULT_INTERVAL,
+    seed: int = 0,
+    memory_bytes: int = DEFAULT_MEMORY_BYTES,
+) -> ScoreResult:
+    """Score validated rows against posterior draws.
+
+    Parameters
+    ----------
+    rates : PosteriorRates
+        The fit's draws.
+    entity : pandas.Series
+        Entity label of each row (matched to the fit's labels with their types).
+    count : numpy.ndarray
+        Non-negative integer count of each row.
+    window : array-like, optional
+        Window label of each row, copied to the output.
+    multiplier : numpy.ndarray, optional
+        Per-row multiplier of the NB2 mean (an exposure); 1 when omitted. The model has no
+        exposure yet, so no public entry point passes it.
+    rule : AnomalyRule, optional
+        BH at q = 0.01 by default.
+    interval : float
+        Probability of the equal-tailed predictive interval.
+    seed : int
+        Seed of the uniforms in the randomised PIT (nothing else is random).
+    memory_bytes : int
+        Bound on the work memory of one chunk.
+
+    Returns
+    -------
+    ScoreResult
+    """
+    rule = rule or AnomalyRule()
+    interval = check_probability(interval, "the predictive interval probability")
+    y = np.asarray(count, dtype=np.int64)
+    codes = rates.entity_codes(entity)
+    scale = np.ones(len(y)) if multiplier is None else np.asarray(multiplier, dtype=float)
+    unseen = codes == rates.n_entities
+    if len(y) and unseen.all():
+        log.warning("none of the %d rows' entities is in the fit: every row is scored with the "
+                    "population predictive. Check the entity column and its label type",
+                    len(y))
+
+    # Everything depends on (entity, multiplier) and y only: score each distinct triple once.
+    keys = pd.DataFrame({"g": codes, "e": scale, "y": y})
+    pair_of_row = keys.groupby(["g", "e", "y"], sort=False).ngroup().to_numpy()
+    pairs = keys.drop_duplicates(ignore_index=True)
+    group_of_pair = pairs.groupby(["g", "e"], sort=False).ngroup().to_numpy()
+    groups = pairs.drop_duplicates(["g", "e"], ignore_index=True)
+    log.info("scoring %d rows: %d distinct (entity, count) pairs, %d entities (%d unseen rows) "
+             "against %d draws", len(y), len(pairs), len(groups), int(unseen.sum()),
+             rates.n_draws)
+
+    cdf, sf, pmf = _pair_probabilities(rates, pairs, memory_bytes)
+    low_q = (1.0 - interval) / 2.0
+    g_mean, g_lower, g_upper = _group_predictive(rates, groups, (low_q, 1.0 - low_q),
+                                                 memory_bytes)
+
+    cdf, sf, pmf = cdf[pair_of_row], sf[pair_of_row], pmf[pair_of_row]
+    group_of_row = group_of_pair[pair_of_row]
+    p_upper = np.minimum(sf + pmf, 1.0)
+    p_lower = np.minimum(cdf, 1.0)
+    p_value = np.minimum(1.0, 2.0 * np.minimum(p_upper, p_lower))
+    below = np.maximum(cdf - pmf, 0.0)                         # P(Y < y)
+    p_mid = np.minimum(1.0, 2.0 * np.minimum(sf, below) + pmf)
+    uniforms = np.random.default_rng(seed).random(len(y))
+    pit = np.clip(below + uniforms * pmf, 0.0, 1.0)
+    anomaly, adjusted = rule.apply(p_value)
+
+    columns: dict[str, Any] = {"entity": entity.to_numpy() if isinstance(entity, pd.Series)
+                               else np.asarray(entity, dtype=object)}
+    if window is not None:
+        columns["window"] = np.asarray(window)
+    columns.update(
+        count=y, unseen=unseen, pred_mean=g_mean[group_of_row],
+        pred_lower=g_lower[group_of_row], pred_upper=g_upper[group_of_row],
+        p_upper=p_upper, p_lower=p_lower, p_value=p_value, p_mid=p_mid, pit=pit,
+        direction=pd.Categorical.from_codes((p_upper < p_lower).astype(np.int8),
+                                            categories=["low", "high"]),
+    )
+    if adjusted is not None:
+        columns["q_value"] = adjusted
+    columns["anomaly"] = anomaly
+    table = pd.DataFrame(columns)
+    return ScoreResult(table=table, rule=rule, interval=interval, n_draws=rates.n_draws,
+                       info={"distinct_pairs": len(pairs)})
+
+
+def _pair_probabilities(rates: PosteriorRates, pairs: pd.DataFrame,
+                        memory_bytes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact mixture P(Y <= y), P(Y > y), P(Y = y) of each (entity, multiplier, y), in chunks."""
+    n = len(pairs)
+    cdf, sf, pmf = np.empty(n), np.empty(n), np.empty(n)
+    step = chunk_size(rates.n_draws, memory_bytes)
+    codes, scale, y = (pairs[c].to_numpy() for c in ("g", "e", "y"))
+    for start in range(0, n, step):
+        part = slice(start, start + step)
+        law = rates.law(codes[part], scale[part])
+        cdf[part], sf[part], pmf[part] = tail_probabilities(y[part], law)
+    return cdf, sf, pmf
+
+
+def _group_predictive(rates: PosteriorRates, groups: pd.DataFrame, probs: tuple[float, float],
+                      memory_bytes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Predictive mean and the two quantiles of each (entity, multiplier)."""
+    n = len(groups)
+    mean = np.empty(n)
+    quantiles = np.empty((n, 2), dtype=np.int64)
+    step = chunk_size(rates.n_draws, memory_bytes)
+    codes, scale = groups["g"].to_numpy(), groups["e"].to_numpy()
+    for start in range(0, n, step):
+        part = slice(start, start + step)
+        law = rates.law(codes[part], scale[part])
+        mean[part] = mixture_moments(law)[0]
+        quantiles[part] = mixture_quantiles(law, probs, memory_bytes)
+    return mean, quantiles[:, 0], quantiles[:, 1]
+
+
+# --------------------------------------------------------------------------------------------
+# From a DataFrame or a file
+
+
+def score_frame(
+    rates: PosteriorRates,
+    new_rows: pd.DataFrame | str | Path,
+    *,
+    entity_col: str = "entity",
+    count_col: str = "count",
+    window_col: str | None = None,
+    rule: AnomalyRule | None = None,
+    interval: float = DEFAULT_INTERVAL,
+    seed: int = 0,
+    memory_bytes: int = DEFAULT_MEMORY_BYTES,
+) -> ScoreResult:
+    """Validate new rows (a DataFrame, or a CSV / Parquet file) and score them.
+
+    The file is read with `ratepool.data.read_table`, the same reader as the fit's data, so
+    labels come back with the types a fit from such a file has. Counts are validated as for a
+    fit; rows need not be unique per window.
+
+    Raises
+    ------
+    DataError
+        Missing columns, missing entity or window labels, or bad counts (naming the rows).
+    """
+    frame = new_rows if isinstance(new_rows, pd.DataFrame) else read_table(new_rows)
+    columns = [entity_col, count_col] + ([window_col] if window_col else [])
+    _require_columns(frame, columns, table="new data")
+    if len(frame) == 0:
+        raise DataError("the new data has no rows; give at least one row to score")
+    _reject_missing_labels(frame[entity_col], entity_col)
+    y = validate_counts(frame[count_col], count_col)
+    window = None
+    if window_col is not None:
+        reject_missing_windows(frame[window_col], window_col)
+        window = frame[window_col].to_numpy()
+    result = score_rows(rates, frame[entity_col], y, window=window, rule=rule,
+                        interval=interval, seed=seed, memory_bytes=memory_bytes)
+    names = {"entity": entity_col, "count": count_col}
+    if window_col:
+        names["window"] = window_col
+    result.table = result.table.rename(columns=names)
+    result.info.update(columns=names)
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+
+
+def _atomic_file(path: Path, write: Any) -> None:
+    """Call ``write(temp_path)`` for a temp file next to ``path``, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        write(temp)
+        os.chmod(temp, 0o666 & ~current_umask())  # mkstemp makes it private
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+
+
+def write_scores(result: ScoreResult, out: str | Path, *, top: int = 20,
+                 source: dict[str, Any] | None = None) -> dict[str, Path]:
+    """Write the scored table, a JSON summary and the anomaly figure next to each other.
+
+    ``out`` ending in ``.parquet`` writes Parquet, anything else CSV. Next to it:
+    ``<stem>.summary.json`` (the rule, counts, settings and ``source``) and
+    ``<stem>.anomalies.png`` (the most surprising windows against their predictive intervals).
+    Each file is written to a temporary name and renamed into place.
+
+    Returns
+    -------
+    dict
+        ``{"table": ..., "summary": ..., "figure": ...}`` paths.
+    """
+    from .plots import png_bytes
+    from .results import atomic_write_text, dump_json
+    from .score_plots import anomalies_figure
+
+    out = Path(out)
+    if out.exists() and out.is_dir():
+        raise RatepoolError(f"output {out} is a directory; give a file name such as "
+                            "scores.csv")
+    stem = out.name[: -len(out.suffix)] if out.suffix else out.name
+    paths = {"table": out, "summary": out.with_name(f"{stem}.summary.json"),
+             "figure": out.with_name(f"{stem}.anomalies.png")}
+    if out.suffix.lower() in (".parquet", ".pq"):
+        _atomic_file(out, lambda temp: result.table.to_parquet(temp, index=False))
+    else:
+        _atomic_file(out, lambda temp: result.table.to_csv(temp, index=False))
+    png = png_bytes(anomalies_figure(result, top=top))
+    _atomic_file(paths["figure"], lambda temp: Path(temp).write_bytes(png))
+    summary = {**result.summary(), **(source or {}),
+               "files": {key: path.name for key, path in paths.items()}}
+    atomic_write_text(paths["summary"], dump_json(summary))
+    return paths
