@@ -16,11 +16,11 @@ person-years under surveillance, in units of 100,000: population x weeks_reporti
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
+
+from ratepool.results import atomic_write_text
 
 FIRST_YEAR, LAST_YEAR = 1932, 1939
 OUT = Path(__file__).resolve().parent.parent / "data" / "smallpox_states_1932_1939.csv"
@@ -54,11 +54,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     panel = build()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=args.out.parent, suffix=".csv.tmp")
-    os.close(fd)
-    panel.to_csv(tmp, index=False, lineterminator="\n")
-    os.replace(tmp, args.out)
+    atomic_write_text(args.out, panel.to_csv(index=False, lineterminator="\n"))
     print(f"wrote {args.out}: {len(panel)} rows, {panel.state.nunique()} states, "
           f"years {panel.year.min()}-{panel.year.max()}, zero share "
           f"{(panel.cases == 0).mean():.3f}")
