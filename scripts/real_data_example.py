@@ -75,6 +75,7 @@ VARIANTS = {v.name: v for v in (
     Variant("exposure_cov", exposure_col="person_years_100k", covariates=("region",)),
     Variant("exposure_cov_zi", exposure_col="person_years_100k", covariates=("region",),
             zero_inflation=True),
+    Variant("expected", exposure_col="expected_cases"),
     Variant("expected_cov", exposure_col="expected_cases", covariates=("region",)),
 )}
 
@@ -119,33 +120,37 @@ def max_r_hat(idata: az.InferenceData) -> float:
     return float(max(np.nanmax(values[n].to_numpy()) for n in names))
 
 
+def loo_table(idatas: dict[str, az.InferenceData], var_name: str) -> pd.DataFrame:
+    """`az.compare` of the models on one log-likelihood variable, plus the PSIS diagnostics:
+    the largest Pareto k and the number of k above 0.7 (unreliable importance sampling)."""
+    compared = az.compare(idatas, var_name=var_name, ic="loo", method="stacking")
+    table = compared[["elpd_loo", "se", "elpd_diff", "dse", "p_loo", "weight"]].copy()
+    for label, idata in idatas.items():
+        k = az.loo(idata, var_name=var_name, pointwise=True).pareto_k.to_numpy()
+        table.loc[label, "max_pareto_k"] = float(k.max())
+        table.loc[label, "k_above_0.7"] = int((k > 0.7).sum())
+    table.index.name = "model"
+    return table
+
+
 def summarise(results: dict[str, ratepool.FitResult], variants: dict[str, Variant],
               seconds: dict[str, float]) -> pd.DataFrame:
-    idatas = {variants[name].label: fit.idata for name, fit in results.items()}
-    compared = az.compare(idatas, var_name="y", ic="loo", method="stacking")
-    rows = []
+    """Per-window LOO, sampler diagnostics and the zero-share check, one row per model."""
+    table = loo_table({variants[n].label: fit.idata for n, fit in results.items()}, "y")
     for name, fit in results.items():
         label = variants[name].label
-        loo = az.loo(fit.idata, var_name="y", pointwise=True)
-        diagnostics = fit.diagnostics()
-        rows.append({
-            "model": label,
-            "elpd_loo": compared.at[label, "elpd_loo"],
-            "se": compared.at[label, "se"],
-            "elpd_diff": compared.at[label, "elpd_diff"],
-            "dse": compared.at[label, "dse"],
-            "p_loo": compared.at[label, "p_loo"],
-            "weight": compared.at[label, "weight"],
-            "max_pareto_k": float(np.max(loo.pareto_k.to_numpy())),
-            "k_above_0.7": int((loo.pareto_k.to_numpy() > 0.7).sum()),
-            "divergences": diagnostics["divergences"],
-            "max_r_hat": max_r_hat(fit.idata),
-            **zero_share_check(fit.idata),
-            "pi_mean": (float(fit.idata.posterior["pi"].mean())
-                        if "pi" in fit.idata.posterior else np.nan),
-            "seconds": seconds[name],
-        })
-    return pd.DataFrame(rows).set_index("model").sort_values("elpd_loo", ascending=False)
+        table.loc[label, "divergences"] = fit.diagnostics()["divergences"]
+        table.loc[label, "max_r_hat"] = max_r_hat(fit.idata)
+        for key, value in zero_share_check(fit.idata).items():
+            table.loc[label, key] = value
+        table.loc[label, "pi_mean"] = (float(fit.idata.posterior["pi"].mean())
+                                       if "pi" in fit.idata.posterior else np.nan)
+        table.loc[label, "seconds"] = seconds[name]
+    return table.sort_values("elpd_loo", ascending=False)
+
+
+LOO_FORMATS = {"elpd_loo": ".1f", "se": ".1f", "elpd_diff": ".1f", "dse": ".1f",
+               "p_loo": ".1f", "weight": ".2f", "max_pareto_k": ".2f", "k_above_0.7": "d"}
 
 
 def comparison_markdown(table: pd.DataFrame) -> str:
@@ -159,10 +164,8 @@ def comparison_markdown(table: pd.DataFrame) -> str:
                "k_above_0.7", "divergences", "max_r_hat", "observed zero share",
                "replicated zero share (90%)", "P(rep >= obs)", "pi (mean)"]
     return markdown_table(shown[columns], {
-        "elpd_loo": ".1f", "se": ".1f", "elpd_diff": ".1f", "dse": ".1f", "p_loo": ".1f",
-        "weight": ".2f", "max_pareto_k": ".2f", "k_above_0.7": "d", "divergences": "d",
-        "max_r_hat": ".3f", "observed zero share": ".3f", "P(rep >= obs)": ".2f",
-        "pi (mean)": ".3f"})
+        **LOO_FORMATS, "divergences": "d", "max_r_hat": ".3f", "observed zero share": ".3f",
+        "P(rep >= obs)": ".2f", "pi (mean)": ".3f"})
 
 
 def coefficient_markdown(fit: ratepool.FitResult) -> str:
@@ -224,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         seconds[name] = time.perf_counter() - start
         print(f"fitted {VARIANTS[name].label} in {seconds[name]:.0f} s", file=sys.stderr)
     table = summarise(results, VARIANTS, seconds)
+    by_state = loo_table({VARIANTS[n].label: fit.idata for n, fit in results.items()},
+                         "entity_windows")
     engines = sorted({fit.engine for fit in results.values()})
 
     with_covariates = [n for n in table.index if "covariates" in n]
@@ -243,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "## Model comparison (PSIS-LOO on the per-window log likelihood, best first)",
         "",
+        "Each of the 384 windows left out in turn. "
         "elpd_diff and dse are against the best model; weight is the stacking weight; "
         "max_pareto_k and k_above_0.7 are the PSIS diagnostics (above 0.7: that window's "
         "LOO estimate is unreliable); max_r_hat is over every parameter including each "
@@ -250,6 +256,15 @@ def main(argv: list[str] | None = None) -> int:
         "and central 90% interval over the draws.",
         "",
         comparison_markdown(table),
+        "",
+        "## Leave one state out (PSIS-LOO on each state's 8 windows together)",
+        "",
+        "The same models scored on predicting all windows of a state left out (log likelihood "
+        "`entity_windows`, the sum over the state's rows): this is where exposure and "
+        "covariates, which say something about a state before its counts are seen, can show. "
+        "With 48 states and 8 windows each, PSIS is strained (see the k columns).",
+        "",
+        markdown_table(by_state, LOO_FORMATS),
         "",
         "## Population parameters",
         "",
