@@ -125,12 +125,28 @@ def loo_table(idatas: dict[str, az.InferenceData], var_name: str) -> pd.DataFram
     the largest Pareto k and the number of k above 0.7 (unreliable importance sampling)."""
     compared = az.compare(idatas, var_name=var_name, ic="loo", method="stacking")
     table = compared[["elpd_loo", "se", "elpd_diff", "dse", "p_loo", "weight"]].copy()
-    for label, idata in idatas.items():
-        k = az.loo(idata, var_name=var_name, pointwise=True).pareto_k.to_numpy()
+    pointwise = {label: az.loo(idata, var_name=var_name, pointwise=True)
+                 for label, idata in idatas.items()}
+    base = pointwise.get(VARIANTS["base"].label)
+    for label, loo in pointwise.items():
+        k = loo.pareto_k.to_numpy()
         table.loc[label, "max_pareto_k"] = float(k.max())
         table.loc[label, "k_above_0.7"] = int((k > 0.7).sum())
+        if base is not None:  # paired difference to the base model, as az.compare's dse
+            diff = loo.loo_i.to_numpy() - base.loo_i.to_numpy()
+            se = np.sqrt(diff.size * diff.var())
+            table.loc[label, "vs_base"] = (f"{diff.sum():+.1f} ({se:.1f})"
+                                           if label != VARIANTS["base"].label else "0")
     table.index.name = "model"
     return table
+
+
+def high_k_windows(fit: ratepool.FitResult, frame: pd.DataFrame) -> str:
+    """The windows whose PSIS-LOO estimate is unreliable (k > 0.7), with their counts."""
+    k = az.loo(fit.idata, var_name="y", pointwise=True).pareto_k.to_numpy()
+    rows = frame.iloc[np.flatnonzero(k > 0.7)]
+    return ", ".join(f"{r.state} {r.year} ({r.cases} cases, k {k[i]:.2f})"
+                     for i, r in zip(np.flatnonzero(k > 0.7), rows.itertuples())) or "none"
 
 
 def summarise(results: dict[str, ratepool.FitResult], variants: dict[str, Variant],
@@ -149,7 +165,7 @@ def summarise(results: dict[str, ratepool.FitResult], variants: dict[str, Varian
     return table.sort_values("elpd_loo", ascending=False)
 
 
-LOO_FORMATS = {"elpd_loo": ".1f", "se": ".1f", "elpd_diff": ".1f", "dse": ".1f",
+LOO_FORMATS = {"vs_base": "", "elpd_loo": ".1f", "se": ".1f", "elpd_diff": ".1f", "dse": ".1f",
                "p_loo": ".1f", "weight": ".2f", "max_pareto_k": ".2f", "k_above_0.7": "d"}
 
 
@@ -160,7 +176,8 @@ def comparison_markdown(table: pd.DataFrame) -> str:
         for r in table.itertuples()]
     shown = shown.rename(columns={"zero_obs": "observed zero share",
                                   "zero_p": "P(rep >= obs)", "pi_mean": "pi (mean)"})
-    columns = ["elpd_loo", "se", "elpd_diff", "dse", "p_loo", "weight", "max_pareto_k",
+    columns = ["elpd_loo", "se", "elpd_diff", "dse", "vs_base", "p_loo", "weight",
+               "max_pareto_k",
                "k_above_0.7", "divergences", "max_r_hat", "observed zero share",
                "replicated zero share (90%)", "P(rep >= obs)", "pi (mean)"]
     return markdown_table(shown[columns], {
@@ -230,9 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     by_state = loo_table({VARIANTS[n].label: fit.idata for n, fit in results.items()},
                          "entity_windows")
     engines = sorted({fit.engine for fit in results.values()})
+    by_label = {VARIANTS[n].label: results[n] for n in results}
 
     with_covariates = [n for n in table.index if "covariates" in n]
-    by_label = {VARIANTS[n].label: results[n] for n in results}
     lines = [
         "# Real-data example: exposure, covariates and zero-inflation",
         "",
@@ -249,13 +266,17 @@ def main(argv: list[str] | None = None) -> int:
         "## Model comparison (PSIS-LOO on the per-window log likelihood, best first)",
         "",
         "Each of the 384 windows left out in turn. "
-        "elpd_diff and dse are against the best model; weight is the stacking weight; "
+        "elpd_diff and dse are against the best model, vs_base the paired difference "
+        "(and its standard error) against the base model; weight is the stacking weight; "
         "max_pareto_k and k_above_0.7 are the PSIS diagnostics (above 0.7: that window's "
         "LOO estimate is unreliable); max_r_hat is over every parameter including each "
         "state's theta; the zero share of the replicated windows y_rep is given as its mean "
         "and central 90% interval over the draws.",
         "",
         comparison_markdown(table),
+        "",
+        f"Windows with Pareto k > 0.7 in the best model ({table.index[0]}): "
+        f"{high_k_windows(by_label[table.index[0]], frame)}.",
         "",
         "## Leave one state out (PSIS-LOO on each state's 8 windows together)",
         "",
