@@ -114,10 +114,11 @@ def zero_share_check(idata: az.InferenceData) -> dict[str, float]:
 
 
 def max_r_hat(idata: az.InferenceData) -> float:
-    """Largest R-hat over every parameter (mu, alpha, phi, theta, and beta / pi when on)."""
+    """Largest R-hat over every parameter (mu, alpha, phi, theta, and beta / pi when on);
+    NaN if any is NaN."""
     names = [n for n in ("mu", "alpha", "phi", "theta", "beta", "pi") if n in idata.posterior]
     values = az.rhat(idata.posterior[names])
-    return float(max(np.nanmax(values[n].to_numpy()) for n in names))
+    return float(np.max(np.concatenate([np.ravel(values[n].to_numpy()) for n in names])))
 
 
 def loo_table(idatas: dict[str, az.InferenceData], var_name: str) -> pd.DataFrame:
