@@ -317,9 +317,12 @@ def load_inference_data(path: str | Path) -> az.InferenceData:
 
 
 def _saved_labels(path: Path) -> np.ndarray | None:
-    """The fit's labels from ``inference_data.nc`` (only the coordinate is read)."""
+    """The fit's labels from ``inference_data.nc`` (only the coordinate is read); None when
+    the folder has no draws (the labels then stay text as written)."""
     import xarray as xr
 
+    if not (path / FILES["idata"]).exists():
+        return None
     try:
         with xr.open_dataset(path / FILES["idata"], group="posterior") as posterior:
             return _decode_labels(posterior)

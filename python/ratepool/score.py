@@ -44,8 +44,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .data import _reject_missing_labels, _require_columns, read_table, reject_missing_windows
-from .data import validate_counts
+from .data import (
+    MISSING_LABELS,
+    _raise_rows,
+    _require_columns,
+    index_location,
+    reject_missing_windows,
+    validate_counts,
+)
 from .errors import DataError, RatepoolError
 from .tempdirs import current_umask
 from .predictive import (
@@ -349,7 +355,7 @@ def score_frame(
 ) -> ScoreResult:
     """Validate new rows (a DataFrame, or a CSV / Parquet file) and score them.
 
-    The file is read with `ratepool.data.read_table`, the same reader as the fit's data, so
+    The file is read with `ratepool.duckdb_source.read_rows`, the same reader as the fit's data, so
     labels come back with the types a fit from such a file has. Counts are validated as for a
     fit; rows need not be unique per window.
 
@@ -358,16 +364,23 @@ def score_frame(
     DataError
         Missing columns, missing entity or window labels, or bad counts (naming the rows).
     """
-    frame = new_rows if isinstance(new_rows, pd.DataFrame) else read_table(new_rows)
     columns = [entity_col, count_col] + ([window_col] if window_col else [])
+    if isinstance(new_rows, pd.DataFrame):
+        frame, where = new_rows, index_location
+    else:
+        from .duckdb_source import read_rows
+
+        frame, where = read_rows(new_rows, columns, entity_col=entity_col,
+                                 window_col=window_col)
     _require_columns(frame, columns, table="new data")
     if len(frame) == 0:
         raise DataError("the new data has no rows; give at least one row to score")
-    _reject_missing_labels(frame[entity_col], entity_col)
-    y = validate_counts(frame[count_col], count_col)
+    _raise_rows(frame[entity_col], frame[entity_col].isna(), entity_col, *MISSING_LABELS,
+                where=where)
+    y = validate_counts(frame[count_col], count_col, where=where)
     window = None
     if window_col is not None:
-        reject_missing_windows(frame[window_col], window_col)
+        reject_missing_windows(frame[window_col], window_col, where=where)
         window = frame[window_col].to_numpy()
     result = score_rows(rates, frame[entity_col], y, window=window, rule=rule,
                         interval=interval, seed=seed, memory_bytes=memory_bytes)
