@@ -147,3 +147,21 @@ def show(value: Any) -> str:
     if isinstance(value, np.generic):
         value = value.item()
     return repr(value)
+
+
+def as_reference_types(column: pd.Series, reference: Sequence[Any] | np.ndarray) -> pd.Series:
+    """Text labels read from a file, with the type of a fit's labels where that is unambiguous.
+
+    When every ``reference`` label is an integer (a fit from an in-memory frame of integer
+    labels), a label written as a canonical integer becomes that integer ("7" -> 7); any other
+    text ("007", "7.0", "seven") stays text and so matches no integer label. Otherwise the
+    column is returned as it is.
+    """
+    if not len(reference) or not all(isinstance(v, (int, np.integer))
+                                     and not isinstance(v, (bool, np.bool_))
+                                     for v in reference):
+        return column
+    text = column.astype(object)
+    canonical = text.map(lambda v: isinstance(v, str) and bool(_CANONICAL_INT_RE.match(v)))
+    converted = text.where(~canonical, text[canonical].map(int))
+    return converted.astype(object)

@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .labels import as_reference_types
 from .data import (
     MISSING_LABELS,
     _raise_rows,
@@ -372,6 +373,8 @@ def score_frame(
 
         frame, where = read_rows(new_rows, columns, entity_col=entity_col,
                                  window_col=window_col)
+        if entity_col in frame.columns:
+            frame[entity_col] = as_reference_types(frame[entity_col], rates.labels)
     _require_columns(frame, columns, table="new data")
     if len(frame) == 0:
         raise DataError("the new data has no rows; give at least one row to score")
