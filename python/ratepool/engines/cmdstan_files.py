@@ -1,22 +1,18 @@
 """The round trip through CmdStan run by hand: export the data JSON, read CmdStan's CSVs back.
 
-``write_stan_data`` writes exactly the JSON that ``data file=`` of the compiled program takes,
-plus the entity label <-> Stan index table next to it. ``read_stan_data`` turns that pair back
-into a `CountData`, and ``read_cmdstan_csv`` reads CmdStan's own output CSVs (one per chain)
-into engine-independent `Draws`, so that `ratepool.results` can write the same results folder
-as for a fit run through ratepool.
-
-CmdStan CSV layout: ``#`` comment lines holding the run's settings as an indented
-``key = value`` tree, the header row (``lp__,...,theta.1,theta.2,...``), the draws (warmup
-draws first when ``save_warmup`` was on), adaptation and timing comments in between and after.
+``write_stan_data`` writes exactly the JSON that ``data file=`` of the compiled program takes
+(with stanio, as cmdstanpy does), plus the entity label <-> Stan index table next to it.
+``read_stan_data`` turns that pair back into a `CountData`, refusing a JSON whose layout is not
+the one this version of ratepool writes. ``read_cmdstan_csv`` reads CmdStan's own output CSVs
+(one per chain) with ``cmdstanpy.from_csv``, which needs no CmdStan installation;
+``fit_result_from_run`` checks that they are a posterior run of ratepool's program on that data
+and returns the same `FitResult` as `ratepool.fit`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -24,12 +20,13 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from .config import ModelConfig
-from .data import CountData
-from .engines.base import Draws, split_sample_stats
-from .errors import ConfigError, DataError
-from .fit import FitResult
-from .inference import PARAMETERS, build_inference_data
+from ..config import ModelConfig
+from ..data import CountData
+from ..errors import ConfigError, DataError
+from ..files import atomic_file, atomic_write_text
+from ..fit import FitResult
+from ..inference import build_inference_data
+from .base import Draws, split_sample_stats
 
 __all__ = [
     "CmdStanRun",
@@ -37,11 +34,11 @@ __all__ = [
     "write_stan_data",
     "read_labels",
     "read_stan_data",
+    "draws_from_fit",
     "read_cmdstan_csv",
     "check_ratepool_run",
     "config_from_run",
     "fit_result_from_run",
-    "file_sha256",
 ]
 
 log = logging.getLogger(__name__)
@@ -49,20 +46,15 @@ log = logging.getLogger(__name__)
 #: Columns of the label <-> index table written next to the data JSON.
 LABEL_COLUMNS = ("entity", "stan_index", "n_windows", "total_count")
 
+#: The data JSON's settings, as `CountData.to_stan_data` takes them.
+_SWITCHES = ("mu_rate", "alpha_sd", "phi_sd", "use_sufficient_stats", "prior_only",
+             "non_centered", "obs_predictions", "entity_predictions")
+
 
 def labels_path_for(data_json: str | Path) -> Path:
     """Where the label table of ``data.json`` lives: ``data.labels.csv`` beside it."""
     data_json = Path(data_json)
     return data_json.with_name(f"{data_json.stem}.labels.csv")
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes, read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # --------------------------------------------------------------------------------------------
@@ -78,7 +70,7 @@ def write_stan_data(
     Parameters
     ----------
     stan_data : dict
-        The dict from `ratepool.fit.stan_data` (JSON-ready Python types).
+        The dict from `ratepool.fit.stan_data`.
     data : CountData
         The data it was built from (for the labels).
     path : path
@@ -91,11 +83,12 @@ def write_stan_data(
     (Path, Path)
         The JSON and label table paths.
     """
-    from .results import atomic_write_text  # results imports this module's readers
+    import stanio
 
     path = Path(path)
     labels_path = Path(labels_path) if labels_path is not None else labels_path_for(path)
-    atomic_write_text(path, json.dumps(stan_data) + "\n")
+    with atomic_file(path) as temp:
+        stanio.write_stan_json(str(temp), stan_data)
     atomic_write_text(labels_path, data.mapping_table().to_csv(index=False))
     log.info("wrote %s and its label table %s", path, labels_path)
     return path, labels_path
@@ -140,10 +133,21 @@ def _restore_numeric_labels(labels: pd.Series) -> pd.Series:
     return labels
 
 
+def _layout_error(path: Path, what: str) -> DataError:
+    return DataError(
+        f"data JSON {path} {what}: it does not have the layout this version of ratepool "
+        "writes for stan/hierarchical_negbinom.stan (an older or newer ratepool wrote it, or "
+        "it was edited). Export the data again with 'ratepool export-data' and rerun CmdStan"
+    )
+
+
 def read_stan_data(
     path: str | Path, labels_path: str | Path | None = None
 ) -> tuple[CountData, dict[str, Any]]:
     """Rebuild `CountData` from a data JSON and its label table.
+
+    The JSON must be exactly what `write_stan_data` writes for that data and those settings:
+    same fields, no others, consistent values.
 
     Returns
     -------
@@ -153,8 +157,8 @@ def read_stan_data(
     Raises
     ------
     DataError
-        If a file is missing, or the label table does not belong to the JSON (different J,
-        windows or totals).
+        If a file is missing, the JSON's layout differs from this version's, or the label table
+        does not belong to the JSON (different J, windows or totals).
     """
     path = Path(path)
     try:
@@ -163,32 +167,51 @@ def read_stan_data(
         raise DataError(f"data JSON {path} does not exist") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise DataError(f"data JSON {path} is not valid JSON: {error}") from None
-    needed = ("J", "N", "entity", "y", "n_windows", "entity_total", "count_value", "count_freq")
-    missing = [name for name in needed if name not in values]
-    if missing:
-        raise DataError(f"data JSON {path} lacks {missing}; is it from 'ratepool export-data'?")
-    n_entities = int(values["J"])
+    if not isinstance(values, dict):
+        raise _layout_error(path, "is not a JSON object")
+    try:
+        n_entities = int(values["J"])
+        rows = int(values["N"]) > 0
+        arrays = {name: np.asarray(values[name], dtype=float) for name in
+                  ("entity", "y", "n_windows", "entity_total", "count_value", "count_freq")}
+        switches = {name: values[name] for name in _SWITCHES}
+    except KeyError as error:
+        raise _layout_error(path, f"has no field {error}") from None
     labels_path = Path(labels_path) if labels_path is not None else labels_path_for(path)
     table = read_labels(labels_path, n_entities)
-    n_windows = np.asarray(values["n_windows"], dtype=np.int64)
-    totals = np.rint(np.asarray(values["entity_total"], dtype=float)).astype(np.int64)
-    for column, from_json in (("n_windows", n_windows), ("total_count", totals)):
-        if not np.array_equal(table[column].to_numpy(dtype=np.int64), from_json):
+    as_int = {name: np.rint(value).astype(np.int64) for name, value in arrays.items()}
+    for column, from_json in (("n_windows", "n_windows"), ("total_count", "entity_total")):
+        if not np.array_equal(table[column].to_numpy(dtype=np.int64), as_int[from_json]):
             raise DataError(
                 f"label table {labels_path} does not match {path}: its {column!r} column "
                 "differs from the JSON's. Use the table written together with that JSON"
             )
-    rows = int(values["N"]) > 0
     data = CountData(
         labels=pd.Index(table["entity"].to_numpy(), name="entity"),
-        n_windows=n_windows,
-        entity_total=totals,
-        count_value=np.asarray(values["count_value"], dtype=np.int64),
-        count_freq=np.rint(np.asarray(values["count_freq"], dtype=float)).astype(np.int64),
-        entity_index=np.asarray(values["entity"], dtype=np.int64) - 1 if rows else None,
-        y=np.asarray(values["y"], dtype=np.int64) if rows else None,
+        n_windows=as_int["n_windows"],
+        entity_total=as_int["entity_total"],
+        count_value=as_int["count_value"],
+        count_freq=as_int["count_freq"],
+        entity_index=as_int["entity"] - 1 if rows else None,
+        y=as_int["y"] if rows else None,
     )
+    _check_layout(path, values, data.to_stan_data(**switches))
     return data, values
+
+
+def _check_layout(path: Path, values: dict[str, Any], expected: dict[str, Any]) -> None:
+    """Same fields as this version writes for the same data and settings, and the same values."""
+    extra = sorted(set(values) - set(expected))
+    if extra:
+        raise _layout_error(path, f"has field(s) {extra} that this version does not write")
+    missing = sorted(set(expected) - set(values))
+    if missing:
+        raise _layout_error(path, f"has no field(s) {missing}")
+    differ = [name for name in expected
+              if not np.array_equal(np.asarray(values[name], dtype=float),
+                                    np.asarray(expected[name], dtype=float))]
+    if differ:
+        raise _layout_error(path, f"has inconsistent field(s) {differ}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -203,20 +226,20 @@ class CmdStanRun:
     ----------
     draws : Draws
         Post-warmup draws, (chain, draw, *dims), one chain per file in the order given.
-    settings : list of dict
-        Per file, the run's settings from the comment header as ``{"sample.num_samples": 1000,
-        "sample.adapt.delta": 0.9, "random.seed": 42, "data.file": "data.json", ...}``.
+    settings : dict
+        The run's settings from the CSV header as cmdstanpy reads them (``num_samples``,
+        ``num_warmup``, ``delta``, ``seed``, ``data_file``, ``algorithm``, ``model``, ...).
     files : list of Path
         The CSV files.
     """
 
     draws: Draws
-    settings: list[dict[str, Any]]
+    settings: dict[str, Any]
     files: list[Path] = field(default_factory=list)
 
     def setting(self, key: str, default: Any = None) -> Any:
-        """A setting of the first chain's run."""
-        return self.settings[0].get(key, default) if self.settings else default
+        """One setting of the run."""
+        return self.settings.get(key, default)
 
     @property
     def stan_version(self) -> str:
@@ -227,147 +250,95 @@ class CmdStanRun:
     @property
     def data_file(self) -> str | None:
         """The ``data file=`` argument of the run, as CmdStan recorded it."""
-        value = self.setting("data.file")
+        value = self.setting("data_file")
         return str(value) if value not in (None, "") else None
 
 
-def _parse_value(text: str) -> Any:
-    text = text.replace("(Default)", "").strip()
-    if text in ("true", "false"):
-        return text == "true"
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
+def draws_from_fit(fit: Any, engine: str = "cmdstan") -> Draws:
+    """A cmdstanpy ``CmdStanMCMC``'s post-warmup draws as `Draws` (chain, draw, *dims);
+    variables of size zero are left out."""
+    table = fit.draws(inc_warmup=False, concat_chains=False)  # (draw, chain, column)
 
+    def by_chain(variable: Any) -> np.ndarray:
+        return np.swapaxes(np.asarray(variable.extract_reshape(table), dtype=float), 0, 1)
 
-def parse_settings(comment_lines: Sequence[str]) -> dict[str, Any]:
-    """The indented ``key = value`` tree of CmdStan's comment header, flattened to dotted keys.
-
-    A line without ``=`` (``#   sample``) opens a section; a key's path is the chain of the
-    sections above it with less indentation, so ``data``/``file`` becomes ``data.file``.
-    """
-    settings: dict[str, Any] = {}
-    stack: list[tuple[int, str]] = []
-    for raw in comment_lines:
-        body = raw.rstrip("\n").lstrip("#")
-        text = body.strip()
-        if not text:
-            continue
-        indent = len(body) - len(body.lstrip(" "))
-        while stack and stack[-1][0] >= indent:
-            stack.pop()
-        prefix = "".join(f"{name}." for _, name in stack)
-        if " = " in text:
-            key, _, value = text.partition(" = ")
-            settings[prefix + key.strip()] = _parse_value(value)
-        elif " " not in text:
-            stack.append((indent, text))
-    return settings
-
-
-def _read_one(path: Path) -> tuple[dict[str, Any], pd.DataFrame]:
-    comments: list[str] = []
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            if not line.startswith("#"):
-                break
-            comments.append(line)
-    try:
-        frame = pd.read_csv(path, comment="#", dtype=np.float64, skip_blank_lines=True)
-    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-        raise DataError(f"{path} is not a CmdStan output CSV: {error}") from None
-    return parse_settings(comments), frame
+    variables = {name: by_chain(var) for name, var in fit.metadata.stan_vars.items()
+                 if 0 not in tuple(var.dimensions)}
+    stats = {name: by_chain(var) for name, var in fit.metadata.method_vars.items()}
+    return Draws(variables=variables, sample_stats=split_sample_stats(stats), engine=engine,
+                 info={"files": [str(f) for f in fit.runset.csv_files]})
 
 
 def read_cmdstan_csv(paths: Sequence[str | Path]) -> CmdStanRun:
-    """Read the output CSVs of one CmdStan ``sample`` run (one file per chain).
-
-    Warmup draws saved with ``save_warmup=true`` are dropped. Needs no CmdStan installation.
+    """Read the output CSVs of one CmdStan ``sample`` run (one file per chain), in the order
+    given, with ``cmdstanpy.from_csv``. Saved warmup draws are dropped.
 
     Raises
     ------
     DataError
-        If a file is missing or not a CmdStan sampling CSV, or the files disagree (columns,
-        draws per chain).
+        If a file is missing or not a CmdStan sampling CSV, or the files do not belong together.
     """
-    from stanio import parse_header, stan_variables
+    import cmdstanpy
 
     files = [Path(p) for p in paths]
     if not files:
         raise DataError("give at least one CmdStan output CSV")
-    settings: list[dict[str, Any]] = []
-    arrays: list[np.ndarray] = []
-    columns: list[str] | None = None
     for path in files:
         if not path.is_file():
             raise DataError(f"CmdStan output CSV {path} does not exist")
-        run_settings, frame = _read_one(path)
-        if run_settings.get("method") != "sample":
-            raise DataError(
-                f"{path} is not the output of CmdStan's 'sample' method (method = "
-                f"{run_settings.get('method')!r}); run the program with 'sample'"
-            )
-        if columns is None:
-            columns = list(frame.columns)
-        elif list(frame.columns) != columns:
-            raise DataError(f"{path} has different columns from {files[0]}; give the CSVs of "
-                            "one run of one program")
-        values = frame.to_numpy()
-        warmup = _saved_warmup(run_settings)
-        if warmup:
-            log.info("%s: dropping %d saved warmup draws", path, warmup)
-        arrays.append(values[warmup:])
-        settings.append(run_settings)
-    lengths = {len(a) for a in arrays}
-    if len(lengths) != 1:
-        raise DataError(f"the CSVs hold different numbers of draws per chain {sorted(lengths)}; "
-                        "give the files of one run")
-    if lengths == {0}:
-        raise DataError(f"{files[0]} holds no draws")
-    stacked = np.stack(arrays)  # (chain, draw, column)
-    assert columns is not None
-    stats = {name: stacked[..., i] for i, name in enumerate(columns) if name.endswith("__")}
-    parameters = parse_header(",".join(c for c in columns if not c.endswith("__")))
-    model_part = stacked[..., [i for i, c in enumerate(columns) if not c.endswith("__")]]
-    variables = {name: np.asarray(value, dtype=float)
-                 for name, value in stan_variables(parameters, model_part).items()}
-    draws = Draws(variables=variables, sample_stats=split_sample_stats(stats), engine="cmdstan",
-                  info={"files": [str(p) for p in files]})
-    return CmdStanRun(draws=draws, settings=settings, files=files)
+        if path.suffix != ".csv":
+            raise DataError(f"{path}: CmdStan output files end in .csv")
+    try:
+        fit = cmdstanpy.from_csv([str(p) for p in files], method="sample")
+    except (ValueError, RuntimeError, KeyError, IndexError) as error:
+        raise DataError(
+            f"{', '.join(map(str, files))} are not the output of one run of CmdStan's 'sample' "
+            f"method ({error}); give the CSV files CmdStan wrote, one per chain"
+        ) from None
+    settings = {key: value.item() if isinstance(value, np.generic) else value
+                for key, value in fit.metadata.cmdstan_config.items()
+                if isinstance(value, (str, int, float, np.generic))}
+    settings.pop("raw_header", None)
+    return CmdStanRun(draws=draws_from_fit(fit), settings=settings, files=files)
 
 
-def _saved_warmup(settings: dict[str, Any]) -> int:
-    """How many warmup draws a file holds before its sampling draws."""
-    if not settings.get("sample.save_warmup"):
-        return 0
-    if settings.get("sample.algorithm") == "fixed_param":
-        return 0
-    thin = int(settings.get("sample.thin", 1)) or 1
-    return math.ceil(int(settings.get("sample.num_warmup", 0)) / thin)
+def _expected_outputs(stan_data: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """The non-empty outputs (name -> dims) of a posterior run of the program on ``stan_data``."""
+    n_entities, n_rows = int(stan_data["J"]), int(stan_data["N"])
+    outputs: dict[str, tuple[int, ...]] = {"mu": (), "alpha": (), "phi": (), "theta_new": (),
+                                           "y_new": ()}
+    if int(stan_data["non_centered"]):
+        outputs.update(theta_raw=(n_entities,), theta_from_raw=(n_entities,))
+    else:
+        outputs.update(theta=(n_entities,))
+    if int(stan_data["obs_predictions"]):
+        outputs.update(y_rep=(n_rows,), log_lik=(n_rows,))
+    if int(stan_data["entity_predictions"]):
+        outputs.update({name: (n_entities,) for name in
+                        ("y_pred", "y_rep_total", "y_rep_zeros", "log_lik_entity")})
+    return outputs
 
 
 def check_ratepool_run(run: CmdStanRun, stan_data: dict[str, Any]) -> None:
-    """Raise `DataError` unless the CSVs are a posterior run of ratepool's program on this data."""
-    rates = "theta_from_raw" if "theta_from_raw" in run.draws.variables else "theta"
-    missing = [name for name in (*PARAMETERS, rates) if name not in run.draws.variables]
-    if missing:
-        raise DataError(
-            f"the CSVs have no {missing}: they are not output of ratepool's Stan program "
-            "(stan/hierarchical_negbinom.stan)"
-        )
+    """Raise `DataError` unless the CSVs are a posterior run of ratepool's program on this data:
+    NUTS, and exactly the outputs (names and sizes) the program gives for that data JSON."""
     if int(stan_data.get("prior_only", 0)):
         raise DataError("the data JSON has prior_only = 1: these are prior draws, not a posterior; "
                         "export the data without --prior-only and sample again")
-    if run.setting("sample.algorithm") == "fixed_param":
+    if run.setting("algorithm") == "fixed_param":
         raise DataError("the CSVs come from the fixed_param sampler, not NUTS; there is no "
                         "posterior to report")
-    width = run.draws.variables[rates].shape[-1]
-    if width != int(stan_data["J"]):
-        raise DataError(f"the CSVs have {width} theta columns but the data JSON has "
-                        f"J = {stan_data['J']}: they belong to different data")
+    found = {name: tuple(values.shape[2:]) for name, values in run.draws.variables.items()}
+    expected = _expected_outputs(stan_data)
+    if found != expected:
+        differ = sorted(name for name in set(found) | set(expected)
+                        if found.get(name) != expected.get(name))
+        shown = {name: (found.get(name), expected.get(name)) for name in differ[:6]}
+        raise DataError(
+            "the CSVs are not a run of ratepool's program (stan/hierarchical_negbinom.stan) on "
+            f"this data JSON: outputs differ as (in the CSVs, expected) {shown}. Give the data "
+            "JSON CmdStan read, and CSVs of this version's program"
+        )
 
 
 def config_from_run(run: CmdStanRun, stan_data: dict[str, Any]) -> ModelConfig:
@@ -377,15 +348,15 @@ def config_from_run(run: CmdStanRun, stan_data: dict[str, Any]) -> ModelConfig:
     given) is replaced by the default; the run record keeps CmdStan's seed.
     """
     chains, draws = run.draws.variables["mu"].shape[:2]
-    seed = run.setting("random.seed", ModelConfig.random_seed)
+    seed = run.setting("seed", ModelConfig.random_seed)
     if not isinstance(seed, int) or not 0 <= seed <= 2**31 - 1:
         seed = ModelConfig.random_seed
     try:
         return ModelConfig(
             n_samples=int(draws),
-            n_tune=int(run.setting("sample.num_warmup", 0)),
+            n_tune=int(run.setting("num_warmup", 0)),
             n_chains=int(chains),
-            target_accept=float(run.setting("sample.adapt.delta", 0.8)),
+            target_accept=float(run.setting("delta", 0.8)),
             random_seed=seed,
             mu_prior_rate=float(stan_data["mu_rate"]),
             alpha_prior_sd=float(stan_data["alpha_sd"]),
@@ -407,7 +378,8 @@ def fit_result_from_run(
     """A `FitResult` of a CmdStan run on a data JSON written by `write_stan_data`.
 
     The entity labels come from the label table (``labels_path``, by default the one next to
-    the JSON), so the InferenceData and tables look exactly like those of `ratepool.fit`.
+    the JSON), so the InferenceData and tables look exactly like those of `ratepool.fit`. The
+    program is unknown (``program=None``): CmdStan's CSVs name the model but hold no source.
 
     Raises
     ------
