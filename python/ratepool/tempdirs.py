@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import logging
 import os
 import secrets
@@ -28,6 +27,11 @@ __all__ = ["owned_dir", "owned_tempdir", "sweep_stale", "owner_gone", "release_l
            "LOCK_NAME", "STALE_AFTER_SECONDS"]
 
 log = logging.getLogger(__name__)
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock, so no proof of staleness; sweeps delete nothing
+    fcntl = None  # type: ignore[assignment]
 
 #: The lock file inside every owned directory.
 LOCK_NAME = ".ratepool-lock"
@@ -52,7 +56,8 @@ def _lock(directory: Path) -> int:
     temp = directory / f"{LOCK_NAME}.{secrets.token_hex(4)}"
     descriptor = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
     try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if fcntl is not None:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.replace(temp, directory / LOCK_NAME)  # appears under its name only once locked
     except BaseException:
         os.close(descriptor)
@@ -78,6 +83,8 @@ def _last_change(directory: Path) -> float:
 
 def owner_gone(directory: str | Path) -> bool:
     """Whether ``directory`` has a lock file that nobody holds (its owner has finished or died)."""
+    if fcntl is None:
+        return False
     try:
         descriptor = os.open(Path(directory) / LOCK_NAME, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
