@@ -1,19 +1,22 @@
-"""The PyStan child process: one compile, sampling run or log density, in a process of its own.
+"""The PyStan child process: compiles, sampling runs and log densities, one at a time, in a
+process of its own.
 
-Run by `ratepool.engines.pystan` as ``python -P _pystan_child.py RUN_DIR PARENT_PID`` with
-``RUN_DIR`` as its working and temp directory; it imports neither ratepool nor anything the
-parent set up, so whatever PyStan needs (a working directory for its build, a temp directory
-for httpstan's socket, an asyncio loop, httpstan's worker pool) is arranged here, in a process
-that exists only for this run.
+Run by `ratepool.engines.pystan` as ``python -P _pystan_child.py PARENT_PID``; it imports
+neither ratepool nor anything the parent set up, so whatever PyStan needs (a working directory
+for its build, a temp directory for httpstan's socket, an asyncio loop, httpstan's worker pool)
+is arranged here, in a process that belongs to one engine object and ends with it (its stdin
+closes).
 
-Protocol (all files in ``RUN_DIR``): the parent writes ``request.json`` (and ``data.json``);
-the child writes ``result.json`` and, after sampling, ``draws.npz`` (``v.<variable>`` arrays
-shaped (chain, draw, *dims), ``s.<sampler column>`` arrays shaped (chain, draw)). Progress
-events go to stdout as JSON lines; everything PyStan prints goes to stderr.
+Protocol: for each request the parent creates a private run directory, writes
+``request.json`` (and ``data.json``) into it and sends the directory's path as a line on stdin.
+The child works with that directory as its working and temp directory, writes ``result.json``
+and, after sampling, ``draws.npz`` (``v.<variable>`` arrays shaped (chain, draw, *dims),
+``s.<sampler column>`` arrays shaped (chain, draw)), and answers with ``{"event": "done"}``.
+Progress events go to stdout as JSON lines; everything PyStan prints goes to stderr.
 
 Signals: Ctrl-C is ignored (the parent decides and sends SIGTERM); SIGTERM kills the chains and
-exits; the child gets SIGTERM when its parent dies (Linux) and then also deletes ``RUN_DIR``,
-which its parent can no longer do. Chain processes are killed when the child dies.
+exits; the child gets SIGTERM when its parent dies (Linux) and then also deletes the run
+directory, which its parent can no longer do. Chain processes are killed when the child dies.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import os
 import shutil
 import signal
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -64,10 +68,10 @@ def _chain_processes() -> list[Any]:
 
 
 class _Child:
-    def __init__(self, run_dir: Path, parent: int) -> None:
-        self.run_dir = run_dir
+    def __init__(self, parent: int) -> None:
         self.parent = parent
-        self.request = json.loads((run_dir / "request.json").read_text(encoding="utf-8"))
+        self.run_dir: Path | None = None
+        self.request: dict[str, Any] = {}
         self.events = os.fdopen(os.dup(1), "w", buffering=1)
         os.dup2(2, 1)  # anything else written to stdout is console output
 
@@ -76,8 +80,8 @@ class _Child:
         for process in _chain_processes():
             with contextlib.suppress(Exception):
                 process.kill()
-        if os.getppid() != self.parent:  # the parent died: nobody else will clean up
-            shutil.rmtree(self.run_dir, ignore_errors=True)
+        if os.getppid() != self.parent and self.run_dir is not None:
+            shutil.rmtree(self.run_dir, ignore_errors=True)  # the parent died: nobody else will
         os._exit(128 + signum)
 
     def event(self, name: str, **values: Any) -> None:
@@ -140,6 +144,7 @@ class _Child:
         return model
 
     def data(self) -> dict[str, Any]:
+        assert self.run_dir is not None
         path = self.run_dir / "data.json"
         return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
@@ -164,7 +169,6 @@ class _Child:
         else:
             function, run = _NUTS, model.sample
             kwargs.update(num_warmup=settings["warmup"], delta=settings["adapt_delta"])
-        self.install_pool()
         start = time.perf_counter()
         try:
             fit = run(num_chains=settings["chains"], **kwargs)
@@ -179,7 +183,7 @@ class _Child:
                   for name, dims in zip(fit.param_names, fit.dims) if 0 not in dims}
         arrays.update({f"s.{name}": _by_chain(fit[name], chains)[..., 0]
                        for name in fit.sample_and_sampler_param_names})
-        np.savez(self.run_dir / "draws.npz", **arrays)
+        np.savez(self.run_dir / "draws.npz", **arrays)  # type: ignore[operator]
         return {"seconds": time.perf_counter() - start}
 
     def log_density(self) -> dict[str, Any]:
@@ -194,12 +198,36 @@ class _Child:
             value = model.log_prob(unconstrained, adjust_transform=self.request["jacobian"])
         return {"value": float(value)}
 
+    # -- one request -----------------------------------------------------------------------
+    def serve(self, run_dir: Path) -> None:
+        """Answer the request in ``run_dir``, with it as working and temp directory."""
+        self.run_dir = run_dir
+        self.request = json.loads((run_dir / "request.json").read_text(encoding="utf-8"))
+        os.chdir(run_dir)
+        tempfile.tempdir = str(run_dir)
+        action = {"compile": self.compile, "sample": self.sample,
+                  "log_density": self.log_density}[self.request["action"]]
+        try:
+            result = {"ok": True, **action()}
+        except _Failure as failure:
+            result = {"ok": False, "kind": failure.kind, "message": str(failure)}
+        except Exception:  # noqa: BLE001 - reported to the parent with the traceback
+            result = {"ok": False, "kind": "crash", "message": traceback.format_exc()}
+        finally:
+            os.chdir("/")
+            tempfile.tempdir = None
+        temp = run_dir / "result.json.tmp"
+        temp.write_text(json.dumps(result), encoding="utf-8")
+        os.replace(temp, run_dir / "result.json")
+        self.run_dir = None
+        self.event("done")
+
     # -- httpstan's pool and fit cache -----------------------------------------------------
     @staticmethod
     def install_pool() -> None:
         """Chains run in a pool whose processes die with this one (httpstan's own survive a
-        killed parent and keep sampling). This process exists for one run, so its module-level
-        pool is ours to replace."""
+        killed parent and keep sampling). This process exists to run PyStan, so its
+        module-level pool is ours to replace."""
         import httpstan.services_stub as stub
 
         stub.executor = concurrent.futures.ProcessPoolExecutor(
@@ -243,26 +271,18 @@ def _by_chain(flat: Any, chains: int) -> Any:
     return np.moveaxis(np.moveaxis(per_draw, -1, 0), -1, 1)
 
 
-def main(run_dir: str, parent: str) -> int:
+def main(parent: str) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    child = _Child(Path(run_dir), int(parent))
+    child = _Child(int(parent))
     signal.signal(signal.SIGTERM, child.on_term)
     _die_with_parent(signal.SIGTERM)
     if os.getppid() != child.parent:  # the parent died before the line above
         child.on_term(signal.SIGTERM, None)
-    action = {"compile": child.compile, "sample": child.sample,
-              "log_density": child.log_density}[child.request["action"]]
-    try:
-        result = {"ok": True, **action()}
-    except _Failure as failure:
-        result = {"ok": False, "kind": failure.kind, "message": str(failure)}
-    except Exception:  # noqa: BLE001 - reported to the parent with the traceback
-        result = {"ok": False, "kind": "crash", "message": traceback.format_exc()}
-    temp = child.run_dir / "result.json.tmp"
-    temp.write_text(json.dumps(result), encoding="utf-8")
-    os.replace(temp, child.run_dir / "result.json")
+    child.install_pool()
+    for line in sys.stdin:
+        child.serve(Path(line.strip()))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:3]))
+    sys.exit(main(sys.argv[1]))

@@ -3,13 +3,15 @@ C++ compiler, and samples it in a child process.
 
 PyStan needs things a library must not do to its caller's process: a working directory for its
 build, a temp directory for httpstan's Unix socket (which it never removes), an asyncio loop of
-its own, and a pool of chain processes. So every compile, sampling run and log density runs in
-a child process (`ratepool.engines._pystan_child`) whose working and temp directory is a private
-directory deleted afterwards; the draws come back as numpy arrays through a file, so the caller
-never holds PyStan's own copy of them. Fits from several threads run side by side. Ctrl-C stops
-the child and its chains; a killed caller takes them down too (Linux). Compiled modules stay in
-httpstan's per-user cache, built by one process at a time; the seeded fits httpstan would keep
-for ever are deleted.
+its own, and a pool of chain processes. So compiles, sampling runs and log densities run in a
+child process (`ratepool.engines._pystan_child`) that belongs to the engine object (started on
+first use, ended with the object, serving one request at a time); each request gets a private
+working and temp directory, deleted afterwards, and the draws come back as numpy arrays through
+a file, so the caller never holds PyStan's own copy of them. Separate engine objects (each
+`ratepool.fit` call makes one) run side by side from several threads. Ctrl-C stops the child and
+its chains; a killed caller takes them down too (Linux). Compiled modules stay in httpstan's
+per-user cache, built by one process at a time; the seeded fits httpstan would keep for ever are
+deleted.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any, BinaryIO, Mapping, TextIO
 
@@ -76,12 +79,12 @@ def _temp_base() -> str:
 
 
 class _Console(threading.Thread):
-    """Reads the child's console output: keeps its tail, echoes it to ``echo`` if given."""
+    """Reads the child's console output: keeps its tail, echoes it to ``echo`` when set."""
 
-    def __init__(self, stream: BinaryIO, echo: TextIO | None) -> None:
+    def __init__(self, stream: BinaryIO) -> None:
         super().__init__(daemon=True)
         self._stream = stream
-        self._echo = echo
+        self.echo: TextIO | None = None
         self.text = ""
 
     def run(self) -> None:
@@ -89,9 +92,11 @@ class _Console(threading.Thread):
         for chunk in iter(lambda: self._stream.read1(65536), b""):
             text = decoder.decode(chunk)
             self.text = (self.text + text)[-_CONSOLE_KEEP:]
-            if self._echo is not None:
-                self._echo.write(text)
-                self._echo.flush()
+            echo = self.echo
+            if echo is not None:
+                echo.write(text)
+                echo.flush()
+        self._stream.close()
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -105,6 +110,49 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
+class _Child:
+    """The engine's child process, its event stream and its console reader."""
+
+    def __init__(self) -> None:
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        self.process = subprocess.Popen(
+            [sys.executable, "-P", str(_CHILD), str(os.getpid())], cwd="/", env=env,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.console = _Console(self.process.stderr)
+        self.console.start()
+        # Ends the child (its stdin closes) when the engine object goes, or at exit.
+        self.finalizer = weakref.finalize(self, _close, self.process)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def send(self, run_dir: Path) -> None:
+        self.process.stdin.write(f"{run_dir}\n".encode())
+        self.process.stdin.flush()
+
+    def events(self) -> Any:
+        """The child's events until it is done with the request (or ends)."""
+        for line in self.process.stdout:
+            event = json.loads(line)
+            if event["event"] == "done":
+                return
+            yield event
+
+    def stop(self) -> None:
+        _stop(self.process)
+        self.finalizer()
+
+
+def _close(process: subprocess.Popen) -> None:
+    """Close the child's stdin (it exits after its current request); stop it if it lingers."""
+    try:
+        process.stdin.close()
+        process.wait(_STOP_GRACE_SECONDS)
+    except (OSError, subprocess.TimeoutExpired):
+        _stop(process)
+    process.stdout.close()  # stderr is closed by its reader at its end
+
+
 class PyStanEngine(Engine):
     """Runs the program with PyStan 3 (httpstan), in a child process per call."""
 
@@ -112,48 +160,49 @@ class PyStanEngine(Engine):
 
     def __init__(self) -> None:
         self._stan = _import_stan()
+        self._child: _Child | None = None
+        self._lock = threading.Lock()  # one request at a time per engine object
 
     def _run(
         self, request: dict[str, Any], program: StanProgram, data: Mapping[str, Any] | None,
         *, show_progress: bool = False,
     ) -> tuple[dict[str, Any], dict[str, np.ndarray], str]:
-        """Run one child; return its result, the arrays it wrote and its console output."""
+        """Have the child answer one request; return its result, the arrays it wrote and its
+        console output."""
         request = dict(request, program_code=program.code, program_path=str(program.path))
-        with owned_tempdir("ratepool-pystan-", _temp_base()) as run_dir:
+        with self._lock, owned_tempdir("ratepool-pystan-", _temp_base()) as run_dir:
             if data is not None:
                 stanio.write_stan_json(str(run_dir / "data.json"), dict(data))
             (run_dir / "request.json").write_text(json.dumps(request), encoding="utf-8")
-            env = dict(os.environ, TMPDIR=str(run_dir),
-                       PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-            process = subprocess.Popen(
-                [sys.executable, "-P", str(_CHILD), str(run_dir), str(os.getpid())],
-                cwd=run_dir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE)
-            console = _Console(process.stderr, sys.stderr if show_progress else None)
-            console.start()
+            if self._child is None or not self._child.alive():
+                self._child = _Child()
+            child = self._child
+            child.console.text = ""  # the child is idle: nothing is being written
+            child.console.echo = sys.stderr if show_progress else None
             try:
-                for line in process.stdout:
-                    self._on_event(json.loads(line), program)
-                process.wait()
+                child.send(run_dir)
+                for event in child.events():
+                    self._on_event(event, program)
             except BaseException:
-                _stop(process)
+                child.stop()
                 raise
             finally:
-                console.join()
-                process.stdout.close()
-                process.stderr.close()
+                child.console.echo = None
+            console = child.console.text
             result_file = run_dir / "result.json"
             if not result_file.exists():
+                child.stop()
+                child.console.join(_STOP_GRACE_SECONDS)
                 raise EngineError(f"the PyStan process ended without a result (exit code "
-                                  f"{process.returncode}):\n{tail(console.text)}")
+                                  f"{child.process.returncode}):\n{tail(child.console.text)}")
             result = json.loads(result_file.read_text(encoding="utf-8"))
             arrays: dict[str, np.ndarray] = {}
             if (run_dir / "draws.npz").exists():
                 with np.load(run_dir / "draws.npz") as stored:
                     arrays = {key: stored[key] for key in stored.files}
         if not result["ok"]:
-            self._raise(result, console.text)
-        return result, arrays, console.text
+            self._raise(result, console)
+        return result, arrays, console
 
     @staticmethod
     def _on_event(event: Mapping[str, Any], program: StanProgram) -> None:
