@@ -220,6 +220,7 @@ class _Child:
         temp.write_text(json.dumps(result), encoding="utf-8")
         os.replace(temp, run_dir / "result.json")
         self.run_dir = None
+        sys.stderr.flush()
         self.event("done")
 
     # -- httpstan's pool and fit cache -----------------------------------------------------

@@ -154,7 +154,7 @@ def _close(process: subprocess.Popen) -> None:
 
 
 class PyStanEngine(Engine):
-    """Runs the program with PyStan 3 (httpstan), in a child process per call."""
+    """Runs the program with PyStan 3 (httpstan), in a child process of its own."""
 
     name = "pystan"
 
