@@ -16,7 +16,7 @@ import pytest
 
 import ratepool
 from ratepool.cli import build_parser, main
-from ratepool.cmdstan_csv import CmdStanRun, fit_result_from_run
+from ratepool.engines.cmdstan_files import CmdStanRun, fit_result_from_run
 from ratepool.engines.cmdstan import find_cmdstan
 from ratepool.engines.pystan import pystan_available
 from ratepool.results import FILES, load_inference_data
@@ -93,6 +93,22 @@ def test_errors_exit_2_with_a_message(tmp_path: Path, monkeypatch, capsys, argv:
     assert main(argv) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "results").exists()
+
+
+def test_engine_failures_exit_3(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Not 2 ("invalid arguments, data or config"): the engine is missing or failed."""
+    monkeypatch.setenv("CMDSTAN", str(tmp_path / "no-such-cmdstan"))
+    assert main(["fit", str(EXAMPLE_CSV), "--engine", "cmdstan", "--quiet",
+                 "--out", str(tmp_path / "out")]) == 3
+    assert "CmdStan was not found" in capsys.readouterr().err
+
+    def failing(*args, **kwargs):
+        raise ratepool.SamplingError("the sampler failed: Initialization failed")
+
+    monkeypatch.setattr("ratepool.cli.fit", failing)
+    assert main(["fit", str(EXAMPLE_CSV), "--quiet", "--out", str(tmp_path / "out")]) == 3
+    assert "Initialization failed" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_out_that_is_a_file_is_refused_before_sampling(tmp_path: Path, capsys) -> None:
@@ -187,7 +203,7 @@ def test_fit_writes_the_results_folder(fitted: dict) -> None:
     assert fitted["code"] == 0
     out = fitted["out"]
     names = {p.name for p in out.iterdir()}
-    assert names == set(FILES.values()) - {FILES["coefficients"]} | PLOTS
+    assert names == set(FILES.values()) | PLOTS
     assert sorted(p.name for p in out.parent.iterdir() if p.name.startswith(".")) == []
 
 
@@ -343,7 +359,7 @@ def test_report_labels_logic_with_draws_from_pystan(tmp_path: Path) -> None:
     settings = SamplerSettings(chains=2, warmup=200, draws=200, adapt_delta=0.9, seed=3)
     draws = get_engine("pystan").sample(default_program(), json.loads(data_json.read_text()),
                                         settings)
-    result = fit_result_from_run(CmdStanRun(draws=draws, settings=[{}]), data_json)
+    result = fit_result_from_run(CmdStanRun(draws=draws, settings={}), data_json)
     expected = ratepool.load_counts(EXAMPLE_CSV, window_col="window")
     assert list(result.idata.posterior["entity"].values) == list(expected.labels)
     np.testing.assert_array_equal(result.data.y, expected.y)

@@ -14,7 +14,7 @@ import pytest
 
 import ratepool
 from ratepool.cli import main
-from ratepool.cmdstan_csv import read_stan_data
+from ratepool.engines.cmdstan_files import read_stan_data
 from ratepool.errors import DataError
 from ratepool.labels import label_order
 from ratepool.results import FILES, load_inference_data, load_results, write_results

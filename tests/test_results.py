@@ -20,11 +20,12 @@ import ratepool
 from ratepool import DataError, ModelConfig, RatepoolError
 from ratepool import results as results_module
 from ratepool.cli import main
-from ratepool.cmdstan_csv import labels_path_for, read_stan_data
+from ratepool.engines.cmdstan_files import labels_path_for, read_stan_data
 from ratepool.engines.base import Draws
 from ratepool.fit import FitResult
 from ratepool.inference import build_inference_data
 from ratepool.program import default_program
+from ratepool.report import render_report
 from ratepool.results import (
     FILES,
     atomic_directory,
@@ -136,9 +137,10 @@ def test_json_ready_makes_strict_json() -> None:
 
 def test_results_folder_contents(tmp_path: Path) -> None:
     result = synthetic_result(["b", "a", "c"], prior=True)
-    out = write_results(tmp_path / "res", result, record=record_for(result))
+    out = write_results(tmp_path / "res", result, record=record_for(result),
+                        render_report=render_report)
     names = {p.name for p in out.iterdir()}
-    expected = set(FILES.values()) - {FILES["coefficients"]} | {"trace.png", "posterior.png", "posterior_predictive.png",
+    expected = set(FILES.values()) | {"trace.png", "posterior.png", "posterior_predictive.png",
                                       "entity_rates.png", "prior_predictive.png"}
     assert names == expected
     diagnostics = json.loads((out / FILES["diagnostics"]).read_text())
@@ -147,7 +149,7 @@ def test_results_folder_contents(tmp_path: Path) -> None:
     run = json.loads((out / FILES["run"]).read_text())
     assert run["config"] == result.config.to_dict()
     assert set(run["files"]) == names
-    assert run["stan_program"]["sha256"] == default_program().sha256
+    assert run["stan_program"] == {"file": None, "sha256": None}  # synthetic: no program ran
     for package in ("ratepool", "cmdstanpy", "arviz", "numpy", "pandas"):
         assert package in run["versions"]
     assert ModelConfig.from_toml(out / FILES["config"]) == result.config
@@ -344,3 +346,15 @@ def test_labels_that_do_not_belong_to_the_json_are_refused(tmp_path: Path) -> No
     labels.unlink()
     with pytest.raises(DataError, match="does not exist"):
         read_stan_data(out)
+
+
+def test_run_record_names_the_program_that_ran(tmp_path: Path) -> None:
+    """Not the packaged program when another one ran (defect: run.json always hashed it)."""
+    other = tmp_path / "my_variant.stan"
+    other.write_text(default_program().code + "\n// a variant\n")
+    result = synthetic_result(["a", "b"])
+    result.program = ratepool.program.StanProgram.from_file(other)
+    record = record_for(result)
+    assert record["stan_program"] == {"file": "my_variant.stan",
+                                      "sha256": result.program.sha256}
+    assert record["stan_program"]["sha256"] != default_program().sha256

@@ -35,7 +35,6 @@ from ratepool.simulate import nb2_draws
 from .conftest import EXAMPLE_CSV, engine_params
 from .test_results import record_for, synthetic_result
 
-CMDSTAN_FIXTURES = Path("/work/shared/fixtures/cmdstan-2.35")
 
 
 def make_rates(labels: list, n_draws: int = 60, seed: int = 0,
@@ -395,14 +394,13 @@ def test_parquet_new_data_keeps_integer_labels(tmp_path: Path) -> None:
     assert table["unseen"].tolist() == [False, False, True]
 
 
-@pytest.mark.skipif(not (CMDSTAN_FIXTURES / "centred").is_dir(),
-                    reason="the CmdStan 2.35 output fixtures are not on this machine")
-def test_scores_a_results_folder_built_from_cmdstan_output(tmp_path: Path) -> None:
+def test_scores_a_results_folder_built_from_cmdstan_output(tmp_path: Path,
+                                                           run_dir: Path) -> None:
     folder = tmp_path / "cmdstan-res"
     assert main(["report", "--from-cmdstan-csv",
-                 *map(str, sorted((CMDSTAN_FIXTURES / "centred").glob("out_*.csv"))),
-                 "--data", str(CMDSTAN_FIXTURES / "data.json"),
-                 "--labels", str(CMDSTAN_FIXTURES / "data.labels.csv"),
+                 *map(str, sorted((run_dir / "centred").glob("out_*.csv"))),
+                 "--data", str(run_dir / "data.json"),
+                 "--labels", str(run_dir / "data.labels.csv"),
                  "--out", str(folder), "--quiet"]) == 0
     out = tmp_path / "s.csv"
     assert main(["score", str(folder), str(EXAMPLE_CSV), "-o", str(out), "--window-col",
@@ -410,7 +408,7 @@ def test_scores_a_results_folder_built_from_cmdstan_output(tmp_path: Path) -> No
     table = pd.read_csv(out)
     assert len(table) == 624 and not table["unseen"].any()
     rates = PosteriorRates.from_idata(load_results(folder).inference_data())
-    assert rates.n_draws == 400
+    assert rates.n_draws == 200  # the two chains kept in tests/fixtures, 100 draws each
     row = table.iloc[0]
     direct = tail_probabilities(np.array([row["count"]]), rates.law(np.array([0])))
     assert row["p_lower"] == pytest.approx(direct[0][0], rel=1e-12)

@@ -3,7 +3,8 @@
 Subcommands: ``fit``, ``prior-check``, ``export-data``, ``report --from-cmdstan-csv``,
 ``diagnose`` and ``score``; ``ratepool SUBCOMMAND --help`` explains each option. Exit codes: 0 success, 1 a
 file could not be written or read (or ``diagnose --strict`` found a problem), 2 invalid
-arguments, data or config, 130 interrupted.
+arguments, data or config, 3 the Stan engine is missing or failed (compile, sampling), 130
+interrupted.
 """
 
 from __future__ import annotations
@@ -17,27 +18,29 @@ from typing import Sequence
 import pandas as pd
 
 from . import __version__
-from .cmdstan_csv import (
-    file_sha256,
+from .config import ENGINES, ModelConfig
+from .data import CountData, load_counts
+from .diagnostics import PROBLEM, format_diagnostics
+from .engines.cmdstan_files import (
     fit_result_from_run,
     labels_path_for,
     read_cmdstan_csv,
     write_stan_data,
 )
-from .config import ENGINES, ModelConfig
-from .data import CountData, load_counts
-from .diagnostics import PROBLEM, format_diagnostics
-from .errors import RatepoolError
+from .errors import EngineError, RatepoolError
+from .files import file_sha256
 from .fit import DEFAULT_PRIOR_DRAWS, FitResult, fit, sample_prior, stan_data
 from .inference import PARAMETERS
+from .program import StanProgram
 
 __all__ = ["main", "build_parser"]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ENGINE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 _EPILOG = """exit codes: 0 success; 1 a file could not be read or written (diagnose --strict: a
-diagnostic graded Problem or no convergence); 2 invalid arguments, data or config; 130
-interrupted. Run 'ratepool SUBCOMMAND --help' for the options of each subcommand."""
+diagnostic graded Problem or no convergence); 2 invalid arguments, data or config; 3 the Stan
+engine is missing or failed (compiling or sampling); 130 interrupted. Run 'ratepool SUBCOMMAND
+--help' for the options of each subcommand."""
 
 _FIT_EXAMPLE = """example:
   ratepool fit data/example_counts.csv --window-col window --out results/example
@@ -185,6 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
     report_cmd.add_argument("--labels", metavar="FILE", default=None,
                             help="the label table written by export-data (default: <data JSON "
                                  "stem>.labels.csv next to the JSON)")
+    report_cmd.add_argument("--program", metavar="FILE", default=None,
+                            help="the .stan file CmdStan compiled, recorded (name, SHA-256) in "
+                                 "run.json; CmdStan's CSVs name the model but hold no source "
+                                 "(default: recorded as unknown)")
     _add_out(report_cmd, "results folder to write", "results/<data JSON name>-cmdstan")
     _add_quiet(report_cmd)
     report_cmd.set_defaults(handler=_run_report)
@@ -335,9 +342,10 @@ def _print_result(result: FitResult) -> None:
 
 
 def _write(out: Path, result: FitResult, record: dict) -> None:
-    from .results import write_results  # matplotlib and netCDF load only when needed
+    from .report import render_report  # matplotlib and netCDF load only when needed
+    from .results import write_results
 
-    write_results(out, result, record=record)
+    write_results(out, result, record=record, render_report=render_report)
     print(f"\nResults: {out}/ (open {out / 'report.html'})")
 
 
@@ -434,6 +442,13 @@ def _resolve_data_json(args: argparse.Namespace, recorded: str | None) -> Path:
                         f"(looked at {[str(c) for c in candidates]}); give it with --data")
 
 
+def _program(path: str) -> StanProgram:
+    try:
+        return StanProgram.from_file(path)
+    except (OSError, UnicodeDecodeError) as error:
+        raise RatepoolError(f"--program {path} cannot be read: {error}") from None
+
+
 def _run_report(args: argparse.Namespace) -> int:
     from .results import run_record
 
@@ -443,6 +458,8 @@ def _run_report(args: argparse.Namespace) -> int:
     data_json = _resolve_data_json(args, run.data_file)
     labels = Path(args.labels) if args.labels else labels_path_for(data_json)
     result = fit_result_from_run(run, data_json, labels)
+    if args.program:
+        result.program = _program(args.program)
     _print_result(result)
     record = run_record(
         result, source="cmdstan-csv", data_file=data_json,
@@ -450,9 +467,11 @@ def _run_report(args: argparse.Namespace) -> int:
         command=_command(args.argv),
         extra={"cmdstan": {
             "files": [{"file": str(p), "sha256": file_sha256(p)} for p in run.files],
-            "seed": run.setting("random.seed"),
-            "thin": run.setting("sample.thin", 1),
-            "settings": run.settings[0],
+            "seed": run.setting("seed"),
+            "thin": run.setting("thin", 1),
+            "model": run.setting("model"),
+            "stanc_version": run.setting("stanc_version"),
+            "settings": run.settings,
         }},
     )
     out = _out_dir(args, Path("results") / f"{data_json.stem}-cmdstan")
@@ -531,17 +550,21 @@ class _StderrHandler(logging.Handler):
 
 
 def _configure_logging(*, quiet: bool) -> None:
-    """Show the library's INFO lines (engine choice, compiling, writing) unless quiet.
+    """Show the library's INFO lines (engine choice, compiling, writing) unless quiet, and only
+    cmdstanpy's warnings (it logs every chain's start and end at INFO).
 
-    Only the ``ratepool`` logger is configured, and only once per process; each call sets its
-    level, so repeated `main` calls in one process honour their own ``--quiet``.
+    The ``ratepool`` and ``cmdstanpy`` loggers get a handler once per process (cmdstanpy adds
+    its own INFO handler only to a logger without one); each call sets their levels, so repeated
+    `main` calls in one process honour their own ``--quiet``.
     """
-    logger = logging.getLogger("ratepool")
-    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
-        handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("ratepool: %(message)s"))
-        logger.addHandler(handler)
-    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    for name, level in (("ratepool", logging.WARNING if quiet else logging.INFO),
+                        ("cmdstanpy", logging.WARNING)):
+        logger = logging.getLogger(name)
+        if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+            handler = _StderrHandler()
+            handler.setFormatter(logging.Formatter(f"{name}: %(message)s"))
+            logger.addHandler(handler)
+        logger.setLevel(level)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -551,6 +574,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(quiet=getattr(args, "quiet", False))
     try:
         return args.handler(args)
+    except EngineError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_ENGINE
     except RatepoolError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE

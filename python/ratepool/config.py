@@ -14,6 +14,7 @@ from .errors import ConfigError
 
 __all__ = ["ModelConfig", "ENGINES", "PARAMETERIZATIONS", "LIKELIHOODS", "SECTIONS"]
 
+#: The engine names (the one list: `ratepool.engines.get_engine` and the CLI read it).
 ENGINES = ("auto", "cmdstan", "pystan")
 PARAMETERIZATIONS = ("centered", "non_centered")
 LIKELIHOODS = ("sufficient", "observation")

@@ -51,6 +51,11 @@ class FitResult:
         The engine that ran (``"cmdstan"`` or ``"pystan"``).
     versions : dict
         Versions of the engine's software.
+    sampling_seconds : float
+        Wall time of the sampler run.
+    program : StanProgram or None
+        The Stan program that ran (None when unknown, e.g. CmdStan output read back without
+        its source).
     """
 
     idata: az.InferenceData
@@ -59,6 +64,7 @@ class FitResult:
     engine: str
     versions: dict[str, str] = field(default_factory=dict)
     sampling_seconds: float = 0.0
+    program: StanProgram | None = None
     _computed: dict[str, Any] = field(default_factory=dict, init=False, repr=False,
                                       compare=False)
 
@@ -242,7 +248,8 @@ def fit(
     prior = _prior_draws(runner, program, data, config, prior_draws) if prior_draws else None
     idata = build_inference_data(draws, data, prior=prior)
     return FitResult(idata=idata, data=data, config=config, engine=runner.name,
-                     versions=runner.versions(), sampling_seconds=draws.elapsed_seconds)
+                     versions=runner.versions(), sampling_seconds=draws.elapsed_seconds,
+                     program=program)
 
 
 def _prior_draws(runner: Engine, program: StanProgram, data: CountData, config: ModelConfig,

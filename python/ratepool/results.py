@@ -19,7 +19,8 @@ A results folder holds:
 ``config.toml``             the exact config, for ``ratepool fit DATA --config config.toml``
 ``*.png``                   trace, posterior, posterior predictive check, entity rates,
                             prior predictive check
-``report.html``             all of the above in one self-contained page
+``report.html``             all of the above in one self-contained page (built by the
+                            caller's renderer: the command line passes the report's)
 ==========================  ================================================================
 
 The folder is assembled in a hidden sibling directory and renamed into place only when every
@@ -28,36 +29,30 @@ file is written, so a failed or interrupted run leaves an earlier folder as it w
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import json
 import logging
 import math
-import os
 import platform
-import shutil
 import sys
-import tempfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
 import arviz as az
 import numpy as np
 import pandas as pd
 
-from . import plots, report
-from .cmdstan_csv import file_sha256
+from . import plots
 from .config import ModelConfig
 from .errors import RatepoolError
+from .files import atomic_directory, atomic_write_text, file_sha256
 from .fit import FitResult
 from .inference import OPTION_PARAMETERS, PARAMETERS
 from .labels import read_label_table
 from .prior import prior_predictive_check
-from .program import default_program
 from .summary import HDI_PROB
-from .tempdirs import current_umask, make_owned_dir, pid_alive
 
 __all__ = [
     "FILES",
@@ -87,83 +82,17 @@ FILES = {
     "run": "run.json",
     "config": "config.toml",
     "report": "report.html",
-    "coefficients": "coefficients.csv",
 }
+#: Written only for a fit with entity covariates.
+COEFFICIENTS_FILE = "coefficients.csv"
 #: Attribute on every InferenceData group recording the Python types of the entity labels
 #: when they had to be stored as strings (mixed-type labels).
 LABEL_TYPES_ATTR = "ratepool_entity_label_types"
+#: Builds report.html from the folder's contents (see `write_results`).
+ReportRenderer = Callable[..., str]
 #: Packages whose versions a run record lists (absent ones are recorded as null).
 PACKAGES = ("ratepool", "pystan", "httpstan", "cmdstanpy", "stanio", "arviz", "numpy", "pandas",
             "xarray", "scipy", "matplotlib", "netCDF4")
-
-
-# --------------------------------------------------------------------------------------------
-# Atomic writing
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same directory, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            stream.write(text)
-        os.chmod(temp, 0o666 & ~current_umask())  # mkstemp makes it private; give it normal rights
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
-    return path
-
-
-def _recover_previous(target: Path) -> None:
-    """Put back a folder a killed run had moved aside but not yet replaced."""
-    if target.exists():
-        return
-    prefix = f".{target.name}.old-"
-    for aside in sorted(target.parent.glob(prefix + "*/previous")):
-        pid = aside.parent.name[len(prefix):].split("-")[0]
-        if pid.isdigit() and not pid_alive(int(pid)):
-            os.replace(aside, target)
-            log.warning("restored %s, left aside by an interrupted run", target)
-            return
-
-
-@contextlib.contextmanager
-def atomic_directory(target: str | Path) -> Iterator[Path]:
-    """Yield an empty hidden sibling directory; on success it replaces ``target``.
-
-    On any exception (Ctrl-C included) the new directory is deleted and ``target`` is untouched.
-    An existing ``target`` is moved aside, the new directory renamed into its place, and the old
-    one deleted.
-
-    Raises
-    ------
-    RatepoolError
-        If ``target`` exists and is not a directory.
-    """
-    target = Path(target)
-    if target.exists() and not target.is_dir():
-        raise RatepoolError(f"results path {target} exists and is not a directory; choose "
-                            "another --out")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _recover_previous(target)
-    staging = make_owned_dir(target.parent, f".{target.name}.new-")
-    try:
-        os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes it private
-        yield staging
-        old = None
-        if target.exists():
-            old = make_owned_dir(target.parent, f".{target.name}.old-")
-            os.replace(target, old / "previous")
-        os.replace(staging, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 # --------------------------------------------------------------------------------------------
@@ -231,7 +160,7 @@ def run_record(
     extra : mapping, optional
         Further entries (e.g. the CmdStan CSV files and their hashes).
     """
-    program = default_program()
+    program = result.program
     data: dict[str, Any] = {"n_entities": result.data.n_entities,
                             "n_windows": result.data.n_windows_total,
                             **(data_options or {})}
@@ -249,7 +178,9 @@ def run_record(
         "seed": result.config.random_seed,
         "config": result.config.to_dict(),
         "data": data,
-        "stan_program": {"file": program.path.name, "sha256": program.sha256},
+        # The program that ran; None when unknown (CmdStan's CSVs do not record the source).
+        "stan_program": ({"file": program.path.name, "sha256": program.sha256}
+                         if program is not None else {"file": None, "sha256": None}),
         "sampling_seconds": result.sampling_seconds,
         "versions": software_versions(),
     }
@@ -340,6 +271,7 @@ def write_results(
     *,
     record: Mapping[str, Any],
     title: str | None = None,
+    render_report: ReportRenderer | None = None,
 ) -> Path:
     """Write the results folder of ``result`` to ``out`` (atomically; see the module docstring).
 
@@ -353,6 +285,10 @@ def write_results(
         The run record (`run_record`), written as ``run.json``.
     title : str, optional
         Report title; the data file's name by default.
+    render_report : callable, optional
+        Builds ``report.html`` from keyword arguments ``title``, ``diagnostics``,
+        ``population``, ``entities``, ``run``, ``images`` and ``prior_check`` (the command line
+        passes `ratepool.report.render_report`). Without it no report is written.
 
     Returns
     -------
@@ -375,7 +311,7 @@ def write_results(
         result.mapping_table().to_csv(staging / FILES["mapping"], index=False)
         population.to_csv(staging / FILES["population"])
         if result.data.covariates is not None:
-            result.coefficients().to_csv(staging / FILES["coefficients"])
+            result.coefficients().to_csv(staging / COEFFICIENTS_FILE)
         (staging / FILES["diagnostics"]).write_text(dump_json(diagnostics), encoding="utf-8")
         if prior_check is not None:
             (staging / FILES["prior_check"]).write_text(dump_json(prior_check),
@@ -384,14 +320,16 @@ def write_results(
         images = plots.fit_figures(idata, result.data, entities, result.config)
         for name, png in images.items():
             (staging / name).write_bytes(png)
-        listing = sorted([*(p.name for p in staging.iterdir()), FILES["run"], FILES["report"]])
+        listing = [p.name for p in staging.iterdir() if not p.name.startswith(".")]
+        listing = sorted([*listing, FILES["run"], *([FILES["report"]] if render_report else [])])
         full_record = {**record, "files": listing}
         (staging / FILES["run"]).write_text(dump_json(full_record), encoding="utf-8")
-        html = report.render_report(
-            title=title, diagnostics=diagnostics, population=population, entities=entities,
-            run=full_record, images=images, prior_check=prior_check,
-        )
-        (staging / FILES["report"]).write_text(html, encoding="utf-8")
+        if render_report is not None:
+            html = render_report(
+                title=title, diagnostics=diagnostics, population=population,
+                entities=entities, run=full_record, images=images, prior_check=prior_check,
+            )
+            (staging / FILES["report"]).write_text(html, encoding="utf-8")
     return out
 
 

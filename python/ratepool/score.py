@@ -54,7 +54,7 @@ from .data import (
     validate_counts,
 )
 from .errors import DataError, RatepoolError
-from .tempdirs import current_umask
+from .files import atomic_file
 from .predictive import (
     DEFAULT_MEMORY_BYTES,
     PosteriorRates,
@@ -401,17 +401,8 @@ def score_frame(
 
 def _atomic_file(path: Path, write: Any) -> None:
     """Call ``write(temp_path)`` for a temp file next to ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        write(temp)
-        os.chmod(temp, 0o666 & ~current_umask())  # mkstemp makes it private
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
+    with atomic_file(path) as temp:
+        write(str(temp))
 
 
 def write_scores(result: ScoreResult, out: str | Path, *, top: int = 20,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 
+from ..config import ENGINES
 from ..errors import ConfigError, EngineNotFoundError
 from .base import Draws, Engine, SamplerSettings
 
@@ -39,8 +40,8 @@ def get_engine(name: str = "auto") -> Engine:
     EngineNotFoundError
         If the named engine (or, for ``"auto"``, any engine) is unavailable.
     """
-    if name not in ("auto", "cmdstan", "pystan"):
-        raise ConfigError(f"engine must be 'auto', 'cmdstan' or 'pystan', got {name!r}")
+    if name not in ENGINES:
+        raise ConfigError(f"engine must be one of {list(ENGINES)}, got {name!r}")
     if name == "auto":
         from .cmdstan import CMDSTAN_INSTALL_HINT, find_cmdstan
         from .pystan import pystan_available

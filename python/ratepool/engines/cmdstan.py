@@ -1,14 +1,14 @@
 """The CmdStan engine (through cmdstanpy): the default wherever CmdStan is installed.
 
 Compiled executables live in the per-user cache (`ratepool.program.cache_root`), keyed by the
-program's SHA-256 and the CmdStan version; a build happens in a private directory that is
+program's SHA-256 and the CmdStan version; a build happens in an owned directory that is
 renamed into place, so concurrent processes never see a half-written executable. Each run
 writes its data JSON and CmdStan's CSVs into a private directory that is deleted afterwards.
+Nothing here configures logging: cmdstanpy's own log lines are the caller's to show or hide.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -17,13 +17,15 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
+import stanio
 
 from ..errors import CompileError, EngineError, EngineNotFoundError, SamplingError
 from ..program import StanProgram, cache_root
-from ..tempdirs import current_umask, make_owned_dir, owned_tempdir
-from .base import Draws, Engine, SamplerSettings, shorten, split_sample_stats, tail
+from ..tempdirs import owned_dir, owned_tempdir, release_lock
+from .base import Draws, Engine, SamplerSettings, shorten, tail
+from .cmdstan_files import draws_from_fit
 
-__all__ = ["CmdStanEngine", "find_cmdstan", "CMDSTAN_INSTALL_HINT"]
+__all__ = ["CmdStanEngine", "find_cmdstan", "output_sig_figs", "CMDSTAN_INSTALL_HINT"]
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +35,30 @@ CMDSTAN_INSTALL_HINT = (
     "or use engine='pystan'"
 )
 
+#: Significant digits of the draws CmdStan writes: enough for every continuous output
+#: (relative rounding below 5e-9, far inside Monte Carlo error) -- see `output_sig_figs`.
+CONTINUOUS_SIG_FIGS = 9
+#: Digits that round-trip a double exactly (used for the single value of ``log_prob``).
+EXACT_SIG_FIGS = 17
+#: Predictive counts are taken to stay below this multiple of the largest observed count or
+#: entity total; counts printed with fewer digits than they have would be rounded.
+_COUNT_HEADROOM = 1000
 
-#: Digits CmdStan writes (its default, 6, would round draws and predictive counts).
-_SIG_FIGS = 18
+
+def output_sig_figs(data: Mapping[str, Any]) -> int:
+    """Significant digits for CmdStan's output CSVs on this data.
+
+    CmdStan prints an integral value with its own digits ("7", not "7.00000000"), so the
+    predictive counts cost only what they hold; ``sig_figs`` matters for them only once a count
+    has more digits than it (it is then printed rounded, e.g. 1.23456789e+09). The continuous
+    outputs (parameters, log likelihoods) need `CONTINUOUS_SIG_FIGS`. So: that, or the digits of
+    `_COUNT_HEADROOM` times the largest count or entity total in the data if more (at most 17).
+    Measured sizes and read times: ``scripts/cmdstan_csv_size.py``.
+    """
+    largest = max([0.0, *(float(np.max(data[name])) for name in ("y", "entity_total")
+                          if len(data.get(name, [])))])
+    digits = len(str(int(largest * _COUNT_HEADROOM)))
+    return min(EXACT_SIG_FIGS, max(CONTINUOUS_SIG_FIGS, digits))
 
 
 def find_cmdstan() -> Path | None:
@@ -49,16 +72,6 @@ def find_cmdstan() -> Path | None:
     except (ValueError, OSError) as error:
         log.debug("CmdStan not found: %s", error)
         return None
-
-
-def _cmdstan_version_string(home: Path) -> str:
-    try:
-        for line in (home / "makefile").read_text().splitlines():
-            if line.startswith("CMDSTAN_VERSION"):
-                return line.split(":=")[1].strip()
-    except OSError:
-        pass
-    return home.name
 
 
 class CmdStanEngine(Engine):
@@ -78,9 +91,8 @@ class CmdStanEngine(Engine):
             raise EngineNotFoundError(f"CmdStan was not found: {CMDSTAN_INSTALL_HINT}")
         self._cmdstanpy = cmdstanpy
         self.home = home
-        self.version = _cmdstan_version_string(home)
-        # cmdstanpy logs every chain's start and end at INFO; keep that out of our users' logs.
-        logging.getLogger("cmdstanpy").setLevel(logging.WARNING)
+        version = cmdstanpy.cmdstan_version()  # (major, minor), or None if unreadable
+        self.version = ".".join(map(str, version)) if version else home.name
 
     # -- compile -------------------------------------------------------------------------
     def _exe_path(self, program: StanProgram) -> Path:
@@ -92,10 +104,7 @@ class CmdStanEngine(Engine):
         exe = self._exe_path(program)
         if exe.is_file():
             return False
-        exe.parent.parent.mkdir(parents=True, exist_ok=True)
-        build_dir = make_owned_dir(exe.parent.parent, ".build-")
-        try:
-            os.chmod(build_dir, 0o777 & ~current_umask())  # a cache others may share, not a private dir
+        with owned_dir(exe.parent.parent, ".build-", private=False) as build_dir:
             stan_file = build_dir / "model.stan"
             stan_file.write_text(program.code, encoding="utf-8")
             log.info("compiling %s with CmdStan %s", program.path.name, self.version)
@@ -107,13 +116,12 @@ class CmdStanEngine(Engine):
             log.info("compiled in %.1f s", time.perf_counter() - start)
             if exe.parent.exists() and not exe.is_file():
                 shutil.rmtree(exe.parent, ignore_errors=True)  # a damaged entry: replace it
+            release_lock(build_dir)
             try:
                 build_dir.rename(exe.parent)
             except OSError:
                 # Another process finished the same build first; its executable is identical.
                 log.debug("compiled model already in cache at %s", exe.parent)
-        finally:
-            shutil.rmtree(build_dir, ignore_errors=True)
         return True
 
     def _model(self, program: StanProgram) -> Any:
@@ -128,7 +136,7 @@ class CmdStanEngine(Engine):
         start = time.perf_counter()
         with owned_tempdir("ratepool-cmdstan-") as run_dir:
             data_file = run_dir / "data.json"
-            data_file.write_text(json.dumps(dict(data)), encoding="utf-8")
+            stanio.write_stan_json(str(data_file), dict(data))
             try:
                 fit = model.sample(
                     data=str(data_file),
@@ -140,7 +148,7 @@ class CmdStanEngine(Engine):
                     adapt_delta=None if settings.fixed_param else settings.adapt_delta,
                     fixed_param=settings.fixed_param,
                     output_dir=str(run_dir),
-                    sig_figs=_SIG_FIGS,
+                    sig_figs=output_sig_figs(data),
                     show_progress=settings.show_progress,
                 )
             except (RuntimeError, ValueError) as error:
@@ -148,17 +156,10 @@ class CmdStanEngine(Engine):
                     f"CmdStan's sampler failed: {shorten(str(error))}\n--- console (tail) ---\n"
                     f"{_console_tail(run_dir)}"
                 ) from None
-            variables = _variables(fit, settings.chains)
-            stats = {name: np.asarray(values).T for name, values in
-                     fit.method_variables().items()}
-            console = _console_tail(run_dir)
-        return Draws(
-            variables=variables,
-            sample_stats=split_sample_stats(stats),
-            engine=self.name,
-            console=console,
-            elapsed_seconds=time.perf_counter() - start,
-        )
+            draws = draws_from_fit(fit, self.name)
+            draws.console = _console_tail(run_dir)
+        draws.elapsed_seconds = time.perf_counter() - start
+        return draws
 
     # -- log density -----------------------------------------------------------------------
     def log_density(
@@ -170,15 +171,13 @@ class CmdStanEngine(Engine):
         jacobian: bool = False,
     ) -> float:
         model = self._model(program)
-        values = {name: np.asarray(value).tolist() for name, value in params.items()}
         with owned_tempdir("ratepool-cmdstan-") as run_dir:
-            data_file = run_dir / "data.json"
-            data_file.write_text(json.dumps(dict(data)), encoding="utf-8")
-            params_file = run_dir / "params.json"
-            params_file.write_text(json.dumps(values), encoding="utf-8")
+            files = {"data": run_dir / "data.json", "params": run_dir / "params.json"}
+            stanio.write_stan_json(str(files["data"]), dict(data))
+            stanio.write_stan_json(str(files["params"]), dict(params))
             try:
-                frame = model.log_prob(params=str(params_file), data=str(data_file),
-                                       jacobian=jacobian, sig_figs=_SIG_FIGS)
+                frame = model.log_prob(params=str(files["params"]), data=str(files["data"]),
+                                       jacobian=jacobian, sig_figs=EXACT_SIG_FIGS)
             except (RuntimeError, ValueError) as error:
                 raise EngineError(f"CmdStan's log_prob failed: {shorten(str(error))}") from None
         return float(frame["lp__"].iloc[0])
@@ -190,17 +189,6 @@ class CmdStanEngine(Engine):
             "cmdstanpy": self._cmdstanpy.__version__,
             "stan": self.version,
         }
-
-
-def _variables(fit: Any, chains: int) -> dict[str, np.ndarray]:
-    """Every non-empty Stan variable as (chain, draw, *dims)."""
-    variables = {}
-    for name, var in fit.metadata.stan_vars.items():
-        dims = tuple(var.dimensions)
-        if 0 in dims:
-            continue
-        variables[name] = np.asarray(fit.stan_variable(name)).reshape(chains, -1, *dims)
-    return variables
 
 
 def _console_tail(run_dir: Path) -> str:

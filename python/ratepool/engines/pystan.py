@@ -1,42 +1,54 @@
 """The PyStan engine: compiles the program offline with httpstan's bundled stanc and the system
-C++ compiler, and samples it in-process.
+C++ compiler, and samples it in a child process.
 
-Two kinds of litter are kept out of the user's machine: httpstan binds a Unix socket in the temp
-directory for every run and never removes it, so runs use a private temp directory that is
-deleted afterwards; and httpstan stores every seeded fit in its cache for ever, so the fits a
-run creates are deleted once read.
+PyStan needs things a library must not do to its caller's process: a working directory for its
+build, a temp directory for httpstan's Unix socket (which it never removes), an asyncio loop of
+its own, and a pool of chain processes. So compiles, sampling runs and log densities run in a
+child process (`ratepool.engines._pystan_child`) that belongs to the engine object (started on
+first use, ended with the object, serving one request at a time); each request gets a private
+working and temp directory, deleted afterwards, and the draws come back as numpy arrays through
+a file, so the caller never holds PyStan's own copy of them. Separate engine objects (each
+`ratepool.fit` call makes one) run side by side from several threads. Ctrl-C stops the child and
+its chains; a killed caller takes them down too (Linux). Compiled modules stay in httpstan's
+per-user cache, built by one process at a time; the seeded fits httpstan would keep for ever are
+deleted.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import contextlib
+import codecs
 import json
 import logging
-import multiprocessing
 import os
 import re
-import signal
+import subprocess
 import sys
 import tempfile
+import threading
 import time
+import weakref
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, BinaryIO, Mapping, TextIO
 
 import numpy as np
+import stanio
 
-from ..errors import CompileError, EngineNotFoundError, SamplingError
+from ..errors import CompileError, EngineError, EngineNotFoundError, SamplingError
 from ..program import StanProgram
 from ..tempdirs import owned_tempdir
-from ._console import captured_console
 from .base import Draws, Engine, SamplerSettings, shorten, split_sample_stats, tail
 
 __all__ = ["PyStanEngine", "pystan_available"]
 
 log = logging.getLogger(__name__)
 
-_NUTS = "stan::services::sample::hmc_nuts_diag_e_adapt"
-_FIXED = "stan::services::sample::fixed_param"
+_CHILD = Path(__file__).with_name("_pystan_child.py")
+#: Unix socket paths are limited to ~107 bytes; httpstan binds one in the child's temp directory.
+_MAX_TEMP_BASE = 60
+#: Seconds the child gets to stop its chains after SIGTERM before it is killed.
+_STOP_GRACE_SECONDS = 10.0
+#: Characters of the child's console output kept for error messages.
+_CONSOLE_KEEP = 64_000
 
 
 def pystan_available() -> bool:
@@ -59,215 +71,182 @@ def _import_stan() -> Any:
     return stan
 
 
-#: Unix socket paths are limited to ~107 bytes; httpstan binds one in the temp directory.
-_MAX_TEMP_BASE = 60
-
-
-@contextlib.contextmanager
-def _private_tempdir() -> Iterator[Path]:
-    """Run with a fresh temp directory as both ``tempfile``'s default and the working directory.
-
-    httpstan binds a Unix socket in the temp directory and never removes it, and its compiler
-    step writes ``build/`` into the working directory; both land here and are deleted after.
-    """
+def _temp_base() -> str:
     base = tempfile.gettempdir()
     if len(base) > _MAX_TEMP_BASE and os.path.isdir("/tmp"):
-        base = "/tmp"  # a long TMPDIR would make httpstan's socket path too long to bind
-    with owned_tempdir("ratepool-pystan-", base) as path:
-        previous_tempdir, previous_cwd = tempfile.tempdir, os.getcwd()
-        tempfile.tempdir = str(path)
-        os.chdir(path)
+        return "/tmp"  # a long TMPDIR would make httpstan's socket path too long to bind
+    return base
+
+
+class _Console(threading.Thread):
+    """Reads the child's console output: keeps its tail, echoes it to ``echo`` when set."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        super().__init__(daemon=True)
+        self._stream = stream
+        self.echo: TextIO | None = None
+        self.text = ""
+
+    def run(self) -> None:
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        for chunk in iter(lambda: self._stream.read1(65536), b""):
+            text = decoder.decode(chunk)
+            self.text = (self.text + text)[-_CONSOLE_KEEP:]
+            echo = self.echo
+            if echo is not None:
+                echo.write(text)
+                echo.flush()
+        self._stream.close()
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Stop the child (it kills its chains on SIGTERM); kill it if it does not exit in time."""
+    if process.poll() is None:
+        process.terminate()
         try:
-            yield path
-        finally:
-            os.chdir(previous_cwd)
-            tempfile.tempdir = previous_tempdir
+            process.wait(_STOP_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
-def _init_worker() -> None:  # pragma: no cover - runs in the sampler's worker processes
-    """Sampler workers ignore Ctrl-C (the parent handles it) and die with their parent."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if sys.platform.startswith("linux"):
-        import ctypes
+class _Child:
+    """The engine's child process, its event stream and its console reader."""
 
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    def __init__(self) -> None:
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        self.process = subprocess.Popen(
+            [sys.executable, "-P", str(_CHILD), str(os.getpid())], cwd="/", env=env,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.console = _Console(self.process.stderr)
+        self.console.start()
+        # Ends the child (its stdin closes) when the engine object goes, or at exit.
+        self.finalizer = weakref.finalize(self, _close, self.process)
 
+    def alive(self) -> bool:
+        return self.process.poll() is None
 
-def _install_sampler_pool() -> None:
-    """Give httpstan a worker pool whose processes cannot outlive this one.
+    def send(self, run_dir: Path) -> None:
+        self.process.stdin.write(f"{run_dir}\n".encode())
+        self.process.stdin.flush()
 
-    httpstan runs each chain in a module-level ProcessPoolExecutor whose workers survive a
-    killed parent and keep sampling; ours are killed with it (Linux) and on Ctrl-C.
-    """
-    import httpstan.services_stub as stub
+    def events(self) -> Any:
+        """The child's events until it is done with the request (or ends)."""
+        for line in self.process.stdout:
+            event = json.loads(line)
+            if event["event"] == "done":
+                return
+            yield event
 
-    if getattr(stub.executor, "_ratepool_pool", False):
-        return
-    pool = concurrent.futures.ProcessPoolExecutor(
-        mp_context=multiprocessing.get_context("fork"), initializer=_init_worker)
-    pool._ratepool_pool = True  # type: ignore[attr-defined]
-    stub.executor = pool
-
-
-def _stop_sampler_pool() -> None:
-    """Kill the running chains (after Ctrl-C) and leave a fresh pool for later runs."""
-    import httpstan.services_stub as stub
-
-    for process in list(getattr(stub.executor, "_processes", {}).values()):
-        process.kill()
-    stub.executor.shutdown(wait=False, cancel_futures=True)
-    stub.executor = None
-    _install_sampler_pool()
+    def stop(self) -> None:
+        _stop(self.process)
+        self.finalizer()
 
 
-@contextlib.contextmanager
-def _compile_lock() -> Iterator[None]:
-    """An exclusive lock on httpstan's cache while compiling (httpstan writes the module in
-    place, so two processes compiling the same program at once could load a half-written one)."""
-    import fcntl
-
-    import httpstan.cache
-
-    directory = httpstan.cache.cache_directory()
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / "ratepool-compile.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _close(process: subprocess.Popen) -> None:
+    """Close the child's stdin (it exits after its current request); stop it if it lingers."""
+    try:
+        process.stdin.close()
+        process.wait(_STOP_GRACE_SECONDS)
+    except (OSError, subprocess.TimeoutExpired):
+        _stop(process)
+    process.stdout.close()  # stderr is closed by its reader at its end
 
 
 class PyStanEngine(Engine):
-    """Runs the program with PyStan 3 (httpstan)."""
+    """Runs the program with PyStan 3 (httpstan), in a child process of its own."""
 
     name = "pystan"
 
     def __init__(self) -> None:
         self._stan = _import_stan()
-        _install_sampler_pool()
+        self._child: _Child | None = None
+        self._lock = threading.Lock()  # one request at a time per engine object
+
+    def _run(
+        self, request: dict[str, Any], program: StanProgram, data: Mapping[str, Any] | None,
+        *, show_progress: bool = False,
+    ) -> tuple[dict[str, Any], dict[str, np.ndarray], str]:
+        """Have the child answer one request; return its result, the arrays it wrote and its
+        console output."""
+        request = dict(request, program_code=program.code, program_path=str(program.path))
+        with self._lock, owned_tempdir("ratepool-pystan-", _temp_base()) as run_dir:
+            if data is not None:
+                stanio.write_stan_json(str(run_dir / "data.json"), dict(data))
+            (run_dir / "request.json").write_text(json.dumps(request), encoding="utf-8")
+            if self._child is None or not self._child.alive():
+                self._child = _Child()
+            child = self._child
+            child.console.text = ""  # the child is idle: nothing is being written
+            child.console.echo = sys.stderr if show_progress else None
+            try:
+                child.send(run_dir)
+                for event in child.events():
+                    self._on_event(event, program)
+            except BaseException:
+                child.stop()
+                raise
+            finally:
+                child.console.echo = None
+            console = child.console.text
+            result_file = run_dir / "result.json"
+            if not result_file.exists():
+                child.stop()
+                child.console.join(_STOP_GRACE_SECONDS)
+                raise EngineError(f"the PyStan process ended without a result (exit code "
+                                  f"{child.process.returncode}):\n{tail(child.console.text)}")
+            result = json.loads(result_file.read_text(encoding="utf-8"))
+            arrays: dict[str, np.ndarray] = {}
+            if (run_dir / "draws.npz").exists():
+                with np.load(run_dir / "draws.npz") as stored:
+                    arrays = {key: stored[key] for key in stored.files}
+        if not result["ok"]:
+            self._raise(result, console)
+        return result, arrays, console
+
+    @staticmethod
+    def _on_event(event: Mapping[str, Any], program: StanProgram) -> None:
+        if event["event"] == "compiling":
+            log.info("compiling %s with PyStan (about a minute, once per program version)",
+                     program.path.name)
+        elif event["event"] == "compiled":
+            log.info("compiled in %.1f s", event["seconds"])
+
+    @staticmethod
+    def _raise(result: Mapping[str, Any], console: str) -> None:
+        kind, message = result["kind"], result["message"]
+        if kind == "compile":
+            raise CompileError(message)
+        if kind == "interrupted":
+            raise KeyboardInterrupt
+        if kind == "crash":
+            raise EngineError(f"the PyStan process failed:\n{message}\n{tail(console)}")
+        raise SamplingError(f"{shorten(message)}\n--- engine output (tail) ---\n{tail(console)}")
 
     # -- compile -------------------------------------------------------------------------
-    def _model_dir(self, program: StanProgram) -> Path:
-        import httpstan.cache
-        import httpstan.models
-
-        return httpstan.cache.model_directory(httpstan.models.calculate_model_name(program.code))
-
-    def is_compiled(self, program: StanProgram) -> bool:
-        """Whether httpstan's per-user cache already holds this program's compiled module."""
-        model_dir = self._model_dir(program)
-        return model_dir.is_dir() and any(model_dir.glob("*.so"))
-
-    def _build(self, program: StanProgram, data: Mapping[str, Any], seed: int | None) -> Any:
-        """``stan.build``: compiles on first use (httpstan caches the module), binds the data.
-
-        Its console output is captured, not shown: stanc warns that the parameters "have no
-        priors" because the program uses ``target +=`` (to keep every constant), which is noise.
-        """
-        # Under the lock one process compiles while others wait, then load the cached module;
-        # a module being written is never seen as compiled.
-        with _compile_lock():
-            compiled_before = self.is_compiled(program)
-            if not compiled_before:
-                log.info("compiling %s with PyStan (about a minute, once per program version)",
-                         program.path.name)
-            start = time.perf_counter()
-            model = self._build_unlocked(program, data, seed)
-        if not compiled_before:
-            log.info("compiled in %.1f s", time.perf_counter() - start)
-        return model
-
-    def _build_unlocked(self, program: StanProgram, data: Mapping[str, Any],
-                        seed: int | None) -> Any:
-        with captured_console(False) as console:
-            try:
-                model = self._stan.build(program.code, data=dict(data), random_seed=seed)
-            except (ValueError, RuntimeError) as error:
-                if not self.is_compiled(program):
-                    raise CompileError(
-                        f"PyStan could not compile {program.path}: {error}\n"
-                        f"{tail(console.getvalue())}"
-                    ) from None
-                raise SamplingError(
-                    f"the Stan program rejected the data: {shorten(str(error))}\n"
-                    f"{tail(console.getvalue())}"
-                ) from None
-        if model is None:  # PyStan swallows Ctrl-C and returns None
-            raise KeyboardInterrupt
-        return model
-
     def compile(self, program: StanProgram) -> bool:
-        if self.is_compiled(program):
-            return False
-        with _private_tempdir():
-            try:
-                # Without data, build compiles the program, then fails to bind the data.
-                self._build(program, {}, seed=None)
-            except SamplingError:
-                pass
-        return True
+        result, _, _ = self._run({"action": "compile"}, program, None)
+        return bool(result["compiled"])
 
     # -- sample ----------------------------------------------------------------------------
     def sample(
         self, program: StanProgram, data: Mapping[str, Any], settings: SamplerSettings
     ) -> Draws:
         start = time.perf_counter()
-        with _private_tempdir():
-            model = self._build(program, data, settings.seed)
-            kwargs: dict[str, Any] = {"num_samples": settings.draws}
-            if settings.fixed_param:
-                function, run = _FIXED, model.fixed_param
-            else:
-                function, run = _NUTS, model.sample
-                kwargs.update(num_warmup=settings.warmup, delta=settings.adapt_delta)
-            with captured_console(settings.show_progress) as console:
-                try:
-                    fit = run(num_chains=settings.chains, **kwargs)
-                except (RuntimeError, ValueError) as error:
-                    raise SamplingError(
-                        f"PyStan's sampler failed: {shorten(str(error))}\n"
-                        "--- engine output (tail) ---\n"
-                        f"{tail(console.getvalue())}"
-                    ) from None
-                finally:
-                    self._delete_cached_fits(model, function, kwargs, settings)
-            if fit is None:  # PyStan swallows Ctrl-C and returns None
-                _stop_sampler_pool()
-                raise KeyboardInterrupt
+        request = {"action": "sample", "settings": {
+            "chains": settings.chains, "warmup": settings.warmup, "draws": settings.draws,
+            "adapt_delta": settings.adapt_delta, "seed": settings.seed,
+            "fixed_param": settings.fixed_param}}
+        _, arrays, console = self._run(request, program, data,
+                                       show_progress=settings.show_progress)
         return Draws(
-            variables=_variables(fit, settings.chains),
+            variables={key[2:]: value for key, value in arrays.items() if key.startswith("v.")},
             sample_stats=split_sample_stats(
-                {name: _by_chain(fit[name], settings.chains)[..., 0]
-                 for name in fit.sample_and_sampler_param_names}
-            ),
+                {key[2:]: value for key, value in arrays.items() if key.startswith("s.")}),
             engine=self.name,
-            console=tail(console.getvalue()),
+            console=tail(console),
             elapsed_seconds=time.perf_counter() - start,
         )
-
-    def _delete_cached_fits(self, model: Any, function: str, kwargs: Mapping[str, Any],
-                            settings: SamplerSettings) -> None:
-        """Remove the fits httpstan stored for this run (it keeps every seeded fit for ever).
-
-        httpstan names a seeded fit by hashing its request; the same request is rebuilt here.
-        """
-        import httpstan.cache
-        import httpstan.fits
-        import httpstan.schemas
-
-        encoded = json.loads(self._stan.model.DataJSONEncoder().encode(dict(kwargs)))
-        for chain in range(1, settings.chains + 1):
-            request = dict(encoded, function=function, chain=chain, data=model.data, init={},
-                           random_seed=settings.seed)
-            args = httpstan.schemas.CreateFitRequest().load(request)
-            name = httpstan.fits.calculate_fit_name(args.pop("function"), model.model_name, args)
-            path = httpstan.cache.fit_path(name)
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                log.debug("httpstan fit %s not found for deletion", path)
 
     # -- log density -----------------------------------------------------------------------
     def log_density(
@@ -278,13 +257,11 @@ class PyStanEngine(Engine):
         *,
         jacobian: bool = False,
     ) -> float:
-        with _private_tempdir():
-            model = self._build(program, data, seed=1)
-            context = {name: np.asarray(params[name], dtype=float).tolist()
-                       for name in model.param_names if name in params}
-            with captured_console(False):
-                unconstrained = model.unconstrain_pars(context)
-                return float(model.log_prob(unconstrained, adjust_transform=jacobian))
+        request = {"action": "log_density", "jacobian": jacobian,
+                   "params": {name: np.asarray(value, dtype=float).tolist()
+                              for name, value in params.items()}}
+        result, _, _ = self._run(request, program, data)
+        return float(result["value"])
 
     def versions(self) -> dict[str, str]:
         import httpstan
@@ -295,23 +272,6 @@ class PyStanEngine(Engine):
             "httpstan": httpstan.__version__,
             "stan": _stan_version(Path(httpstan.__file__).parent),
         }
-
-
-def _by_chain(flat: np.ndarray, chains: int) -> np.ndarray:
-    """PyStan's (*dims, draws * chains) array, draw-major, as (chain, draw, *dims)."""
-    dims = flat.shape[:-1]
-    per_draw = flat.reshape(*dims, -1, chains)  # last axis index = draw * chains + chain
-    return np.moveaxis(np.moveaxis(per_draw, -1, 0), -1, 1)
-
-
-def _variables(fit: Any, chains: int) -> dict[str, np.ndarray]:
-    """Every non-empty Stan variable as (chain, draw, *dims)."""
-    variables = {}
-    for name, dims in zip(fit.param_names, fit.dims):
-        if 0 in dims:
-            continue
-        variables[name] = _by_chain(fit[name], chains).reshape(chains, -1, *dims)
-    return variables
 
 
 def _stan_version(httpstan_dir: Path) -> str:

@@ -1,0 +1,289 @@
+"""The PyStan child process: compiles, sampling runs and log densities, one at a time, in a
+process of its own.
+
+Run by `ratepool.engines.pystan` as ``python -P _pystan_child.py PARENT_PID``; it imports
+neither ratepool nor anything the parent set up, so whatever PyStan needs (a working directory
+for its build, a temp directory for httpstan's socket, an asyncio loop, httpstan's worker pool)
+is arranged here, in a process that belongs to one engine object and ends with it (its stdin
+closes).
+
+Protocol: for each request the parent creates a private run directory, writes
+``request.json`` (and ``data.json``) into it and sends the directory's path as a line on stdin.
+The child works with that directory as its working and temp directory, writes ``result.json``
+and, after sampling, ``draws.npz`` (``v.<variable>`` arrays shaped (chain, draw, *dims),
+``s.<sampler column>`` arrays shaped (chain, draw)), and answers with ``{"event": "done"}``.
+Progress events go to stdout as JSON lines; everything PyStan prints goes to stderr.
+
+Signals: Ctrl-C is ignored (the parent decides and sends SIGTERM); SIGTERM kills the chains and
+exits; the child gets SIGTERM when its parent dies (Linux) and then also deletes the run
+directory, which its parent can no longer do. Chain processes are killed when the child dies.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import io
+import json
+import multiprocessing
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Iterator
+
+_NUTS = "stan::services::sample::hmc_nuts_diag_e_adapt"
+_FIXED = "stan::services::sample::fixed_param"
+_PR_SET_PDEATHSIG = 1
+#: Lines of console output kept for messages.
+_TAIL_LINES = 40
+
+
+def _tail(text: str) -> str:
+    kept = [line for line in text.splitlines() if line.strip()]
+    return "\n".join(kept[-_TAIL_LINES:])
+
+
+def _die_with_parent(signum: int) -> None:
+    """Ask the kernel to send ``signum`` when the parent exits (Linux; elsewhere a no-op)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signum)
+
+
+def _init_worker() -> None:  # pragma: no cover - runs in the chain processes
+    """Chain processes ignore Ctrl-C (the parent handles it) and die with this process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent(signal.SIGKILL)
+
+
+def _chain_processes() -> list[Any]:
+    stub = sys.modules.get("httpstan.services_stub")
+    return list(getattr(getattr(stub, "executor", None), "_processes", {}).values())
+
+
+class _Child:
+    def __init__(self, parent: int) -> None:
+        self.parent = parent
+        self.run_dir: Path | None = None
+        self.request: dict[str, Any] = {}
+        self.events = os.fdopen(os.dup(1), "w", buffering=1)
+        os.dup2(2, 1)  # anything else written to stdout is console output
+
+    # -- signals ---------------------------------------------------------------------------
+    def on_term(self, signum: int, frame: Any) -> None:
+        for process in _chain_processes():
+            with contextlib.suppress(Exception):
+                process.kill()
+        if os.getppid() != self.parent and self.run_dir is not None:
+            shutil.rmtree(self.run_dir, ignore_errors=True)  # the parent died: nobody else will
+        os._exit(128 + signum)
+
+    def event(self, name: str, **values: Any) -> None:
+        self.events.write(json.dumps({"event": name, **values}) + "\n")
+
+    # -- httpstan's cache ------------------------------------------------------------------
+    def model_dir(self) -> Path:
+        import httpstan.cache
+        import httpstan.models
+
+        return httpstan.cache.model_directory(
+            httpstan.models.calculate_model_name(self.request["program_code"]))
+
+    def is_compiled(self) -> bool:
+        model_dir = self.model_dir()
+        return model_dir.is_dir() and any(model_dir.glob("*.so"))
+
+    @contextlib.contextmanager
+    def compile_lock(self) -> Iterator[None]:
+        """An exclusive lock on httpstan's cache while building (httpstan writes the module in
+        place, so two processes compiling the same program could load a half-written one)."""
+        import fcntl
+
+        import httpstan.cache
+
+        directory = httpstan.cache.cache_directory()
+        directory.mkdir(parents=True, exist_ok=True)
+        with open(directory / "ratepool-compile.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+
+    # -- build -----------------------------------------------------------------------------
+    def build(self, data: dict[str, Any], seed: int | None) -> Any:
+        """``stan.build`` under the lock: compiles on first use, then binds the data.
+
+        Its console output is kept out of sight: stanc warns that the parameters "have no
+        priors" because the program uses ``target +=`` (to keep every constant), which is noise.
+        """
+        import stan
+
+        with self.compile_lock():
+            compiled_before = self.is_compiled()
+            if not compiled_before:
+                self.event("compiling")
+            start = time.perf_counter()
+            record = io.StringIO()
+            try:
+                with contextlib.redirect_stdout(record), contextlib.redirect_stderr(record):
+                    model = stan.build(self.request["program_code"], data=data,
+                                       random_seed=seed)
+            except (ValueError, RuntimeError) as error:
+                if not self.is_compiled():
+                    raise _Failure("compile", f"PyStan could not compile "
+                                   f"{self.request['program_path']}: {error}\n"
+                                   f"{_tail(record.getvalue())}") from None
+                raise _Failure("data", f"the Stan program rejected the data: {error}\n"
+                               f"{_tail(record.getvalue())}") from None
+        if not compiled_before:
+            self.event("compiled", seconds=time.perf_counter() - start)
+        return model
+
+    def data(self) -> dict[str, Any]:
+        assert self.run_dir is not None
+        path = self.run_dir / "data.json"
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+    # -- actions ---------------------------------------------------------------------------
+    def compile(self) -> dict[str, Any]:
+        compiled_before = self.is_compiled()
+        try:
+            self.build({}, seed=None)  # compiles, then fails to bind the (missing) data
+        except _Failure as failure:
+            if failure.kind == "compile":
+                raise
+        return {"compiled": not compiled_before}
+
+    def sample(self) -> dict[str, Any]:
+        import numpy as np
+
+        settings = self.request["settings"]
+        model = self.build(self.data(), settings["seed"])
+        kwargs: dict[str, Any] = {"num_samples": settings["draws"]}
+        if settings["fixed_param"]:
+            function, run = _FIXED, model.fixed_param
+        else:
+            function, run = _NUTS, model.sample
+            kwargs.update(num_warmup=settings["warmup"], delta=settings["adapt_delta"])
+        start = time.perf_counter()
+        try:
+            fit = run(num_chains=settings["chains"], **kwargs)
+        except (RuntimeError, ValueError) as error:
+            raise _Failure("sampling", f"PyStan's sampler failed: {error}") from None
+        finally:
+            self.delete_cached_fits(model, function, kwargs, settings)
+        if fit is None:  # PyStan returns None when interrupted
+            raise _Failure("interrupted", "the sampler was interrupted")
+        chains = settings["chains"]
+        arrays = {f"v.{name}": _by_chain(fit[name], chains).reshape(chains, -1, *dims)
+                  for name, dims in zip(fit.param_names, fit.dims) if 0 not in dims}
+        arrays.update({f"s.{name}": _by_chain(fit[name], chains)[..., 0]
+                       for name in fit.sample_and_sampler_param_names})
+        np.savez(self.run_dir / "draws.npz", **arrays)  # type: ignore[operator]
+        return {"seconds": time.perf_counter() - start}
+
+    def log_density(self) -> dict[str, Any]:
+        import numpy as np
+
+        model = self.build(self.data(), seed=1)
+        params = self.request["params"]
+        context = {name: np.asarray(params[name], dtype=float).tolist()
+                   for name in model.param_names if name in params}
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            unconstrained = model.unconstrain_pars(context)
+            value = model.log_prob(unconstrained, adjust_transform=self.request["jacobian"])
+        return {"value": float(value)}
+
+    # -- one request -----------------------------------------------------------------------
+    def serve(self, run_dir: Path) -> None:
+        """Answer the request in ``run_dir``, with it as working and temp directory."""
+        self.run_dir = run_dir
+        self.request = json.loads((run_dir / "request.json").read_text(encoding="utf-8"))
+        os.chdir(run_dir)
+        tempfile.tempdir = str(run_dir)
+        action = {"compile": self.compile, "sample": self.sample,
+                  "log_density": self.log_density}[self.request["action"]]
+        try:
+            result = {"ok": True, **action()}
+        except _Failure as failure:
+            result = {"ok": False, "kind": failure.kind, "message": str(failure)}
+        except Exception:  # noqa: BLE001 - reported to the parent with the traceback
+            result = {"ok": False, "kind": "crash", "message": traceback.format_exc()}
+        finally:
+            os.chdir("/")
+            tempfile.tempdir = None
+        temp = run_dir / "result.json.tmp"
+        temp.write_text(json.dumps(result), encoding="utf-8")
+        os.replace(temp, run_dir / "result.json")
+        self.run_dir = None
+        sys.stderr.flush()
+        self.event("done")
+
+    # -- httpstan's pool and fit cache -----------------------------------------------------
+    @staticmethod
+    def install_pool() -> None:
+        """Chains run in a pool whose processes die with this one (httpstan's own survive a
+        killed parent and keep sampling). This process exists to run PyStan, so its
+        module-level pool is ours to replace."""
+        import httpstan.services_stub as stub
+
+        stub.executor = concurrent.futures.ProcessPoolExecutor(
+            mp_context=multiprocessing.get_context("fork"), initializer=_init_worker)
+
+    def delete_cached_fits(self, model: Any, function: str, kwargs: dict[str, Any],
+                           settings: dict[str, Any]) -> None:
+        """Remove the fits httpstan stored for this run (it keeps every seeded fit for ever).
+
+        httpstan names a seeded fit by hashing its request; the same request is rebuilt here.
+        """
+        import httpstan.cache
+        import httpstan.fits
+        import httpstan.schemas
+        import stan
+
+        encoded = json.loads(stan.model.DataJSONEncoder().encode(dict(kwargs)))
+        for chain in range(1, settings["chains"] + 1):
+            request = dict(encoded, function=function, chain=chain, data=model.data, init={},
+                           random_seed=settings["seed"])
+            args = httpstan.schemas.CreateFitRequest().load(request)
+            name = httpstan.fits.calculate_fit_name(args.pop("function"), model.model_name, args)
+            with contextlib.suppress(FileNotFoundError):
+                httpstan.cache.fit_path(name).unlink()
+
+
+class _Failure(Exception):
+    """A failure to report to the parent: ``kind`` is compile, data, sampling or interrupted."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def _by_chain(flat: Any, chains: int) -> Any:
+    """PyStan's (*dims, draws * chains) array, draw-major, as (chain, draw, *dims)."""
+    import numpy as np
+
+    dims = flat.shape[:-1]
+    per_draw = flat.reshape(*dims, -1, chains)  # last axis index = draw * chains + chain
+    return np.moveaxis(np.moveaxis(per_draw, -1, 0), -1, 1)
+
+
+def main(parent: str) -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    child = _Child(int(parent))
+    signal.signal(signal.SIGTERM, child.on_term)
+    _die_with_parent(signal.SIGTERM)
+    if os.getppid() != child.parent:  # the parent died before the line above
+        child.on_term(signal.SIGTERM, None)
+    child.install_pool()
+    for line in sys.stdin:
+        child.serve(Path(line.strip()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

@@ -1,0 +1,415 @@
+"""The round trip through CmdStan run by hand: export the data JSON, read CmdStan's CSVs back.
+
+``write_stan_data`` writes exactly the JSON that ``data file=`` of the compiled program takes
+(with stanio, as cmdstanpy does), plus the entity label <-> Stan index table next to it.
+``read_stan_data`` turns that pair back into a `CountData`, refusing a JSON whose layout is not
+the one this version of ratepool writes. ``read_cmdstan_csv`` reads CmdStan's own output CSVs
+(one per chain) with ``cmdstanpy.from_csv``, which needs no CmdStan installation;
+``fit_result_from_run`` checks that they are a posterior run of ratepool's program on that data
+and returns the same `FitResult` as `ratepool.fit`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..config import ModelConfig
+from ..data import CountData
+from ..errors import ConfigError, DataError
+from ..files import atomic_file, atomic_write_text
+from ..fit import FitResult
+from ..inference import build_inference_data
+from ..labels import read_label_table
+from .base import Draws, split_sample_stats
+
+__all__ = [
+    "CmdStanRun",
+    "labels_path_for",
+    "write_stan_data",
+    "read_labels",
+    "read_stan_data",
+    "draws_from_fit",
+    "read_cmdstan_csv",
+    "check_ratepool_run",
+    "config_from_run",
+    "fit_result_from_run",
+]
+
+log = logging.getLogger(__name__)
+
+#: Columns of the label <-> index table written next to the data JSON.
+LABEL_COLUMNS = ("entity", "stan_index", "n_windows", "total_count")
+
+#: The data JSON's settings, as `CountData.to_stan_data` takes them.
+_SWITCHES = ("mu_rate", "alpha_sd", "phi_sd", "use_sufficient_stats", "prior_only",
+             "non_centered", "obs_predictions", "entity_predictions")
+
+
+def labels_path_for(data_json: str | Path) -> Path:
+    """Where the label table of ``data.json`` lives: ``data.labels.csv`` beside it."""
+    data_json = Path(data_json)
+    return data_json.with_name(f"{data_json.stem}.labels.csv")
+
+
+# --------------------------------------------------------------------------------------------
+# Data JSON and labels
+
+
+def write_stan_data(
+    stan_data: dict[str, Any], data: CountData, path: str | Path,
+    labels_path: str | Path | None = None,
+) -> tuple[Path, Path]:
+    """Write the Stan data dict as JSON and the label table as CSV, each atomically.
+
+    Parameters
+    ----------
+    stan_data : dict
+        The dict from `ratepool.fit.stan_data`.
+    data : CountData
+        The data it was built from (for the labels).
+    path : path
+        The JSON file to write.
+    labels_path : path, optional
+        The label table; `labels_path_for` ``path`` by default.
+
+    Returns
+    -------
+    (Path, Path)
+        The JSON and label table paths.
+    """
+    import stanio
+
+    path = Path(path)
+    labels_path = Path(labels_path) if labels_path is not None else labels_path_for(path)
+    with atomic_file(path) as temp:
+        stanio.write_stan_json(str(temp), stan_data)
+    atomic_write_text(labels_path, data.mapping_table().to_csv(index=False))
+    log.info("wrote %s and its label table %s", path, labels_path)
+    return path, labels_path
+
+
+def read_labels(path: str | Path, n_entities: int) -> pd.DataFrame:
+    """Read and check a label table: columns `LABEL_COLUMNS`, ``stan_index`` exactly 1..J."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(
+            f"label table {path} does not exist; it is written by 'ratepool export-data' next "
+            "to the data JSON (give it with --labels)"
+        )
+    # Labels as text exactly as written ("NA" and "007" are labels, not missing values or the
+    # number 7), as every file's labels are read (ratepool.labels).
+    table = read_label_table(path, "entity")
+    missing = [c for c in LABEL_COLUMNS if c not in table.columns]
+    if missing:
+        raise DataError(f"label table {path} has no column(s) {missing}; expected "
+                        f"{list(LABEL_COLUMNS)} as written by 'ratepool export-data'")
+    table = table.sort_values("stan_index", kind="stable").reset_index(drop=True)
+    if table["stan_index"].tolist() != list(range(1, n_entities + 1)):
+        raise DataError(
+            f"label table {path} must list stan_index 1..{n_entities} once each (the data "
+            f"JSON has J = {n_entities}); it has {len(table)} rows. Use the table written "
+            "together with that JSON"
+        )
+    if table["entity"].isna().any() or table["entity"].duplicated().any():
+        raise DataError(f"label table {path}: column 'entity' has missing or repeated labels")
+    return table
+
+
+def _layout_error(path: Path, what: str) -> DataError:
+    return DataError(
+        f"data JSON {path} {what}: it does not have the layout this version of ratepool "
+        "writes for stan/hierarchical_negbinom.stan (an older or newer ratepool wrote it, or "
+        "it was edited). Export the data again with 'ratepool export-data' and rerun CmdStan"
+    )
+
+
+def read_stan_data(
+    path: str | Path, labels_path: str | Path | None = None
+) -> tuple[CountData, dict[str, Any]]:
+    """Rebuild `CountData` from a data JSON and its label table.
+
+    The JSON must be exactly what `write_stan_data` writes for that data and those settings:
+    same fields, no others, consistent values.
+
+    Returns
+    -------
+    (CountData, dict)
+        The data (raw rows included when the JSON holds them, ``N > 0``) and the JSON's dict.
+
+    Raises
+    ------
+    DataError
+        If a file is missing, the JSON's layout differs from this version's, or the label table
+        does not belong to the JSON (different J, windows or totals).
+    """
+    path = Path(path)
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"data JSON {path} does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DataError(f"data JSON {path} is not valid JSON: {error}") from None
+    if not isinstance(values, dict):
+        raise _layout_error(path, "is not a JSON object")
+    try:
+        n_entities = int(values["J"])
+        rows = int(values["N"]) > 0
+        arrays = {name: np.asarray(values[name], dtype=float) for name in
+                  ("entity", "y", "n_windows", "entity_total", "count_value", "count_freq")}
+        switches = {name: values[name] for name in _SWITCHES}
+    except KeyError as error:
+        raise _layout_error(path, f"has no field {error}") from None
+    labels_path = Path(labels_path) if labels_path is not None else labels_path_for(path)
+    table = read_labels(labels_path, n_entities)
+    as_int = {name: np.rint(value).astype(np.int64) for name, value in arrays.items()}
+    for column, from_json in (("n_windows", "n_windows"), ("total_count", "entity_total")):
+        if not np.array_equal(table[column].to_numpy(dtype=np.int64), as_int[from_json]):
+            raise DataError(
+                f"label table {labels_path} does not match {path}: its {column!r} column "
+                "differs from the JSON's. Use the table written together with that JSON"
+            )
+    data = CountData(
+        labels=pd.Index(table["entity"].to_numpy(), name="entity"),
+        n_windows=as_int["n_windows"],
+        entity_total=as_int["entity_total"],
+        count_value=as_int["count_value"],
+        count_freq=as_int["count_freq"],
+        entity_index=as_int["entity"] - 1 if rows else None,
+        y=as_int["y"] if rows else None,
+    )
+    expected = data.to_stan_data(**switches)
+    _refuse_options(path, values)
+    if not OPTION_FIELDS & set(values):
+        # A data JSON from before the model options (ratepool 0.1's program): the base model,
+        # whose outputs are those of today's program with every option off.
+        log.info("%s predates the model options (no exposure, covariates or zero-inflation "
+                 "fields): read as the base model", path)
+        expected = {name: value for name, value in expected.items()
+                    if name not in OPTION_FIELDS}
+    _check_layout(path, values, expected)
+    return data, values
+
+
+#: Data fields the model options added to the program (absent from older exports).
+OPTION_FIELDS = frozenset({"has_exposure", "exposure", "zero_inflation", "G", "group_entity",
+                           "group_exposure", "group_windows", "group_zeros", "group_total",
+                           "P", "X", "beta_sd"})
+
+
+def _refuse_options(path: Path, values: dict[str, Any]) -> None:
+    """The CmdStan round trip does not rebuild exposure, covariates or zero-inflation yet."""
+    switched_on = [name for name in ("has_exposure", "zero_inflation", "P")
+                   if int(values.get(name, 0) or 0)]
+    if switched_on:
+        raise DataError(
+            f"data JSON {path} switches on model options ({', '.join(switched_on)}): reading "
+            "CmdStan output back with 'ratepool report' supports the base model only for now. "
+            "Fit with 'ratepool fit --engine cmdstan' (same program, same options) instead")
+
+
+def _check_layout(path: Path, values: dict[str, Any], expected: dict[str, Any]) -> None:
+    """Same fields as this version writes for the same data and settings, and the same values."""
+    extra = sorted(set(values) - set(expected))
+    if extra:
+        raise _layout_error(path, f"has field(s) {extra} that this version does not write")
+    missing = sorted(set(expected) - set(values))
+    if missing:
+        raise _layout_error(path, f"has no field(s) {missing}")
+    differ = [name for name in expected
+              if not np.array_equal(np.asarray(values[name], dtype=float),
+                                    np.asarray(expected[name], dtype=float))]
+    if differ:
+        raise _layout_error(path, f"has inconsistent field(s) {differ}")
+
+
+# --------------------------------------------------------------------------------------------
+# CmdStan output CSVs
+
+
+@dataclass
+class CmdStanRun:
+    """What ``read_cmdstan_csv`` found in CmdStan's output files.
+
+    Attributes
+    ----------
+    draws : Draws
+        Post-warmup draws, (chain, draw, *dims), one chain per file in the order given.
+    settings : dict
+        The run's settings from the CSV header as cmdstanpy reads them (``num_samples``,
+        ``num_warmup``, ``delta``, ``seed``, ``data_file``, ``algorithm``, ``model``, ...).
+    files : list of Path
+        The CSV files.
+    """
+
+    draws: Draws
+    settings: dict[str, Any]
+    files: list[Path] = field(default_factory=list)
+
+    def setting(self, key: str, default: Any = None) -> Any:
+        """One setting of the run."""
+        return self.settings.get(key, default)
+
+    @property
+    def stan_version(self) -> str:
+        """``major.minor.patch`` of the Stan that wrote the files."""
+        parts = [self.setting(f"stan_version_{p}") for p in ("major", "minor", "patch")]
+        return ".".join(str(p) for p in parts) if None not in parts else "unknown"
+
+    @property
+    def data_file(self) -> str | None:
+        """The ``data file=`` argument of the run, as CmdStan recorded it."""
+        value = self.setting("data_file")
+        return str(value) if value not in (None, "") else None
+
+
+def draws_from_fit(fit: Any, engine: str = "cmdstan") -> Draws:
+    """A cmdstanpy ``CmdStanMCMC``'s post-warmup draws as `Draws` (chain, draw, *dims);
+    variables of size zero are left out."""
+    table = fit.draws(inc_warmup=False, concat_chains=False)  # (draw, chain, column)
+
+    def by_chain(variable: Any) -> np.ndarray:
+        return np.swapaxes(np.asarray(variable.extract_reshape(table), dtype=float), 0, 1)
+
+    variables = {name: by_chain(var) for name, var in fit.metadata.stan_vars.items()
+                 if 0 not in tuple(var.dimensions)}
+    stats = {name: by_chain(var) for name, var in fit.metadata.method_vars.items()}
+    return Draws(variables=variables, sample_stats=split_sample_stats(stats), engine=engine,
+                 info={"files": [str(f) for f in fit.runset.csv_files]})
+
+
+def read_cmdstan_csv(paths: Sequence[str | Path]) -> CmdStanRun:
+    """Read the output CSVs of one CmdStan ``sample`` run (one file per chain), in the order
+    given, with ``cmdstanpy.from_csv``. Saved warmup draws are dropped.
+
+    Raises
+    ------
+    DataError
+        If a file is missing or not a CmdStan sampling CSV, or the files do not belong together.
+    """
+    import cmdstanpy
+
+    files = [Path(p) for p in paths]
+    if not files:
+        raise DataError("give at least one CmdStan output CSV")
+    for path in files:
+        if not path.is_file():
+            raise DataError(f"CmdStan output CSV {path} does not exist")
+        if path.suffix != ".csv":
+            raise DataError(f"{path}: CmdStan output files end in .csv")
+    try:
+        fit = cmdstanpy.from_csv([str(p) for p in files], method="sample")
+    except (ValueError, RuntimeError, KeyError, IndexError) as error:
+        raise DataError(
+            f"{', '.join(map(str, files))} are not the output of one run of CmdStan's 'sample' "
+            f"method ({error}); give the CSV files CmdStan wrote, one per chain"
+        ) from None
+    settings = {key: value.item() if isinstance(value, np.generic) else value
+                for key, value in fit.metadata.cmdstan_config.items()
+                if isinstance(value, (str, int, float, np.generic))}
+    settings.pop("raw_header", None)
+    return CmdStanRun(draws=draws_from_fit(fit), settings=settings, files=files)
+
+
+def _expected_outputs(stan_data: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """The non-empty outputs (name -> dims) of a posterior run of the program on ``stan_data``."""
+    n_entities, n_rows = int(stan_data["J"]), int(stan_data["N"])
+    outputs: dict[str, tuple[int, ...]] = {"mu": (), "alpha": (), "phi": (), "theta_new": (),
+                                           "y_new": ()}
+    if int(stan_data["non_centered"]):
+        outputs.update(theta_raw=(n_entities,), theta_from_raw=(n_entities,))
+    else:
+        outputs.update(theta=(n_entities,))
+    if int(stan_data["obs_predictions"]):
+        outputs.update(y_rep=(n_rows,), log_lik=(n_rows,))
+    if int(stan_data["entity_predictions"]):
+        outputs.update({name: (n_entities,) for name in
+                        ("y_pred", "y_rep_total", "y_rep_zeros", "log_lik_entity")})
+    return outputs
+
+
+def check_ratepool_run(run: CmdStanRun, stan_data: dict[str, Any]) -> None:
+    """Raise `DataError` unless the CSVs are a posterior run of ratepool's program on this data:
+    NUTS, and exactly the outputs (names and sizes) the program gives for that data JSON."""
+    if int(stan_data.get("prior_only", 0)):
+        raise DataError("the data JSON has prior_only = 1: these are prior draws, not a posterior; "
+                        "export the data without --prior-only and sample again")
+    if run.setting("algorithm") == "fixed_param":
+        raise DataError("the CSVs come from the fixed_param sampler, not NUTS; there is no "
+                        "posterior to report")
+    found = {name: tuple(values.shape[2:]) for name, values in run.draws.variables.items()}
+    expected = _expected_outputs(stan_data)
+    if found != expected:
+        differ = sorted(name for name in set(found) | set(expected)
+                        if found.get(name) != expected.get(name))
+        shown = {name: (found.get(name), expected.get(name)) for name in differ[:6]}
+        raise DataError(
+            "the CSVs are not a run of ratepool's program (stan/hierarchical_negbinom.stan) on "
+            f"this data JSON: outputs differ as (in the CSVs, expected) {shown}. Give the data "
+            "JSON CmdStan read, and CSVs of this version's program"
+        )
+
+
+def config_from_run(run: CmdStanRun, stan_data: dict[str, Any]) -> ModelConfig:
+    """The `ModelConfig` equivalent to a CmdStan run on an exported data JSON.
+
+    A seed outside ModelConfig's range (CmdStan draws its own up to 2^32 - 1 when none is
+    given) is replaced by the default; the run record keeps CmdStan's seed.
+    """
+    chains, draws = run.draws.variables["mu"].shape[:2]
+    seed = run.setting("seed", ModelConfig.random_seed)
+    if not isinstance(seed, int) or not 0 <= seed <= 2**31 - 1:
+        seed = ModelConfig.random_seed
+    try:
+        return ModelConfig(
+            n_samples=int(draws),
+            n_tune=int(run.setting("num_warmup", 0)),
+            n_chains=int(chains),
+            target_accept=float(run.setting("delta", 0.8)),
+            random_seed=seed,
+            mu_prior_rate=float(stan_data["mu_rate"]),
+            alpha_prior_sd=float(stan_data["alpha_sd"]),
+            overdispersion_prior_sd=float(stan_data["phi_sd"]),
+            parameterization="non_centered" if int(stan_data["non_centered"]) else "centered",
+            likelihood="sufficient" if int(stan_data["use_sufficient_stats"]) else "observation",
+            obs_predictions=bool(int(stan_data["obs_predictions"])),
+            entity_predictions=bool(int(stan_data["entity_predictions"])),
+            engine="cmdstan",
+        )
+    except (KeyError, ConfigError) as error:
+        raise DataError(f"cannot rebuild the run's settings from the CSVs and data JSON: "
+                        f"{error}") from None
+
+
+def fit_result_from_run(
+    run: CmdStanRun, data_json: str | Path, labels_path: str | Path | None = None
+) -> FitResult:
+    """A `FitResult` of a CmdStan run on a data JSON written by `write_stan_data`.
+
+    The entity labels come from the label table (``labels_path``, by default the one next to
+    the JSON), so the InferenceData and tables look exactly like those of `ratepool.fit`. The
+    program is unknown (``program=None``): CmdStan's CSVs name the model but hold no source.
+
+    Raises
+    ------
+    DataError
+        If the files are missing, do not belong together, or are not a posterior run of
+        ratepool's program.
+    """
+    data, values = read_stan_data(data_json, labels_path)
+    check_ratepool_run(run, values)
+    return FitResult(
+        idata=build_inference_data(run.draws, data),
+        data=data,
+        config=config_from_run(run, values),
+        engine="cmdstan",
+        versions={"engine": "cmdstan", "stan": run.stan_version,
+                  "stanc": str(run.setting("stanc_version", "unknown"))},
+        sampling_seconds=float(run.draws.elapsed_seconds),
+    )

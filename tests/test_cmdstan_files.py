@@ -1,0 +1,153 @@
+"""Reading real CmdStan 2.35 output of ratepool's program back, where CmdStan is not installed.
+
+The CSVs in ``fixtures/cmdstan-2.35`` were written by CmdStan itself (see its README). The draws
+ratepool reports are checked against the CSV columns read with pandas, independently of the
+cmdstanpy reader ratepool uses.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import ratepool
+from ratepool.cli import main
+from ratepool.engines.cmdstan import CONTINUOUS_SIG_FIGS, EXACT_SIG_FIGS, output_sig_figs
+from ratepool.engines.cmdstan_files import read_cmdstan_csv, read_stan_data
+from ratepool.errors import DataError
+from ratepool.program import default_program
+from ratepool.results import FILES, load_inference_data
+
+from .conftest import CMDSTAN_FIXTURES as FIXTURES
+from .conftest import EXAMPLE_CSV
+
+PLOTS = {"trace.png", "posterior.png", "posterior_predictive.png", "entity_rates.png"}
+
+
+def _csv_columns(path: Path) -> pd.DataFrame:
+    """The draws of a CmdStan CSV read directly with pandas (warmup rows included)."""
+    return pd.read_csv(path, comment="#")
+
+
+def _stack(frames: list[pd.DataFrame], name: str, size: int | None = None) -> np.ndarray:
+    """(chain, draw[, index]) array of a scalar column or columns ``name.1..name.size``."""
+    columns = [name] if size is None else [f"{name}.{i}" for i in range(1, size + 1)]
+    values = np.stack([frame[columns].to_numpy() for frame in frames])
+    return values[..., 0] if size is None else values
+
+
+def test_report_from_the_centred_run(run_dir: Path) -> None:
+    files = ["centred/out_1.csv", "centred/out_2.csv"]
+    out = run_dir / "results"
+    assert main(["report", "--from-cmdstan-csv", *files, "--out", str(out), "--quiet"]) == 0
+    assert {p.name for p in out.iterdir()} == \
+        (set(FILES.values()) - {FILES["prior_check"]}) | PLOTS
+    idata = load_inference_data(out / FILES["idata"])
+    example = ratepool.load_counts(EXAMPLE_CSV, window_col="window")  # what was exported
+    assert list(idata.posterior["entity"].values) == list(example.labels)
+    frames = [_csv_columns(run_dir / f) for f in files]
+    n_entities, n_rows = example.n_entities, example.n_windows_total
+    np.testing.assert_array_equal(idata.posterior["mu"].values, _stack(frames, "mu"))
+    np.testing.assert_array_equal(idata.posterior["theta"].values,
+                                  _stack(frames, "theta", n_entities))
+    np.testing.assert_array_equal(idata.posterior_predictive["y_rep"].values,
+                                  _stack(frames, "y_rep", n_rows))
+    assert idata.posterior_predictive["y_rep"].dtype == np.int64
+    np.testing.assert_array_equal(idata.log_likelihood["y"].values,
+                                  _stack(frames, "log_lik", n_rows))
+    np.testing.assert_array_equal(idata.observed_data["y"].values, example.y)
+    diagnostics = json.loads((out / FILES["diagnostics"]).read_text())
+    assert diagnostics["divergences"] == int(_stack(frames, "divergent__").sum())
+    summary = pd.read_csv(out / FILES["entities"])
+    assert summary["entity"].astype(str).tolist() == [str(v) for v in example.labels]
+    record = json.loads((out / FILES["run"]).read_text())
+    assert record["source"] == "cmdstan-csv"
+    assert record["cmdstan"]["seed"] == 42 and record["cmdstan"]["model"] == \
+        "hierarchical_negbinom_model"
+    assert {key: record["config"][key] for key in
+            ("n_samples", "n_tune", "n_chains", "target_accept", "random_seed",
+             "parameterization")} == {"n_samples": 100, "n_tune": 300, "n_chains": 2,
+                                      "target_accept": 0.9, "random_seed": 42,
+                                      "parameterization": "centered"}
+    assert record["engine_versions"]["stan"] == "2.35.0"
+    # The CSVs do not say which source was compiled: recorded as unknown, not as ours.
+    assert record["stan_program"] == {"file": None, "sha256": None}
+
+
+def test_report_from_the_noncentred_run_with_saved_warmup(run_dir: Path) -> None:
+    out = run_dir / "results"
+    program = default_program().path
+    assert main(["report", "--from-cmdstan-csv", "noncentred/out_1.csv", "--labels",
+                 "data.labels.csv", "--program", str(program), "--out", str(out),
+                 "--quiet"]) == 0
+    idata = load_inference_data(out / FILES["idata"])
+    frame = _csv_columns(run_dir / "noncentred" / "out_1.csv")
+    assert len(frame) == 400  # 300 saved warmup draws, then 100 draws
+    draws = frame.iloc[300:]
+    assert idata.posterior["mu"].shape == (1, 100)
+    np.testing.assert_array_equal(idata.posterior["mu"].values[0], draws["mu"].to_numpy())
+    theta = draws[[f"theta_from_raw.{i}" for i in range(1, 41)]].to_numpy()
+    np.testing.assert_array_equal(idata.posterior["theta"].values[0], theta)
+    assert "theta_raw" not in idata.posterior
+    example = ratepool.load_counts(EXAMPLE_CSV, window_col="window")
+    assert list(idata.posterior["entity"].values) == list(example.labels)
+    record = json.loads((out / FILES["run"]).read_text())
+    assert record["config"]["parameterization"] == "non_centered"
+    assert record["config"]["n_samples"] == 100 and record["cmdstan"]["seed"] == 7
+    assert record["stan_program"] == {"file": program.name, "sha256": default_program().sha256}
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda values: values.pop("entity_predictions"), "has no field 'entity_predictions'"),
+    (lambda values: values.update(zero_inflated=0), "has field(s) ['zero_inflated']"),
+    (lambda values: values.update(K=values["K"] + 1), "inconsistent field(s) ['K']"),
+], ids=["missing-field", "extra-field", "inconsistent"])
+def test_a_data_json_of_another_layout_is_refused(run_dir: Path, capsys, edit,
+                                                  message: str) -> None:
+    """A program whose data block changed makes older exports unreadable: say so clearly."""
+    path = run_dir / "data.json"
+    values = json.loads(path.read_text())
+    edit(values)
+    path.write_text(json.dumps(values))
+    with pytest.raises(DataError) as caught:
+        read_stan_data(path)
+    assert message in str(caught.value) and "ratepool export-data" in str(caught.value)
+    assert main(["report", "--from-cmdstan-csv", "centred/out_1.csv", "--quiet",
+                 "--out", str(run_dir / "results")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (run_dir / "results").exists()
+
+
+def test_csvs_of_another_data_json_are_refused(run_dir: Path, capsys) -> None:
+    """Non-centred CSVs given with the centred run's data JSON: their outputs differ."""
+    assert main(["report", "--from-cmdstan-csv", "noncentred/out_1.csv", "--data",
+                 "data.json", "--quiet", "--out", str(run_dir / "results")]) == 2
+    error = capsys.readouterr().err
+    assert "not a run of ratepool's program" in error and "theta_from_raw" in error
+
+
+def test_files_of_two_runs_are_refused(run_dir: Path) -> None:
+    with pytest.raises(DataError, match="not the output of one run"):
+        read_cmdstan_csv([run_dir / "centred" / "out_1.csv", run_dir / "noncentred" / "out_1.csv"])
+
+
+def test_cmdstan_prints_integral_values_short() -> None:
+    """What the choice of output digits rests on (see `output_sig_figs`): in CmdStan's own CSVs
+    the counts are written as plain integers, only non-integral values carry the digits."""
+    with gzip.open(FIXTURES / "centred" / "out_1.csv.gz", "rt") as handle:
+        frame = pd.read_csv(handle, comment="#", dtype=str)
+    counts = frame[[c for c in frame.columns if c.startswith(("y_rep.", "y_pred.", "y_new"))]]
+    assert counts.stack().str.fullmatch(r"\d+").all()
+    assert frame["mu"].str.contains(r"\.").all()
+
+
+def test_output_digits_follow_the_counts() -> None:
+    small = {"y": [0, 3, 12], "entity_total": [15.0, 0.0]}
+    assert output_sig_figs(small) == CONTINUOUS_SIG_FIGS
+    assert output_sig_figs({"y": [], "entity_total": [2.0e9]}) == 13  # 2e12 has 13 digits
+    assert output_sig_figs({"y": [], "entity_total": [1.0e18]}) == EXACT_SIG_FIGS
