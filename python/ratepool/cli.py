@@ -511,7 +511,8 @@ def _run_score(args: argparse.Namespace) -> int:
     rates = PosteriorRates.from_idata(saved.inference_data())
     phase(f"scoring {args.new_data} against {rates.n_draws} draws")
     result = score_frame(rates, args.new_data, entity_col=columns["entity"],
-                         count_col=columns["count"], window_col=columns["window"], rule=rule,
+                         count_col=columns["count"], window_col=columns["window"],
+                         exposure_col=saved.config().exposure_col, rule=rule,
                          interval=args.interval, seed=args.seed)
     paths = write_scores(result, args.output, top=args.top, source={
         "results_dir": str(saved.path), "new_data": str(args.new_data),

@@ -62,6 +62,21 @@ class EntityCovariates:
         """The J x P matrix the Stan program receives: ``(values - center) / scale``."""
         return (self.values - self.center) / self.scale
 
+    def encoding(self) -> dict[str, Any]:
+        """What encoding new entities needs (no per-entity values), JSON-ready."""
+        return {"names": list(self.names), "center": self.center.tolist(),
+                "scale": self.scale.tolist(),
+                "reference_levels": {k: str(v) for k, v in self.reference_levels.items()},
+                "source_columns": list(self.source_columns)}
+
+    @classmethod
+    def from_encoding(cls, encoding: dict[str, Any]) -> "EntityCovariates":
+        """The encoding saved by `encoding` (``values`` is then empty: 0 entities)."""
+        names = tuple(encoding["names"])
+        return cls(names, np.zeros((0, len(names))), np.asarray(encoding["center"], float),
+                   np.asarray(encoding["scale"], float), dict(encoding["reference_levels"]),
+                   tuple(encoding["source_columns"]))
+
     def scale_new(self, rows: pd.DataFrame) -> np.ndarray:
         """Encode covariate values of new entities (one row each) like the fitted ones."""
         missing = [c for c in self.source_columns if c not in rows.columns]

@@ -109,6 +109,8 @@ class CountData:
         row's mean count is exposure x theta, so theta is a rate per unit of exposure.
     covariates : EntityCovariates or None
         Entity covariates (one value per entity), when covariate columns were given.
+    exposure_col : str or None
+        The name of the exposure column the rows came with.
     """
 
     labels: pd.Index
@@ -121,6 +123,7 @@ class CountData:
     window: np.ndarray | None = None
     exposure: np.ndarray | None = None
     covariates: EntityCovariates | None = None
+    exposure_col: str | None = None
 
     @property
     def n_entities(self) -> int:
@@ -267,6 +270,7 @@ def from_dataframe(
         window=window,
         exposure=exposure,
         covariates=entity_covariates,
+        exposure_col=exposure_col,
     )
     _check_model_needs(data, entity_col, count_col)
     return data

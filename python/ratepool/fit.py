@@ -145,6 +145,7 @@ class FitResult:
         from .score import AnomalyRule, score_frame
 
         return score_frame(self._posterior_rates(), new_rows, entity_col=entity_col,
+                           exposure_col=self.config.exposure_col,
                            count_col=count_col, window_col=window_col,
                            rule=AnomalyRule.from_options(fdr, per_window_alpha),
                            interval=interval, seed=seed)
@@ -179,11 +180,23 @@ def _prepare(
     if not isinstance(data, CountData):
         data = load_counts(data, exposure_col=config.exposure_col,
                            covariates=list(config.covariates) or None)
+    config = _with_data_columns(config, data)
     check_options(data, config)
     _warn_if_prior_clashes(data, config)
     if isinstance(engine, Engine):
         return data, config, engine
     return data, config, get_engine(engine or config.engine)
+
+
+def _with_data_columns(config: ModelConfig, data: CountData) -> ModelConfig:
+    """The config naming the exposure and covariate columns the data came with, so that the
+    saved run (config.toml, run.json) says which model was fitted and scoring finds them."""
+    changes: dict[str, Any] = {}
+    if config.exposure_col is None and data.exposure_col is not None:
+        changes["exposure_col"] = data.exposure_col
+    if not config.covariates and data.covariates is not None:
+        changes["covariates"] = data.covariates.source_columns
+    return config.replace(**changes) if changes else config
 
 
 #: Prior tail probability below which the data's mean rate is called implausible under mu's prior.

@@ -6,6 +6,7 @@ names, dims and coordinates (entity labels as the ``entity`` coordinate).
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -133,7 +134,10 @@ def build_inference_data(
     if prior is not None:
         groups["prior"] = _pick(prior.variables, _PRIOR_NAMES)
         groups["prior_predictive"] = _pick(prior.variables, predictive)
-    return _from_dict(groups, coords)
+    idata = _from_dict(groups, coords)
+    if data.covariates is not None and "constant_data" in idata.groups():
+        idata.constant_data.attrs[COVARIATES_ATTR] = json.dumps(data.covariates.encoding())
+    return idata
 
 
 def build_prior_data(prior: Draws, data: CountData) -> az.InferenceData:
@@ -149,6 +153,20 @@ def _sum_by_entity(log_lik: np.ndarray, data: CountData) -> np.ndarray:
     return np.add.reduceat(log_lik[..., order], starts, axis=-1)
 
 
+#: Attribute of the ``constant_data`` group holding the covariate encoding (JSON), so that a
+#: reloaded fit can place new entities (`ratepool.covariates.EntityCovariates.from_encoding`).
+COVARIATES_ATTR = "ratepool_covariates"
+
+
 def _from_dict(groups: dict[str, Any], coords: dict[str, Any]) -> az.InferenceData:
     present = {group: variables for group, variables in groups.items() if variables}
     return az.from_dict(**present, coords=coords, dims=DIMS)
+
+
+def covariate_encoding(idata: az.InferenceData) -> "EntityCovariates | None":
+    """The covariate encoding a fit was made with, or None without covariates."""
+    from .covariates import EntityCovariates
+
+    constant = getattr(idata, "constant_data", None)
+    text = None if constant is None else constant.attrs.get(COVARIATES_ATTR)
+    return None if text is None else EntityCovariates.from_encoding(json.loads(text))

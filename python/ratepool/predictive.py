@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from .inference import covariate_encoding
 from .errors import DataError, RatepoolError
 
 __all__ = [
@@ -126,6 +127,9 @@ class PosteriorRates:
         (S,) overdispersion.
     zero_prob : numpy.ndarray or None
         (S,) structural-zero probability when the model is zero-inflated; None otherwise.
+    population : dict or None
+        With entity covariates: (S,) draws of mu and alpha, (S, P) of beta, and the covariate
+        encoding, to draw the rates of unseen entities at their own covariates.
     """
 
     labels: np.ndarray
@@ -133,6 +137,15 @@ class PosteriorRates:
     theta_new: np.ndarray
     phi: np.ndarray
     zero_prob: np.ndarray | None = None
+    population: dict[str, Any] | None = None
+    #: Columns of ``theta`` that are the fit's entities (the rest: unseen entities drawn at
+    #: their covariates by `with_new_entities`); all of them when None.
+    fitted_entities: int | None = None
+
+    @property
+    def n_fitted(self) -> int:
+        """How many of the columns are entities the fit has seen."""
+        return self.n_entities if self.fitted_entities is None else self.fitted_entities
 
     @classmethod
     def from_idata(cls, idata: az.InferenceData) -> "PosteriorRates":
@@ -154,9 +167,45 @@ class PosteriorRates:
         n_draws = theta.shape[0] * theta.shape[1]
         labels = np.empty(theta.shape[2], dtype=object)
         labels[:] = list(posterior["entity"].values)
+        zero_prob = (posterior["pi"].values.reshape(n_draws) if "pi" in posterior else None)
+        population = None
+        encoding = covariate_encoding(idata)
+        if encoding is not None:
+            population = {"mu": posterior["mu"].values.reshape(n_draws),
+                          "alpha": posterior["alpha"].values.reshape(n_draws),
+                          "beta": posterior["beta"].values.reshape(n_draws, -1),
+                          "covariates": encoding}
         return cls(labels=labels, theta=theta.reshape(n_draws, -1),
                    theta_new=posterior["theta_new"].values.reshape(n_draws),
-                   phi=posterior["phi"].values.reshape(n_draws))
+                   phi=posterior["phi"].values.reshape(n_draws), zero_prob=zero_prob,
+                   population=population)
+
+    def with_new_entities(self, rows: pd.DataFrame, entity_col: str,
+                          seed: int = 0) -> "PosteriorRates":
+        """These draws plus one column per entity of ``rows`` the fit has not seen, drawn at
+        that entity's covariates: theta ~ Gamma(mu exp(z' beta) alpha, alpha) per draw.
+        Without covariates the draws are returned as they are (unseen entities then use
+        theta_new)."""
+        if self.population is None:
+            return self
+        codes = self.entity_codes(rows[entity_col])
+        unseen = rows.loc[codes == self.n_entities]
+        if unseen.empty:
+            return self
+        encoding = self.population["covariates"]
+        firsts = unseen.drop_duplicates(subset=[entity_col])
+        design = encoding.scale_new(firsts)
+        mean = self.population["mu"][:, None] * np.exp(self.population["beta"] @ design.T)
+        alpha = self.population["alpha"][:, None]
+        rng = np.random.default_rng(seed)
+        new_theta = rng.gamma(mean * alpha, 1.0 / alpha)
+        labels = np.empty(self.n_entities + len(firsts), dtype=object)
+        labels[:self.n_entities] = self.labels
+        labels[self.n_entities:] = list(firsts[entity_col])
+        return PosteriorRates(labels=labels, theta=np.hstack([self.theta, new_theta]),
+                              theta_new=self.theta_new, phi=self.phi,
+                              zero_prob=self.zero_prob, population=None,
+                              fitted_entities=self.n_entities)
 
     @property
     def n_draws(self) -> int:

@@ -5,7 +5,8 @@ the mixture over posterior draws of NB2(theta_i, phi) (`ratepool.predictive`); a
 has not seen gets the population predictive, theta_new. Per row:
 
 ==============  ===============================================================================
-``unseen``      the entity is not in the fit (scored with theta_new)
+``unseen``      the entity is not in the fit (scored with the population predictive:
+                theta_new, or with covariates a rate drawn at the entity's own covariates)
 ``pred_mean``   predictive mean
 ``pred_lower``  lower end of the equal-tailed predictive interval (default 90%): the exact
 ``pred_upper``  mixture quantiles at 5% and 95% (least y with P(Y <= y) >= p); coverage >= 90%
@@ -52,6 +53,7 @@ from .data import (
     index_location,
     reject_missing_windows,
     validate_counts,
+    validate_exposure,
 )
 from .errors import DataError, RatepoolError
 from .files import atomic_file
@@ -237,8 +239,7 @@ def score_rows(
     window : array-like, optional
         Window label of each row, copied to the output.
     multiplier : numpy.ndarray, optional
-        Per-row multiplier of the NB2 mean (an exposure); 1 when omitted. The model has no
-        exposure yet, so no public entry point passes it.
+        Per-row multiplier of the NB2 mean (the window's exposure); 1 when omitted.
     rule : AnomalyRule, optional
         BH at q = 0.01 by default.
     interval : float
@@ -257,7 +258,7 @@ def score_rows(
     y = np.asarray(count, dtype=np.int64)
     codes = rates.entity_codes(entity)
     scale = np.ones(len(y)) if multiplier is None else np.asarray(multiplier, dtype=float)
-    unseen = codes == rates.n_entities
+    unseen = codes >= rates.n_fitted
     if len(y) and unseen.all():
         log.warning("none of the %d rows' entities is in the fit: every row is scored with the "
                     "population predictive. Check the entity column and its label type",
@@ -349,12 +350,18 @@ def score_frame(
     entity_col: str = "entity",
     count_col: str = "count",
     window_col: str | None = None,
+    exposure_col: str | None = None,
     rule: AnomalyRule | None = None,
     interval: float = DEFAULT_INTERVAL,
     seed: int = 0,
     memory_bytes: int = DEFAULT_MEMORY_BYTES,
 ) -> ScoreResult:
     """Validate new rows (a DataFrame, or a CSV / Parquet file) and score them.
+
+    With a fit that used exposure, ``exposure_col`` names each new window's exposure (the
+    predictive mean is then exposure x theta); with entity covariates, rows of entities the fit
+    has not seen must carry the covariate columns, and those entities are scored at their own
+    covariates. A zero-inflated fit's pi enters every probability.
 
     The file is read with `ratepool.duckdb_source.read_rows`, the same reader as the fit's data, so
     labels come back with the types a fit from such a file has. Counts are validated as for a
@@ -365,14 +372,18 @@ def score_frame(
     DataError
         Missing columns, missing entity or window labels, or bad counts (naming the rows).
     """
-    columns = [entity_col, count_col] + ([window_col] if window_col else [])
+    covariates = None if rates.population is None else rates.population["covariates"]
+    columns = ([entity_col, count_col] + ([window_col] if window_col else [])
+               + ([exposure_col] if exposure_col else []))
+    optional = list(covariates.source_columns) if covariates is not None else []
     if isinstance(new_rows, pd.DataFrame):
         frame, where = new_rows, index_location
     else:
         from .duckdb_source import read_rows
 
-        frame, where = read_rows(new_rows, columns, entity_col=entity_col,
-                                 window_col=window_col)
+        # All columns: the covariates are needed only for entities the fit has not seen.
+        frame, where = read_rows(new_rows, None if optional else columns,
+                                 entity_col=entity_col, window_col=window_col)
         if entity_col in frame.columns:
             frame[entity_col] = as_reference_types(frame[entity_col], rates.labels)
     _require_columns(frame, columns, table="new data")
@@ -385,8 +396,20 @@ def score_frame(
     if window_col is not None:
         reject_missing_windows(frame[window_col], window_col, where=where)
         window = frame[window_col].to_numpy()
-    result = score_rows(rates, frame[entity_col], y, window=window, rule=rule,
-                        interval=interval, seed=seed, memory_bytes=memory_bytes)
+    multiplier = (validate_exposure(frame[exposure_col], exposure_col, where=where)
+                  if exposure_col else None)
+    if covariates is not None:
+        unseen = frame[rates.entity_codes(frame[entity_col]) == rates.n_entities]
+        if len(unseen):
+            missing = [c for c in covariates.source_columns if c not in unseen.columns]
+            if missing:
+                raise DataError(
+                    f"{unseen[entity_col].nunique()} entit(ies) of the new data are not in the "
+                    f"fit, which has entity covariates: give their covariate column(s) {missing} "
+                    "so that they are scored at their own covariates")
+            rates = rates.with_new_entities(unseen, entity_col, seed=seed)
+    result = score_rows(rates, frame[entity_col], y, window=window, multiplier=multiplier,
+                        rule=rule, interval=interval, seed=seed, memory_bytes=memory_bytes)
     names = {"entity": entity_col, "count": count_col}
     if window_col:
         names["window"] = window_col
