@@ -177,3 +177,23 @@ def test_formatting_an_old_diagnostics_file_without_the_new_keys() -> None:
     assert "1.0020" in table and "1500" in table and "E-BFMI" not in table
     rows = diagnostic_rows(old)
     assert [row.key for row in rows] == ["r_hat", "ess_bulk", "ess_tail", "divergences"]
+
+
+def test_checks_over_every_parameter_include_the_options_beta_and_pi() -> None:
+    """A coefficient whose chains disagree is the worst R-hat, named with its covariate."""
+    import arviz as az
+
+    rng = np.random.default_rng(0)
+    good = lambda *shape: rng.normal(size=(4, 500, *shape))  # noqa: E731
+    beta = good(2)
+    beta[0, :, 1] += 3.0  # chain 0 of beta[x2] sits elsewhere
+    idata = az.from_dict(
+        posterior={"mu": good() + 5, "alpha": good() + 5, "phi": good() + 5, "pi": good(),
+                   "beta": beta, "theta": good(3) + 5},
+        sample_stats={"diverging": np.zeros((4, 500), dtype=bool)},
+        coords={"covariate": ["x1", "x2"], "entity": ["a", "b", "c"]},
+        dims={"beta": ["covariate"], "theta": ["entity"]})
+    diagnostics = get_model_diagnostics(idata)
+    assert diagnostics["all_parameters"]["r_hat_where"] == "beta[x2]"
+    assert diagnostics["grades"]["r_hat_all"] == "Problem"
+    assert diagnostics["grades"]["r_hat"] == "Good"  # mu, alpha, phi are fine

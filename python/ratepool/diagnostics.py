@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 import arviz as az
 import numpy as np
 
-from .inference import PARAMETERS
+from .inference import OPTION_PARAMETERS, PARAMETERS
 
 __all__ = [
     "get_model_diagnostics",
@@ -152,7 +152,8 @@ def get_model_diagnostics(idata: az.InferenceData,
     dict
         As in the design document, over mu, alpha and phi: ``r_hat_max``, ``ess_bulk_min``,
         ``ess_tail_min``, ``divergences`` and ``converged`` (``r_hat_max < 1.05``).
-        ``all_parameters``: the same R-hat and ESS checks over mu, alpha, phi and every theta,
+        ``all_parameters``: the same R-hat and ESS checks over mu, alpha, phi, beta and pi (when
+        fitted) and every theta,
         as ``r_hat_max`` / ``ess_bulk_min`` / ``ess_tail_min`` and where each is worst
         (``r_hat_where`` etc., e.g. ``"theta[host-07]"``). ``ebfmi``: E-BFMI per chain (when
         the energy was recorded). ``treedepth_hits``: draws whose tree depth reached
@@ -198,8 +199,9 @@ def get_model_diagnostics(idata: az.InferenceData,
 
 
 def _all_parameters(posterior: Any) -> dict[str, Any]:
-    """Worst R-hat and ESS over mu, alpha, phi and theta, with where each is worst."""
-    names = [name for name in (*PARAMETERS, "theta") if name in posterior]
+    """Worst R-hat and ESS over mu, alpha, phi, the options' beta and pi, and theta, with
+    where each is worst."""
+    names = [name for name in (*PARAMETERS, *OPTION_PARAMETERS, "theta") if name in posterior]
     draws = posterior[names]
     every: dict[str, Any] = {}
     for key, values, largest in (("r_hat", az.rhat(draws), True),
