@@ -109,6 +109,9 @@ class CountData:
         row's mean count is exposure x theta, so theta is a rate per unit of exposure.
     covariates : EntityCovariates or None
         Entity covariates (one value per entity), when covariate columns were given.
+    window_bytes : numpy.ndarray or None
+        Bytes moved in each raw row's window (float64; 0 exactly where the count is 0), when a
+        bytes column was given (`ratepool.event_bytes`).
     """
 
     labels: pd.Index
@@ -121,6 +124,7 @@ class CountData:
     window: np.ndarray | None = None
     exposure: np.ndarray | None = None
     covariates: EntityCovariates | None = None
+    window_bytes: np.ndarray | None = None
 
     @property
     def n_entities(self) -> int:
@@ -203,6 +207,7 @@ def from_dataframe(
     exposure_col: str | None = None,
     covariates: Sequence[str] | None = None,
     where: Location = index_location,
+    bytes_col: str | None = None,
 ) -> CountData:
     """Validate raw rows (one per entity-window) and compute the sufficient statistics.
 
@@ -226,6 +231,9 @@ def from_dataframe(
     where : callable, optional
         Names the place of a row (given its index label) in error messages; by default
         "index <label>". File readers pass one that names the line of the file.
+    bytes_col : str, optional
+        Column with the bytes each window moved: non-negative, 0 exactly where the count is 0
+        (`ratepool.event_bytes.validate_bytes`). Adds the bytes factor to the model.
 
     Returns
     -------
@@ -238,7 +246,8 @@ def from_dataframe(
         Naming the column, the first offending rows and the fix.
     """
     _require_columns(frame, [entity_col, count_col] + ([window_col] if window_col else [])
-                     + ([exposure_col] if exposure_col else []) + list(covariates or []))
+                     + ([exposure_col] if exposure_col else []) + list(covariates or [])
+                     + ([bytes_col] if bytes_col else []))
     if len(frame) == 0:
         raise DataError(NO_ROWS)
     labels_column = frame[entity_col]
@@ -250,6 +259,11 @@ def from_dataframe(
 
     exposure = (validate_exposure(frame[exposure_col], exposure_col, where=where)
                 if exposure_col is not None else None)
+    window_bytes = None
+    if bytes_col is not None:
+        from .event_bytes import validate_bytes  # event_bytes imports this module
+
+        window_bytes = validate_bytes(frame[bytes_col], y, bytes_col, where=where)
 
     codes, labels = factorize_labels(labels_column)
     entity_covariates = (encode_covariates(frame, covariates, entity_col, codes, labels,
@@ -267,6 +281,7 @@ def from_dataframe(
         window=window,
         exposure=exposure,
         covariates=entity_covariates,
+        window_bytes=window_bytes,
     )
     _check_model_needs(data, entity_col, count_col)
     return data
@@ -486,6 +501,7 @@ def load_counts(
     allow_duplicate_windows: bool = False,
     exposure_col: str | None = None,
     covariates: Sequence[str] | None = None,
+    bytes_col: str | None = None,
 ) -> CountData:
     """`from_dataframe` for a DataFrame, or for the rows of a CSV/Parquet file (or glob).
 
@@ -498,11 +514,13 @@ def load_counts(
         return from_dataframe(source, entity_col=entity_col, count_col=count_col,
                               window_col=window_col,
                               allow_duplicate_windows=allow_duplicate_windows,
-                              exposure_col=exposure_col, covariates=covariates)
+                              exposure_col=exposure_col, covariates=covariates,
+                              bytes_col=bytes_col)
     from .duckdb_source import read_rows
 
     columns = ([entity_col, count_col] + ([window_col] if window_col else [])
-               + ([exposure_col] if exposure_col else []) + list(covariates or []))
+               + ([exposure_col] if exposure_col else []) + list(covariates or [])
+               + ([bytes_col] if bytes_col else []))
     frame, where = read_rows(source, columns, entity_col=entity_col, window_col=window_col)
     try:
         return from_dataframe(
@@ -514,6 +532,7 @@ def load_counts(
             exposure_col=exposure_col,
             covariates=covariates,
             where=where,
+            bytes_col=bytes_col,
         )
     except DataError as error:
         raise DataError(f"{source}: {error}") from None

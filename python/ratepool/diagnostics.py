@@ -1,4 +1,5 @@
-"""Convergence diagnostics over mu, alpha and phi, graded Good / Warning / Problem, with advice."""
+"""Convergence diagnostics over mu, alpha and phi (and the bytes factor's m0, tau, sigma_b and m
+when fitted), graded Good / Warning / Problem, with advice."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 import arviz as az
 import numpy as np
 
+from .event_bytes import BYTES_PARAMETERS
 from .inference import PARAMETERS
 
 __all__ = [
@@ -69,7 +71,8 @@ def grade_divergences(divergences: int) -> str:
 
 
 def get_model_diagnostics(idata: az.InferenceData) -> dict[str, Any]:
-    """Diagnostics of mu, alpha and phi.
+    """Diagnostics of mu, alpha and phi, and of m0, tau, sigma_b and every m_i when the bytes
+    factor was fitted.
 
     Returns
     -------
@@ -79,7 +82,8 @@ def get_model_diagnostics(idata: az.InferenceData) -> dict[str, Any]:
         Problem grade of each of ``r_hat``, ``ess_bulk``, ``ess_tail`` and ``divergences``;
         and ``advice``, the troubleshooting steps for whatever is not Good.
     """
-    posterior = idata.posterior[list(PARAMETERS)]
+    posterior = idata.posterior[list(PARAMETERS) + [name for name in BYTES_PARAMETERS
+                                                    if name in idata.posterior]]
     r_hat = _max_over(az.rhat(posterior))
     ess_bulk = _min_over(az.ess(posterior, method="bulk"))
     ess_tail = _min_over(az.ess(posterior, method="tail"))
