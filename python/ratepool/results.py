@@ -10,6 +10,7 @@ A results folder holds:
 ``population_summary.csv``  mu, alpha, phi (and beta, pi when fitted): mean, sd, 94% HDI,
                             R-hat, ESS
 ``coefficients.csv``        with covariates: beta and rate ratios per original unit (94% HDI)
+``bytes_summary.csv``       with bytes: median and mean bytes per event per entity (94% HDI)
 ``diagnostics.json``        r_hat_max, ess_bulk_min, ess_tail_min, divergences, converged,
                             grades, advice
 ``prior_check.json``        the prior predictive check (when prior draws were made)
@@ -49,6 +50,7 @@ from . import plots, report
 from .cmdstan_csv import file_sha256
 from .config import ModelConfig
 from .errors import RatepoolError
+from .event_bytes import BYTES_PARAMETERS
 from .fit import FitResult
 from .inference import OPTION_PARAMETERS, PARAMETERS
 from .labels import read_label_table
@@ -86,6 +88,7 @@ FILES = {
     "config": "config.toml",
     "report": "report.html",
     "coefficients": "coefficients.csv",
+    "bytes": "bytes_summary.csv",
 }
 #: Attribute on every InferenceData group recording the Python types of the entity labels
 #: when they had to be stored as strings (mixed-type labels).
@@ -256,9 +259,10 @@ def run_record(
 
 
 def population_summary(idata: az.InferenceData) -> pd.DataFrame:
-    """mu, alpha, phi (beta and pi when fitted): posterior mean, sd, 94% HDI, MCSE, bulk and
-    tail ESS, R-hat."""
-    names = [name for name in (*PARAMETERS, *OPTION_PARAMETERS) if name in idata.posterior]
+    """mu, alpha, phi (beta and pi, and the bytes factor's m0, tau and sigma_b when fitted):
+    posterior mean, sd, 94% HDI, MCSE, bulk and tail ESS, R-hat."""
+    names = [name for name in (*PARAMETERS, *OPTION_PARAMETERS, *BYTES_PARAMETERS[:3])
+             if name in idata.posterior]
     table = az.summary(idata, var_names=names, hdi_prob=HDI_PROB, round_to="none")
     table.index.name = "parameter"
     return table
@@ -370,6 +374,10 @@ def write_results(
         population.to_csv(staging / FILES["population"])
         if result.data.covariates is not None:
             result.coefficients().to_csv(staging / FILES["coefficients"])
+        bytes_table = (result.bytes_summary() if result.data.window_bytes is not None
+                       else None)
+        if bytes_table is not None:
+            bytes_table.to_csv(staging / FILES["bytes"])
         (staging / FILES["diagnostics"]).write_text(dump_json(diagnostics), encoding="utf-8")
         if prior_check is not None:
             (staging / FILES["prior_check"]).write_text(dump_json(prior_check),
@@ -383,7 +391,7 @@ def write_results(
         (staging / FILES["run"]).write_text(dump_json(full_record), encoding="utf-8")
         html = report.render_report(
             title=title, diagnostics=diagnostics, population=population, entities=entities,
-            run=full_record, images=images, prior_check=prior_check,
+            run=full_record, images=images, prior_check=prior_check, bytes_table=bytes_table,
         )
         (staging / FILES["report"]).write_text(html, encoding="utf-8")
     return out
