@@ -221,7 +221,7 @@ def test_bytes_outputs(recovery_fit, tmp_path) -> None:
     """The entity table against the draws, predictive bytes that are 0 exactly where the
     replicated window has no events, exact prior draws, and bytes_summary.csv in the results
     folder."""
-    from ratepool.results import FILES, population_summary, write_results
+    from ratepool.results import BYTES_FILE, FILES, population_summary, write_results
 
     _, result = recovery_fit
     idata = result.idata
@@ -246,6 +246,44 @@ def test_bytes_outputs(recovery_fit, tmp_path) -> None:
     assert abs(prior_m0.mean() - 8.0) < 4 * 5 / np.sqrt(200)
     assert set(population_summary(idata).index) >= {"m0", "tau", "sigma_b"}
     out = write_results(tmp_path / "run", result, record={"data": {}})
-    saved = pd.read_csv(out / FILES["bytes"], index_col="entity")
+    saved = pd.read_csv(out / BYTES_FILE, index_col="entity")
     np.testing.assert_allclose(saved["median_mean"].to_numpy(), table["median_mean"].to_numpy())
     assert "Bytes per event" in (out / FILES["report"]).read_text()
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+
+
+def test_cli_refuses_bad_bytes_naming_the_line_before_compiling(tmp_path, capsys) -> None:
+    from ratepool.cli import main
+
+    path = tmp_path / "counts.csv"
+    _rows(bytes=[100.0, 0.0, 900.0, -40.0, 0.0, 5e6]).to_csv(path, index=False)
+    assert main(["fit", str(path), "--bytes-col", "bytes", "--out", str(tmp_path / "r"),
+                 "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert "'bytes' has negative bytes" in error and "line 5" in error
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_cli_fits_the_shipped_bytes_example(tmp_path, capsys) -> None:
+    """`ratepool fit data/bytes_example.csv --bytes-col bytes` prints the bytes parameters
+    and table and writes bytes_summary.csv (a short run: the output, not the estimates)."""
+    from ratepool.cli import main
+    from ratepool.results import BYTES_FILE
+
+    from .conftest import ROOT
+    from .test_cli import _small_config
+
+    out = tmp_path / "run"
+    assert main(["fit", str(ROOT / "data" / "bytes_example.csv"), "--window-col", "window",
+                 "--bytes-col", "bytes", "--config", str(_small_config(tmp_path)),
+                 "--prior-draws", "0", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "Bytes per event" in printed and "sigma_b" in printed and "host-40" in printed
+    table = pd.read_csv(out / BYTES_FILE)
+    assert len(table) == 40 and (table["median_mean"] > 0).all()
+    run = __import__("json").loads((out / "run.json").read_text())
+    assert run["config"]["bytes_col"] == "bytes" and run["data"]["bytes_col"] == "bytes"

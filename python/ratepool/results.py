@@ -88,8 +88,9 @@ FILES = {
     "config": "config.toml",
     "report": "report.html",
     "coefficients": "coefficients.csv",
-    "bytes": "bytes_summary.csv",
 }
+#: With bytes (`ratepool.event_bytes`): the entity bytes-per-event table.
+BYTES_FILE = "bytes_summary.csv"
 #: Attribute on every InferenceData group recording the Python types of the entity labels
 #: when they had to be stored as strings (mixed-type labels).
 LABEL_TYPES_ATTR = "ratepool_entity_label_types"
@@ -377,7 +378,7 @@ def write_results(
         bytes_table = (result.bytes_summary() if result.data.window_bytes is not None
                        else None)
         if bytes_table is not None:
-            bytes_table.to_csv(staging / FILES["bytes"])
+            bytes_table.to_csv(staging / BYTES_FILE)
         (staging / FILES["diagnostics"]).write_text(dump_json(diagnostics), encoding="utf-8")
         if prior_check is not None:
             (staging / FILES["prior_check"]).write_text(dump_json(prior_check),
