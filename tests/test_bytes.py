@@ -287,3 +287,31 @@ def test_cli_fits_the_shipped_bytes_example(tmp_path, capsys) -> None:
     assert len(table) == 40 and (table["median_mean"] > 0).all()
     run = __import__("json").loads((out / "run.json").read_text())
     assert run["config"]["bytes_col"] == "bytes" and run["data"]["bytes_col"] == "bytes"
+
+
+def test_residual_variance_by_events_tells_window_from_event_level_variation() -> None:
+    """Under the model (one shock per window) the residual sd is sigma_b in every bin of y;
+    when each event's size is an independent lognormal (sd 0.6) it falls with y, roughly like
+    sqrt(log(1 + (e^0.36 - 1) / y)). Bins of >= 200 windows: an sd estimate has relative
+    standard error <= 1 / sqrt(2 * 200) = 5%, so 12% is over 2 standard errors."""
+    from ratepool.event_bytes import residual_variance_by_events
+    from ratepool.simulate import simulate_counts
+
+    simulated = simulate_counts(n_entities=60, windows=40, mu=8.0, alpha=1.0, phi=5.0, seed=5,
+                                bytes_per_event={"m0": 6.0, "tau": 1.0, "sigma_b": 0.6})
+    frame = simulated.frame
+    table = residual_variance_by_events(ratepool.from_dataframe(frame, bytes_col="bytes"))
+    big = table[table["windows"] >= 200]
+    assert len(big) >= 3
+    np.testing.assert_allclose(big["residual_sd"], 0.6, rtol=0.12)
+
+    rng = np.random.default_rng(6)
+    m = simulated.bytes_truth["m"].loc[frame["entity"]].to_numpy()
+    frame = frame.assign(bytes=[float(np.exp(rng.normal(mi, 0.6, count)).sum())
+                                for mi, count in zip(m, frame["count"])])
+    table = residual_variance_by_events(ratepool.from_dataframe(frame, bytes_col="bytes"))
+    big = table[table["windows"] >= 200]
+    expected = np.sqrt(np.log1p((np.exp(0.36) - 1)
+                                / np.sqrt(big["events_low"] * big["events_high"])))
+    assert np.all(np.diff(big["residual_sd"].to_numpy()) < 0)
+    np.testing.assert_allclose(big["residual_sd"], expected, rtol=0.25)

@@ -42,6 +42,7 @@ __all__ = [
     "bytes_fields_off",
     "bytes_summary",
     "warn_if_bytes_prior_clashes",
+    "residual_variance_by_events",
 ]
 
 log = logging.getLogger(__name__)
@@ -191,3 +192,39 @@ def bytes_summary(idata: az.InferenceData, data: CountData) -> pd.DataFrame:
         },
         index=pd.Index(data.labels, name="entity"),
     )
+
+
+def residual_variance_by_events(data: CountData) -> pd.DataFrame:
+    """The model's constant-variance assumption, checked on the data.
+
+    For each window with events, the residual ``r = l_ij - mean_i`` of its log bytes per event
+    from its entity's mean has ``E[r^2] = sigma_b^2 (1 - 1 / W_i)`` when the variance does not
+    depend on the number of events (the model). Grouping windows by their count y in bins
+    1, 2-3, 4-7, 8-15, ... (entities with W_i >= 2), ``residual_sd`` =
+    sqrt(sum r^2 / sum (1 - 1 / W_i)) estimates sigma_b in each bin: about the same in every
+    bin under the model; falling like 1 / sqrt(y) if the events' sizes were independent.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per non-empty bin: ``events_low``, ``events_high``, ``windows``,
+        ``residual_sd``.
+    """
+    statistics = bytes_statistics(data)
+    events = data.y > 0
+    entity = data.entity_index[events]
+    y = data.y[events]
+    residual = (np.log(data.window_bytes[events] / y) - statistics["bytes_log_mean"][entity])
+    windows = statistics["bytes_windows"][entity]
+    keep = windows >= 2
+    bin_index = np.floor(np.log2(y[keep])).astype(np.int64)
+    squares = np.bincount(bin_index, weights=residual[keep] ** 2)
+    degrees = np.bincount(bin_index, weights=1 - 1 / windows[keep])
+    counts = np.bincount(bin_index)
+    present = np.flatnonzero(counts)
+    return pd.DataFrame({
+        "events_low": 2 ** present,
+        "events_high": 2 ** (present + 1) - 1,
+        "windows": counts[present],
+        "residual_sd": np.sqrt(squares[present] / degrees[present]),
+    })
