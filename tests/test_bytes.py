@@ -11,11 +11,10 @@ from scipy import stats
 
 import ratepool
 from ratepool.event_bytes import bytes_statistics
-from ratepool.program import default_program
 from ratepool.standata import stan_data
 
 from .conftest import engine_params
-from .test_options import CONFIG, _point, panel, scipy_log_density
+from .test_options import CONFIG, _point, assert_both_paths_equal, panel, scipy_log_density
 
 BYTES_CONFIG = CONFIG.replace(bytes_m0_prior_mean=6.0, bytes_m0_prior_sd=3.0,
                               bytes_tau_prior_sd=1.2, bytes_sigma_prior_sd=0.8)
@@ -72,16 +71,9 @@ def test_bytes_log_density_matches_scipy_on_both_paths(engine_name: str, option:
     config = BYTES_CONFIG.replace(zero_inflation=zero_inflation, bytes_col="bytes")
     for _ in range(3):
         params = {**_point(data, rng, zero_inflation), **_bytes_point(data, rng)}
-        expected = (scipy_log_density(data, params, config, zero_inflation)
-                    + scipy_bytes_log_density(data, params, config))
-        values = []
-        for likelihood in ("sufficient", "observation"):
-            values.append(engine.log_density(
-                default_program(),
-                stan_data(data, config.replace(likelihood=likelihood), obs_predictions=False),
-                params))
-            assert values[-1] == pytest.approx(expected, rel=1e-8, abs=1e-8), likelihood
-        assert values[0] == pytest.approx(values[1], rel=1e-8, abs=1e-8)
+        assert_both_paths_equal(engine, data, config, params,
+                                scipy_log_density(data, params, config, zero_inflation)
+                                + scipy_bytes_log_density(data, params, config))
 
 
 def test_bytes_statistics_are_sufficient() -> None:
