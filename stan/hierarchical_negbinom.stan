@@ -15,6 +15,14 @@
 //                   mu_i and Var(theta_i) = mu_i / alpha (P = 0 gives mu_i = mu).
 //   zero-inflation  y_ij ~ pi * [y = 0] + (1 - pi) * NegBinomial2(E_ij * theta_i, phi),
 //                   pi ~ Beta(1, 1): a share pi of windows are structural zeros.
+//   bytes           a separate factor of the joint density, sharing no parameter with the
+//                   counts: for each window with y_ij > 0 events that moved b_ij bytes,
+//                     log(b_ij / y_ij) ~ Normal(m_i, sigma_b),  i.e. b_ij ~ LogNormal(log(y_ij) + m_i, sigma_b)
+//                     m_i ~ Normal(m0, tau),  m0 ~ Normal(m0_prior_mean, m0_prior_sd),
+//                     tau ~ HalfNormal(tau_sd),  sigma_b ~ HalfNormal(sigma_b_sd);
+//                   exp(m_i) is entity i's median bytes per event of a window, and
+//                   exp(m_i + sigma_b^2 / 2) its mean. A window with no event carries 0 bytes
+//                   (a point mass: it adds nothing to the density).
 //
 // The target is the exact, fully normalised joint log density (every `target +=` keeps its
 // constants, and the half-normals include their factor 2), so log_prob without the Jacobian
@@ -50,7 +58,15 @@
 //     "group_zeros": [],               each group (without exposure: one group per entity,
 //     "group_total": [],               E_g = 1)
 //     "P": 0, "X": [[], [], []],     entity covariates, J x P, centred and scaled
-//     "beta_sd": 1.0                 prior sd of each coefficient beta_p
+//     "beta_sd": 1.0,                prior sd of each coefficient beta_p
+//     "has_bytes": 0,                1: the bytes factor (parameters m0, tau, sigma_b, m)
+//     "bytes": [],                   b_ij of each of the N rows (0 where y = 0), when N > 0
+//     "bytes_windows": [],           per entity (J each): windows with y > 0, W_i;
+//     "bytes_log_mean": [],            the mean of l_ij = log(b_ij / y_ij) over them (0 if W_i = 0);
+//     "bytes_log_ss": [],              sum of (l_ij - mean)^2 over them (centred: no cancellation)
+//     "bytes_log_total": 0,          sum of log(b_ij) over windows with y > 0 (the Jacobian
+//                                    from l to b: the density is that of the bytes themselves)
+//     "m0_prior_mean": 8.0, "m0_prior_sd": 5.0, "tau_sd": 2.0, "sigma_b_sd": 1.5
 //   }
 // e.g.  ./hierarchical_negbinom sample num_warmup=1000 num_samples=2000 \
 //           adapt delta=0.9 data file=data.json random seed=42 output file=out.csv
@@ -131,6 +147,18 @@ data {
   int<lower=0> P;
   matrix[J, P] X;
   real<lower=0> beta_sd;
+
+  // Bytes (see the top of the file): the rows' bytes, and per-entity sufficient statistics.
+  int<lower=0, upper=1> has_bytes;
+  vector<lower=0>[has_bytes ? N : 0] bytes;
+  array[has_bytes ? J : 0] int<lower=0> bytes_windows;
+  vector[has_bytes ? J : 0] bytes_log_mean;
+  vector<lower=0>[has_bytes ? J : 0] bytes_log_ss;
+  real bytes_log_total;
+  real m0_prior_mean;
+  real<lower=0> m0_prior_sd;
+  real<lower=0> tau_sd;
+  real<lower=0> sigma_b_sd;
 }
 
 transformed data {
@@ -212,6 +240,23 @@ transformed data {
   if (has_exposure && N > 0 && min(exposure) <= 0) {
     reject("exposure must be positive");
   }
+  real half_log_two_pi = 0.918938533204672741780329736406;  // (the parameter pi hides pi())
+  real bytes_windows_total = has_bytes ? sum(to_vector(bytes_windows)) : 0;
+  real bytes_ss_total = has_bytes ? sum(bytes_log_ss) : 0;
+  if (has_bytes) {
+    for (i in 1:J) {
+      if (bytes_windows[i] > n_windows[i]) {
+        reject("bytes_windows[", i, "] = ", bytes_windows[i], " exceeds n_windows[", i, "] = ",
+               n_windows[i]);
+      }
+    }
+    for (n in 1:N) {
+      if ((y[n] == 0) != (bytes[n] == 0)) {
+        reject("row ", n, ": ", y[n], " events with ", bytes[n], " bytes; a window carries ",
+               "0 bytes exactly when it has no events");
+      }
+    }
+  }
 }
 
 parameters {
@@ -227,6 +272,11 @@ parameters {
   vector<lower=0>[non_centered ? J : 0] theta_raw;  // alpha * theta; theta is then theta_from_raw
   vector[P] beta;                                    // log rate ratio per covariate unit (scaled)
   array[zero_inflation] real<lower=0, upper=1> pi;   // share of structural zeros
+  // Bytes (has_bytes = 1): population and entity log median bytes per event, their spread.
+  array[has_bytes] real m0;
+  array[has_bytes] real<lower=0> tau;
+  array[has_bytes] real<lower=0> sigma_b;
+  vector[has_bytes ? J : 0] m;
 }
 
 model {
@@ -320,6 +370,33 @@ model {
       }
     }
   }
+
+  // Bytes: a separate factor (no parameter in common with the counts above).
+  if (has_bytes) {
+    target += normal_lpdf(m0[1] | m0_prior_mean, m0_prior_sd);
+    target += normal_lpdf(tau[1] | 0, tau_sd) + log2();
+    target += normal_lpdf(sigma_b[1] | 0, sigma_b_sd) + log2();
+    target += normal_lpdf(m | m0[1], tau[1]);
+    if (!prior_only) {
+      if (use_sufficient_stats) {
+        // sum over windows with events of log LogNormal(b | log(y) + m_i, sigma_b)
+        //   = sum normal_lpdf(l | m_i, sigma_b) - sum log(b),   l = log(b / y),
+        // with sum_j (l_ij - m_i)^2 = SS_i + W_i (mean_i - m_i)^2: O(J) per gradient.
+        target += -bytes_windows_total * (half_log_two_pi + log(sigma_b[1]))
+                  - (bytes_ss_total
+                     + dot_product(to_vector(bytes_windows), square(bytes_log_mean - m)))
+                    / (2 * square(sigma_b[1]))
+                  - bytes_log_total;
+      } else {
+        // Reference path: one lognormal term per window with events.
+        for (n in 1:N) {
+          if (y[n] > 0) {
+            target += lognormal_lpdf(bytes[n] | log(y[n]) + m[entity[n]], sigma_b[1]);
+          }
+        }
+      }
+    }
+  }
 }
 
 generated quantities {
@@ -364,6 +441,19 @@ generated quantities {
   array[entity_predictions ? J : 0] real y_rep_total;
   array[entity_predictions ? J : 0] int y_rep_zeros;
   vector[entity_predictions && !grouped ? J : 0] log_lik_entity;
+
+  // Bytes (has_bytes = 1): prior draws under prior_only; the log median bytes per event of an
+  // unseen entity; per row (obs_predictions) the bytes of the replicated window y_rep (0 when
+  // it has no events) and the log density of the observed bytes (0 for a window without
+  // events); per entity (entity_predictions) the bytes of the new window y_pred.
+  array[has_bytes * prior_only] real m0_prior;
+  array[has_bytes * prior_only] real tau_prior;
+  array[has_bytes * prior_only] real sigma_b_prior;
+  vector[has_bytes * prior_only ? J : 0] m_prior;
+  array[has_bytes] real m_new;
+  array[has_bytes && obs_predictions ? N : 0] real bytes_rep;
+  vector[has_bytes && obs_predictions ? N : 0] bytes_log_lik;
+  array[has_bytes && entity_predictions ? J : 0] real bytes_pred;
 
   {
     real mu_g = mu;
@@ -452,6 +542,43 @@ generated quantities {
         }
         real p_zero = pi_g + (1 - pi_g) * exp(-phi_g * log1p(mean_g / phi_g));
         y_rep_zeros[e] += binomial_rng(group_windows[g], p_zero);
+      }
+    }
+
+    // Bytes, drawn last so that every draw above is the same with or without them.
+    if (has_bytes) {
+      real m0_g = m0[1];
+      real tau_g = tau[1];
+      real sigma_b_g = sigma_b[1];
+      vector[J] m_g = m;
+      if (prior_only) {
+        m0_g = normal_rng(m0_prior_mean, m0_prior_sd);
+        tau_g = abs(normal_rng(0, tau_sd));
+        sigma_b_g = abs(normal_rng(0, sigma_b_sd));
+        for (i in 1:J) {
+          m_g[i] = normal_rng(m0_g, tau_g);
+        }
+        m0_prior[1] = m0_g;
+        tau_prior[1] = tau_g;
+        sigma_b_prior[1] = sigma_b_g;
+        m_prior = m_g;
+      }
+      m_new[1] = normal_rng(m0_g, tau_g);
+      if (obs_predictions) {
+        for (n in 1:N) {
+          real log_median = m_g[entity[n]];
+          bytes_rep[n] = y_rep[n] > 0 ? y_rep[n] * lognormal_rng(log_median, sigma_b_g) : 0;
+          if (!prior_only) {
+            bytes_log_lik[n] = y[n] > 0
+                               ? lognormal_lpdf(bytes[n] | log(y[n]) + log_median, sigma_b_g)
+                               : 0;
+          }
+        }
+      }
+      if (entity_predictions) {
+        for (i in 1:J) {
+          bytes_pred[i] = y_pred[i] > 0 ? y_pred[i] * lognormal_rng(m_g[i], sigma_b_g) : 0;
+        }
       }
     }
   }

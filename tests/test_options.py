@@ -87,15 +87,22 @@ def test_log_density_with_options_matches_scipy_on_both_paths(engine_name: str,
     config = CONFIG.replace(zero_inflation=zero_inflation)
     for _ in range(3):
         params = _point(data, rng, zero_inflation)
-        expected = scipy_log_density(data, params, config, zero_inflation)
-        values = []
-        for likelihood in ("sufficient", "observation"):
-            values.append(engine.log_density(
-                default_program(),
-                stan_data(data, config.replace(likelihood=likelihood), obs_predictions=False),
-                params))
-            assert values[-1] == pytest.approx(expected, rel=1e-8, abs=1e-8), likelihood
-        assert values[0] == pytest.approx(values[1], rel=1e-8, abs=1e-8)
+        assert_both_paths_equal(engine, data, config, params,
+                                scipy_log_density(data, params, config, zero_inflation))
+
+
+def assert_both_paths_equal(engine, data: ratepool.CountData, config: ratepool.ModelConfig,
+                            params: dict, expected: float) -> None:
+    """The program's log density at ``params`` equals ``expected`` (relative 1e-8) on the
+    sufficient-statistics path and on the per-row reference path."""
+    values = []
+    for likelihood in ("sufficient", "observation"):
+        values.append(engine.log_density(
+            default_program(),
+            stan_data(data, config.replace(likelihood=likelihood), obs_predictions=False),
+            params))
+        assert values[-1] == pytest.approx(expected, rel=1e-8, abs=1e-8), likelihood
+    assert values[0] == pytest.approx(values[1], rel=1e-8, abs=1e-8)
 
 
 def test_groups_are_sufficient_statistics() -> None:

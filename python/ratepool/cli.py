@@ -82,6 +82,10 @@ def _add_data_options(command: argparse.ArgumentParser) -> None:
                          help="entity covariate columns, constant within each entity; text "
                               "columns are one-hot encoded against their first level "
                               "(config: [model] covariates)")
+    command.add_argument("--bytes-col", default=None, metavar="COL",
+                         help="column with the bytes each window moved (0 where the count is "
+                              "0): adds a joint model of log bytes per event, partially pooled "
+                              "per entity (config: [model] bytes_col)")
 
 
 def _add_config_options(command: argparse.ArgumentParser, *, engine: bool = True,
@@ -287,6 +291,8 @@ def _config(args: argparse.Namespace) -> ModelConfig:
     if getattr(args, "covariates", None):
         overrides["covariates"] = tuple(c.strip() for c in args.covariates.split(",")
                                         if c.strip())
+    if getattr(args, "bytes_col", None):
+        overrides["bytes_col"] = args.bytes_col
     return config.replace(**overrides) if overrides else config
 
 
@@ -296,7 +302,8 @@ def _load(args: argparse.Namespace, config: ModelConfig | None = None) -> CountD
                        window_col=args.window_col,
                        allow_duplicate_windows=args.allow_duplicate_windows,
                        exposure_col=config.exposure_col,
-                       covariates=list(config.covariates) or None)
+                       covariates=list(config.covariates) or None,
+                       bytes_col=config.bytes_col)
 
 
 def _data_options(args: argparse.Namespace) -> dict[str, object]:
@@ -304,7 +311,8 @@ def _data_options(args: argparse.Namespace) -> dict[str, object]:
             "window_col": args.window_col,
             "allow_duplicate_windows": args.allow_duplicate_windows,
             "exposure_col": getattr(args, "exposure_col", None),
-            "covariates": getattr(args, "covariates", None)}
+            "covariates": getattr(args, "covariates", None),
+            **({"bytes_col": args.bytes_col} if getattr(args, "bytes_col", None) else {})}
 
 
 def _command(argv: Sequence[str] | None) -> list[str]:
@@ -339,6 +347,23 @@ def _print_result(result: FitResult) -> None:
     print("\nEntities:")
     with pd.option_context("display.max_rows", 200, "display.width", 120):
         print(result.entity_summary().round(3).to_string())
+    if data.window_bytes is not None:
+        _print_bytes(result)
+
+
+def _print_bytes(result: FitResult) -> None:
+    posterior = result.idata.posterior
+    print("\nBytes per event: log(bytes / events) ~ Normal(m_i, sigma_b), m_i ~ Normal(m0, "
+          "tau) (posterior mean, sd):")
+    for name in ("m0", "tau", "sigma_b"):
+        draws = posterior[name]
+        print(f"  {name:<8}{float(draws.mean()):10.3f}{float(draws.std()):10.3f}")
+    print("Median bytes per event exp(m_i) and mean exp(m_i + sigma_b^2/2), 94% HDI:")
+    with pd.option_context("display.max_rows", 200, "display.width", 120):
+        print(result.bytes_summary()[["windows_with_events", "observed_median", "median_mean",
+                                      "median_hdi_low", "median_hdi_high", "mean_mean",
+                                      "mean_hdi_low", "mean_hdi_high"]]
+              .round(1).to_string())
 
 
 def _write(out: Path, result: FitResult, record: dict) -> None:

@@ -71,6 +71,18 @@ class ModelConfig:
     beta_prior_sd : float
         Scale of the Normal(0, sd) prior on each coefficient of the centred and scaled
         covariates.
+    bytes_col : str or None
+        Column of the bytes each window moved, used when the data is read from a file: adds
+        the bytes factor ``log(b_ij / y_ij) ~ Normal(m_i, sigma_b)``, ``m_i ~ Normal(m0, tau)``
+        for windows with events (`ratepool.event_bytes`).
+    bytes_m0_prior_mean, bytes_m0_prior_sd : float
+        ``m0 ~ Normal(mean, sd)``: the population log median bytes per event (default
+        Normal(8, 5): about 3,000 bytes, 95% within 0.2 bytes and 54 MB per event).
+    bytes_tau_prior_sd : float
+        ``tau ~ HalfNormal(sd)``: spread of the entities' log median bytes per event.
+    bytes_sigma_prior_sd : float
+        ``sigma_b ~ HalfNormal(sd)``: spread of a window's log bytes per event around its
+        entity's median.
     """
 
     n_samples: int = 2000
@@ -91,6 +103,11 @@ class ModelConfig:
     exposure_col: str | None = None
     covariates: tuple[str, ...] = ()
     beta_prior_sd: float = 1.0
+    bytes_col: str | None = None
+    bytes_m0_prior_mean: float = 8.0
+    bytes_m0_prior_sd: float = 5.0
+    bytes_tau_prior_sd: float = 2.0
+    bytes_sigma_prior_sd: float = 1.5
 
     def __post_init__(self) -> None:
         _check_int(self, "n_samples", minimum=1)
@@ -100,8 +117,10 @@ class ModelConfig:
         _check_int(self, "max_obs_prediction_values", minimum=0)
         _check_float(self, "target_accept", open_low=0.0, open_high=1.0)
         for name in ("mu_prior_rate", "alpha_prior_sd", "overdispersion_prior_sd",
-                     "beta_prior_sd"):
+                     "beta_prior_sd", "bytes_m0_prior_sd", "bytes_tau_prior_sd",
+                     "bytes_sigma_prior_sd"):
             _check_float(self, name, open_low=0.0)
+        _check_float(self, "bytes_m0_prior_mean", open_low=-math.inf)
         _check_choice(self, "parameterization", PARAMETERIZATIONS)
         _check_choice(self, "likelihood", LIKELIHOODS)
         _check_choice(self, "engine", ENGINES)
@@ -119,6 +138,9 @@ class ModelConfig:
             raise ConfigError(f"covariates must be a list of column names, got "
                               f"{self.covariates!r}")
         object.__setattr__(self, "covariates", tuple(self.covariates))
+        if self.bytes_col is not None and not (isinstance(self.bytes_col, str)
+                                               and self.bytes_col):
+            raise ConfigError(f"bytes_col must be a column name, got {self.bytes_col!r}")
         if not isinstance(self.entity_predictions, bool):
             raise ConfigError(
                 f"entity_predictions must be true or false, got {self.entity_predictions!r}"
@@ -210,9 +232,12 @@ class ModelConfig:
 #: The TOML tables and the settings each holds (any setting may also stand at the top level).
 SECTIONS: dict[str, tuple[str, ...]] = {
     "sampling": ("n_samples", "n_tune", "n_chains", "target_accept", "random_seed", "engine"),
-    "priors": ("mu_prior_rate", "alpha_prior_sd", "overdispersion_prior_sd", "beta_prior_sd"),
+    "priors": ("mu_prior_rate", "alpha_prior_sd", "overdispersion_prior_sd", "beta_prior_sd",
+               "bytes_m0_prior_mean", "bytes_m0_prior_sd", "bytes_tau_prior_sd",
+               "bytes_sigma_prior_sd"),
     "model": ("parameterization", "likelihood", "obs_predictions", "entity_predictions",
-              "max_obs_prediction_values", "zero_inflation", "exposure_col", "covariates"),
+              "max_obs_prediction_values", "zero_inflation", "exposure_col", "covariates",
+              "bytes_col"),
 }
 _TABLE_OF = {name: table for table, names in SECTIONS.items() for name in names}
 

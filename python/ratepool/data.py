@@ -111,6 +111,9 @@ class CountData:
         Entity covariates (one value per entity), when covariate columns were given.
     exposure_col : str or None
         The name of the exposure column the rows came with.
+    window_bytes : numpy.ndarray or None
+        Bytes moved in each raw row's window (float64; 0 exactly where the count is 0), when a
+        bytes column was given (`ratepool.event_bytes`).
     """
 
     labels: pd.Index
@@ -124,6 +127,7 @@ class CountData:
     exposure: np.ndarray | None = None
     covariates: EntityCovariates | None = None
     exposure_col: str | None = None
+    window_bytes: np.ndarray | None = None
 
     @property
     def n_entities(self) -> int:
@@ -206,6 +210,7 @@ def from_dataframe(
     exposure_col: str | None = None,
     covariates: Sequence[str] | None = None,
     where: Location = index_location,
+    bytes_col: str | None = None,
 ) -> CountData:
     """Validate raw rows (one per entity-window) and compute the sufficient statistics.
 
@@ -229,6 +234,9 @@ def from_dataframe(
     where : callable, optional
         Names the place of a row (given its index label) in error messages; by default
         "index <label>". File readers pass one that names the line of the file.
+    bytes_col : str, optional
+        Column with the bytes each window moved: non-negative, 0 exactly where the count is 0
+        (`ratepool.event_bytes.validate_bytes`). Adds the bytes factor to the model.
 
     Returns
     -------
@@ -241,7 +249,8 @@ def from_dataframe(
         Naming the column, the first offending rows and the fix.
     """
     _require_columns(frame, [entity_col, count_col] + ([window_col] if window_col else [])
-                     + ([exposure_col] if exposure_col else []) + list(covariates or []))
+                     + ([exposure_col] if exposure_col else []) + list(covariates or [])
+                     + ([bytes_col] if bytes_col else []))
     if len(frame) == 0:
         raise DataError(NO_ROWS)
     labels_column = frame[entity_col]
@@ -253,6 +262,11 @@ def from_dataframe(
 
     exposure = (validate_exposure(frame[exposure_col], exposure_col, where=where)
                 if exposure_col is not None else None)
+    window_bytes = None
+    if bytes_col is not None:
+        from .event_bytes import validate_bytes  # event_bytes imports this module
+
+        window_bytes = validate_bytes(frame[bytes_col], y, bytes_col, where=where)
 
     codes, labels = factorize_labels(labels_column)
     entity_covariates = (encode_covariates(frame, covariates, entity_col, codes, labels,
@@ -271,6 +285,7 @@ def from_dataframe(
         exposure=exposure,
         covariates=entity_covariates,
         exposure_col=exposure_col,
+        window_bytes=window_bytes,
     )
     _check_model_needs(data, entity_col, count_col)
     return data
@@ -490,6 +505,7 @@ def load_counts(
     allow_duplicate_windows: bool = False,
     exposure_col: str | None = None,
     covariates: Sequence[str] | None = None,
+    bytes_col: str | None = None,
 ) -> CountData:
     """`from_dataframe` for a DataFrame, or for the rows of a CSV/Parquet file (or glob).
 
@@ -502,11 +518,13 @@ def load_counts(
         return from_dataframe(source, entity_col=entity_col, count_col=count_col,
                               window_col=window_col,
                               allow_duplicate_windows=allow_duplicate_windows,
-                              exposure_col=exposure_col, covariates=covariates)
+                              exposure_col=exposure_col, covariates=covariates,
+                              bytes_col=bytes_col)
     from .duckdb_source import read_rows
 
     columns = ([entity_col, count_col] + ([window_col] if window_col else [])
-               + ([exposure_col] if exposure_col else []) + list(covariates or []))
+               + ([exposure_col] if exposure_col else []) + list(covariates or [])
+               + ([bytes_col] if bytes_col else []))
     frame, where = read_rows(source, columns, entity_col=entity_col, window_col=window_col)
     try:
         return from_dataframe(
@@ -518,6 +536,7 @@ def load_counts(
             exposure_col=exposure_col,
             covariates=covariates,
             where=where,
+            bytes_col=bytes_col,
         )
     except DataError as error:
         raise DataError(f"{source}: {error}") from None

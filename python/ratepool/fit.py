@@ -18,6 +18,7 @@ from .data import CountData, load_counts
 from .diagnostics import get_model_diagnostics
 from .engines import Engine, SamplerSettings, get_engine
 from .errors import RatepoolError
+from .event_bytes import bytes_summary, warn_if_bytes_prior_clashes
 from .inference import build_inference_data, build_prior_data
 from .program import StanProgram, default_program
 from .standata import _obs_predictions, check_options, stan_data
@@ -92,6 +93,20 @@ class FitResult:
             raise RatepoolError("this fit has no covariates; fit with load_counts(..., "
                                 "covariates=[...]) to estimate their effects")
         return coefficient_summary(self.idata, self.data.covariates)
+
+    def bytes_summary(self) -> pd.DataFrame:
+        """Bytes per event per entity: median exp(m_i) and mean exp(m_i + sigma_b^2 / 2)
+        with 94% HDIs (`ratepool.event_bytes.bytes_summary`).
+
+        Raises
+        ------
+        RatepoolError
+            If the fit has no bytes.
+        """
+        if self.data.window_bytes is None:
+            raise RatepoolError("this fit has no bytes; fit with load_counts(..., "
+                                "bytes_col=...) to model bytes per event")
+        return bytes_summary(self.idata, self.data)
 
     def mapping_table(self) -> pd.DataFrame:
         """Entity label <-> 1-based Stan index."""
@@ -179,10 +194,12 @@ def _prepare(
     config = config or ModelConfig()
     if not isinstance(data, CountData):
         data = load_counts(data, exposure_col=config.exposure_col,
-                           covariates=list(config.covariates) or None)
+                           covariates=list(config.covariates) or None,
+                           bytes_col=config.bytes_col)
     config = _with_data_columns(config, data)
     check_options(data, config)
     _warn_if_prior_clashes(data, config)
+    warn_if_bytes_prior_clashes(data, config)
     if isinstance(engine, Engine):
         return data, config, engine
     return data, config, get_engine(engine or config.engine)

@@ -18,7 +18,8 @@ from .engines.base import Draws
 
 log = logging.getLogger(__name__)
 
-__all__ = ["build_inference_data", "build_prior_data", "PARAMETERS", "PREDICTIVE_COUNTS", "DIMS"]
+__all__ = ["build_inference_data", "build_prior_data", "PARAMETERS", "PREDICTIVE_COUNTS", "DIMS",
+           "BYTES_OUTPUTS"]
 
 #: Population-level parameters, as named in Stan and in the InferenceData.
 PARAMETERS = ("mu", "alpha", "phi")
@@ -33,6 +34,10 @@ DIMS: dict[str, list[str]] = {
     **{name: ["obs"] for name in ("y_rep", "y", "entity_index", "exposure")},
     "beta": ["covariate"],
     "covariate_scaled": ["entity", "covariate"],
+    # Bytes (`ratepool.event_bytes`); "bytes" is the name of the bytes' log likelihood and of
+    # the observed bytes per row.
+    **{name: ["entity"] for name in ("m", "bytes_pred", "bytes_windows")},
+    **{name: ["obs"] for name in ("bytes_rep", "bytes")},
 }
 #: Parameters that only some model options add (absent from the InferenceData otherwise):
 #: beta with covariates, pi with zero-inflation.
@@ -40,9 +45,15 @@ OPTION_PARAMETERS = ("beta", "pi")
 #: Stan names of the exact prior draws (size-1 arrays for the scalars).
 _PRIOR_NAMES = {"mu": "mu_prior", "alpha": "alpha_prior", "phi": "phi_prior",
                 "beta": "beta_prior", "pi": "pi_prior", "theta": "theta_prior",
-                "theta_new": "theta_new"}
+                "theta_new": "theta_new", "m0": "m0_prior", "tau": "tau_prior",
+                "sigma_b": "sigma_b_prior", "m": "m_prior", "m_new": "m_new"}
 #: Stan scalars returned as size-1 arrays (size 0 when their option is off).
-_SIZE_ONE = ("mu_prior", "alpha_prior", "phi_prior", "pi_prior", "pi")
+_SIZE_ONE = ("mu_prior", "alpha_prior", "phi_prior", "pi_prior", "pi", "m0", "tau", "sigma_b",
+             "m0_prior", "tau_prior", "sigma_b_prior", "m_new")
+#: The bytes factor's outputs: posterior (parameters and m_new, the log median bytes per event
+#: of an unseen entity) and posterior predictive (bytes of replicated windows).
+BYTES_OUTPUTS = {"posterior": ("m0", "tau", "sigma_b", "m", "m_new"),
+                 "posterior_predictive": ("bytes_rep", "bytes_pred")}
 
 
 def _as_counts(values: np.ndarray, name: str) -> np.ndarray:
@@ -93,6 +104,10 @@ def _constant(data: CountData) -> dict[str, np.ndarray]:
     return constant
 
 
+def _observed_bytes(data: CountData) -> dict[str, np.ndarray]:
+    return {} if data.window_bytes is None else {"bytes": data.window_bytes}
+
+
 def build_inference_data(
     draws: Draws, data: CountData, *, prior: Draws | None = None
 ) -> az.InferenceData:
@@ -113,7 +128,7 @@ def build_inference_data(
     if data.has_rows:
         coords["obs"] = np.arange(len(data.y))
     predictive = {name: name for name in ("y_rep", "y_pred", "y_rep_total", "y_rep_zeros",
-                                          "y_new")}
+                                          "y_new", *BYTES_OUTPUTS["posterior_predictive"])}
     variables = dict(draws.variables)
     if "theta_from_raw" in variables:  # the non-centred parameterisation's entity rates
         variables["theta"] = variables.pop("theta_from_raw")
@@ -122,13 +137,14 @@ def build_inference_data(
     groups: dict[str, Any] = {
         "posterior": _pick(variables, {name: name for name in
                                              (*PARAMETERS, *OPTION_PARAMETERS, "theta",
-                                              "theta_new")}),
+                                              "theta_new", *BYTES_OUTPUTS["posterior"])}),
         "posterior_predictive": _pick(variables, predictive),
         "log_likelihood": _pick(variables, {"y": "log_lik",
                                              "entity_total": "log_lik_entity",
-                                             "entity_windows": "log_lik_by_entity"}),
+                                             "entity_windows": "log_lik_by_entity",
+                                             "bytes": "bytes_log_lik"}),
         "sample_stats": draws.sample_stats,
-        "observed_data": _observed(data),
+        "observed_data": {**_observed(data), **_observed_bytes(data)},
         "constant_data": _constant(data),
     }
     if prior is not None:

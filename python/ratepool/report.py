@@ -163,6 +163,23 @@ def _run_section(run: Mapping[str, Any]) -> str:
     )
 
 
+def _bytes_section(table: pd.DataFrame | None) -> str:
+    if table is None:
+        return ""
+    more = (f"<p class=\"muted\">First {MAX_ENTITY_ROWS} of {len(table)} entities; all are in "
+            "bytes_summary.csv.</p>" if len(table) > MAX_ENTITY_ROWS else "")
+    return (
+        "<h2>Bytes per event</h2>"
+        "<p class=\"muted\">Model: for each window with y &gt; 0 events, log(bytes / y) ~ "
+        "Normal(m_i, sigma_b), m_i ~ Normal(m0, tau); a separate factor of the joint density "
+        "(no parameter shared with the counts). median = exp(m_i), the median bytes per event "
+        "of a window (the headline); mean = exp(m_i + sigma_b&sup2;/2), its mean; "
+        "observed_median: exp of the entity's own mean log bytes per event. 94% HDIs. m0, "
+        "tau and sigma_b are in the population table and graded in the diagnostics.</p>"
+        + _table(table.head(MAX_ENTITY_ROWS)) + more
+    )
+
+
 def render_report(
     *,
     title: str,
@@ -172,6 +189,7 @@ def render_report(
     run: Mapping[str, Any],
     images: Mapping[str, bytes],
     prior_check: Mapping[str, Any] | None = None,
+    bytes_table: pd.DataFrame | None = None,
 ) -> str:
     """The report as one HTML document with nothing to fetch.
 
@@ -189,6 +207,8 @@ def render_report(
         {file name: PNG bytes}; the known figures are shown in a fixed order.
     prior_check : mapping, optional
         `ratepool.prior_predictive_check` output.
+    bytes_table : pandas.DataFrame, optional
+        `ratepool.event_bytes.bytes_summary` output, when bytes were fitted.
     """
     data = run.get("data", {})
     shown = entities.head(MAX_ENTITY_ROWS)
@@ -215,6 +235,7 @@ def render_report(
         "population mean that the estimate moved (0 = none, 1 = fully pooled).</p>",
         _table(shown),
         more,
+        _bytes_section(bytes_table),
         _run_section(run),
     ])
     return (

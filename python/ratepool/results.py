@@ -10,6 +10,7 @@ A results folder holds:
 ``population_summary.csv``  mu, alpha, phi (and beta, pi when fitted): mean, sd, 94% HDI,
                             R-hat, ESS
 ``coefficients.csv``        with covariates: beta and rate ratios per original unit (94% HDI)
+``bytes_summary.csv``       with bytes: median and mean bytes per event per entity (94% HDI)
 ``diagnostics.json``        r_hat_max, ess_bulk_min, ess_tail_min, divergences, converged
                             (mu, alpha, phi); all_parameters, ebfmi, treedepth_hits,
                             max_treedepth; grades, advice
@@ -48,6 +49,7 @@ from . import plots
 from .config import ModelConfig
 from .errors import RatepoolError
 from .files import atomic_directory, atomic_write_text, file_sha256
+from .event_bytes import BYTES_PARAMETERS
 from .fit import FitResult
 from .inference import OPTION_PARAMETERS, PARAMETERS
 from .labels import read_label_table
@@ -85,6 +87,8 @@ FILES = {
 }
 #: Written only for a fit with entity covariates.
 COEFFICIENTS_FILE = "coefficients.csv"
+#: With bytes (`ratepool.event_bytes`): the entity bytes-per-event table.
+BYTES_FILE = "bytes_summary.csv"
 #: Attribute on every InferenceData group recording the Python types of the entity labels
 #: when they had to be stored as strings (mixed-type labels).
 LABEL_TYPES_ATTR = "ratepool_entity_label_types"
@@ -189,9 +193,10 @@ def run_record(
 
 
 def population_summary(idata: az.InferenceData) -> pd.DataFrame:
-    """mu, alpha, phi (beta and pi when fitted): posterior mean, sd, 94% HDI, MCSE, bulk and
-    tail ESS, R-hat."""
-    names = [name for name in (*PARAMETERS, *OPTION_PARAMETERS) if name in idata.posterior]
+    """mu, alpha, phi (beta and pi, and the bytes factor's m0, tau and sigma_b when fitted):
+    posterior mean, sd, 94% HDI, MCSE, bulk and tail ESS, R-hat."""
+    names = [name for name in (*PARAMETERS, *OPTION_PARAMETERS, *BYTES_PARAMETERS[:3])
+             if name in idata.posterior]
     table = az.summary(idata, var_names=names, hdi_prob=HDI_PROB, round_to="none")
     table.index.name = "parameter"
     return table
@@ -312,6 +317,10 @@ def write_results(
         population.to_csv(staging / FILES["population"])
         if result.data.covariates is not None:
             result.coefficients().to_csv(staging / COEFFICIENTS_FILE)
+        bytes_table = (result.bytes_summary() if result.data.window_bytes is not None
+                       else None)
+        if bytes_table is not None:
+            bytes_table.to_csv(staging / BYTES_FILE)
         (staging / FILES["diagnostics"]).write_text(dump_json(diagnostics), encoding="utf-8")
         if prior_check is not None:
             (staging / FILES["prior_check"]).write_text(dump_json(prior_check),
@@ -328,6 +337,7 @@ def write_results(
             html = render_report(
                 title=title, diagnostics=diagnostics, population=population,
                 entities=entities, run=full_record, images=images, prior_check=prior_check,
+                bytes_table=bytes_table,
             )
             (staging / FILES["report"]).write_text(html, encoding="utf-8")
     return out

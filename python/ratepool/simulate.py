@@ -34,6 +34,8 @@ class SimulatedData:
     beta_per_unit: dict[str, float] | None = None
     beta_scaled: dict[str, float] | None = None
     pi: float | None = None
+    #: With bytes: m0, tau, sigma_b and the entities' m_i (a Series by label).
+    bytes_truth: dict[str, object] | None = None
 
     def truth(self) -> dict[str, object]:
         """The true values as a JSON-ready dict."""
@@ -49,6 +51,10 @@ class SimulatedData:
                                             for k, v in self.beta_per_unit.items()}
         if self.pi is not None:
             truth["pi"] = self.pi
+        if self.bytes_truth is not None:
+            truth.update({name: (float(value) if name != "m" else
+                                 {str(k): float(v) for k, v in value.items()})
+                          for name, value in self.bytes_truth.items()})
         return truth
 
 
@@ -106,6 +112,7 @@ def simulate_counts(
     exposure: tuple[float, float] | None = None,
     covariate_effects: dict[str, float] | None = None,
     zero_inflation: float | None = None,
+    bytes_per_event: dict[str, float] | None = None,
 ) -> SimulatedData:
     """Draw theta_i ~ Gamma(mu_i * alpha, alpha), then n_i windows of NB2(E_ij theta_i, phi)
     counts (zero with probability ``zero_inflation``).
@@ -123,6 +130,10 @@ def simulate_counts(
         mu is the rate at the entities' mean covariates, as the model defines it.
     zero_inflation : float, optional
         Probability pi that a window is a structural zero.
+    bytes_per_event : dict, optional
+        ``{"m0": ..., "tau": ..., "sigma_b": ...}``: adds column ``bytes`` from the bytes
+        factor, m_i ~ Normal(m0, tau) and, for a window with y > 0 events,
+        b = y * exp(Normal(m_i, sigma_b)) (0 bytes without events); from its own random stream.
 
     Without the options the draws are those of the base model (the options draw from their
     own random stream).
@@ -156,6 +167,16 @@ def simulate_counts(
     if zero_inflation is not None:
         structural = options_rng.random(len(frame)) < zero_inflation
         frame["count"] = np.where(structural, 0, frame["count"].to_numpy())
+    bytes_truth = None
+    if bytes_per_event is not None:
+        counts = frame["count"].to_numpy()
+        bytes_rng = np.random.default_rng([seed, 9])
+        m0, tau, sigma_b = (float(bytes_per_event[k]) for k in ("m0", "tau", "sigma_b"))
+        m = bytes_rng.normal(m0, tau, n_entities)
+        per_event = np.exp(bytes_rng.normal(m[entity_index], sigma_b))
+        columns["bytes"] = np.where(counts > 0, counts * per_event, 0.0)
+        bytes_truth = {"m0": m0, "tau": tau, "sigma_b": sigma_b,
+                       "m": pd.Series(m, index=labels, name="m")}
     frame = frame.assign(**columns)
     return SimulatedData(frame, mu, alpha, phi, pd.Series(theta, index=labels, name="theta"),
-                         beta_per_unit, beta_scaled, zero_inflation)
+                         beta_per_unit, beta_scaled, zero_inflation, bytes_truth)

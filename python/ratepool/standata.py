@@ -7,7 +7,8 @@ layout at the top of ``stan/hierarchical_negbinom.stan``):
 - exposure and zero-inflation: windows grouped by (entity, exposure value), with per group the
   number of windows n_g, of zero windows z_g and the total count S_g; O(G) with G <= N groups
   (G = J without exposure), so a gradient still costs O(G + K + J), not O(N);
-- covariates: the J x P matrix of centred and scaled entity covariates and the prior sd of beta.
+- covariates: the J x P matrix of centred and scaled entity covariates and the prior sd of beta;
+- bytes: per-entity statistics of log bytes per event (`ratepool.event_bytes`), O(J).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pandas as pd
 from .config import ModelConfig
 from .data import CountData
 from .errors import ConfigError, DataError
+from .event_bytes import bytes_fields_off, bytes_stan_fields
 
 __all__ = ["stan_data", "base_stan_data", "group_statistics", "check_options"]
 
@@ -38,6 +40,10 @@ def check_options(data: CountData, config: ModelConfig) -> None:
         raise ConfigError(
             f"the config names covariates {list(config.covariates)} but the data was loaded "
             "without them; load it with load_counts(..., covariates=[...])")
+    if config.bytes_col is not None and data.window_bytes is None:
+        raise ConfigError(
+            f"the config names bytes_col = {config.bytes_col!r} but the data was loaded "
+            f"without bytes; load it with load_counts(..., bytes_col={config.bytes_col!r})")
     if (data.exposure is not None or config.zero_inflation) and not data.has_rows:
         raise DataError(
             "exposure and zero-inflation need the rows (per-window exposures and zeros); this "
@@ -106,10 +112,17 @@ def base_stan_data(
     }
 
 
+def option_field_names() -> frozenset[str]:
+    """The data fields the model options added to the program (absent from exports made
+    before them)."""
+    return frozenset(_options_off(1)) | frozenset(bytes_fields_off())
+
+
 def _options_off(n_entities: int) -> dict[str, Any]:
     return {"has_exposure": 0, "exposure": [], "zero_inflation": 0, "G": 0,
             "group_entity": [], "group_exposure": [], "group_windows": [], "group_zeros": [],
-            "group_total": [], "P": 0, "X": [[] for _ in range(n_entities)], "beta_sd": 1.0}
+            "group_total": [], "P": 0, "X": [[] for _ in range(n_entities)], "beta_sd": 1.0,
+            **bytes_fields_off()}
 
 
 def _option_fields(data: CountData, config: ModelConfig, rows: bool) -> dict[str, Any]:
@@ -153,6 +166,7 @@ def stan_data(
         entity_predictions=config.entity_predictions,
     )
     values.update(_option_fields(data, config, rows=values["N"] > 0))
+    values.update(bytes_stan_fields(data, config, rows=values["N"] > 0))
     if values["has_exposure"] and values["N"] == 0 and not values["use_sufficient_stats"]:
         raise DataError("the per-observation likelihood with exposure needs the rows")
     return values

@@ -27,6 +27,7 @@ from ..files import atomic_file, atomic_write_text
 from ..fit import FitResult
 from ..inference import build_inference_data
 from ..labels import read_label_table
+from ..standata import option_field_names
 from .base import Draws, split_sample_stats
 
 __all__ = [
@@ -198,14 +199,12 @@ def read_stan_data(
 
 
 #: Data fields the model options added to the program (absent from older exports).
-OPTION_FIELDS = frozenset({"has_exposure", "exposure", "zero_inflation", "G", "group_entity",
-                           "group_exposure", "group_windows", "group_zeros", "group_total",
-                           "P", "X", "beta_sd"})
+OPTION_FIELDS = option_field_names()
 
 
 def _refuse_options(path: Path, values: dict[str, Any]) -> None:
     """The CmdStan round trip does not rebuild exposure, covariates or zero-inflation yet."""
-    switched_on = [name for name in ("has_exposure", "zero_inflation", "P")
+    switched_on = [name for name in ("has_exposure", "zero_inflation", "P", "has_bytes")
                    if int(values.get(name, 0) or 0)]
     if switched_on:
         raise DataError(
