@@ -65,7 +65,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--target-accept", type=float, default=defaults.target_accept)
     parser.add_argument("--parameterization", default=defaults.parameterization,
                         choices=["centered", "non_centered"])
+    parser.add_argument("--exposure", action="store_true",
+                        help="model option: per-window exposures (log-uniform in [0.25, 4])")
+    parser.add_argument("--covariates", type=int, default=0, metavar="P",
+                        help="model option: P entity covariates (beta ranked)")
+    parser.add_argument("--zero-inflation", action="store_true",
+                        help="model option: structural zeros (pi ranked)")
     return parser.parse_args(argv)
+
+
+def _options_text(settings: SBCSettings) -> str:
+    options = ((["exposure"] if settings.exposure else [])
+               + ([f"{settings.n_covariates} covariate(s)"] if settings.n_covariates else [])
+               + (["zero-inflation"] if settings.zero_inflation else []))
+    return f", options: {', '.join(options)}" if options else ""
 
 
 def sparkline(counts: np.ndarray) -> str:
@@ -97,7 +110,8 @@ def report(table: pd.DataFrame, settings: SBCSettings, args: argparse.Namespace,
         f"SBC: {n} simulations (seed {args.seed}), {settings.n_entities} entities x "
         f"{settings.n_windows} windows each; PyStan, {settings.n_chains} chains x "
         f"({settings.n_tune} warmup + {settings.n_samples} draws), target_accept "
-        f"{settings.target_accept}, {settings.parameterization} parameterization; each truth "
+        f"{settings.target_accept}, {settings.parameterization} parameterization"
+        f"{_options_text(settings)}; each truth "
         f"ranked among {settings.n_ranked_draws} thinned draws (ranks 0..{settings.n_ranked_draws}).",
         "",
         f"- fits that ran: {int(ran.sum())} of {n}; failed: {int((~ran).sum())}",
@@ -178,7 +192,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = SBCSettings(
             n_entities=args.entities, n_windows=args.windows, n_ranked_draws=args.ranked_draws,
             n_chains=args.chains, n_tune=args.warmup, n_samples=args.samples,
-            target_accept=args.target_accept, parameterization=args.parameterization)
+            target_accept=args.target_accept, parameterization=args.parameterization,
+            exposure=args.exposure, n_covariates=args.covariates,
+            zero_inflation=args.zero_inflation)
         if args.compare:
             print(compare(args.compare))
             return 0

@@ -31,7 +31,7 @@ from .errors import ConfigError, RatepoolError
 from .fit import stan_data
 from .inference import build_inference_data
 from .program import StanProgram, default_program
-from .simulate import draw_prior, simulate_rows
+from .simulate import draw_entity_rates, draw_prior, simulate_rows
 
 __all__ = [
     "SBCPrior",
@@ -65,10 +65,12 @@ class SBCPrior:
     mu_rate: float = 0.1
     alpha_sd: float = 2.0
     phi_sd: float = 2.0
+    beta_sd: float = 1.0
 
     def __post_init__(self) -> None:
         ModelConfig(mu_prior_rate=self.mu_rate, alpha_prior_sd=self.alpha_sd,
-                    overdispersion_prior_sd=self.phi_sd)  # raises ConfigError naming the scale
+                    overdispersion_prior_sd=self.phi_sd,
+                    beta_prior_sd=self.beta_sd)  # raises ConfigError naming the scale
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,16 @@ class SBCSettings:
         Parameterization of the entity rates.
     n_theta : int
         How many entity rates (the first ones; entities are exchangeable) are ranked.
+    exposure : bool
+        Model option: each window gets an exposure, log-uniform in [0.25, 4] (a fixed design
+        per simulation), and the data are fitted with it.
+    n_covariates : int
+        Model option: that many entity covariates, Normal(0, 1) per entity (a fixed design per
+        simulation); beta ~ Normal(0, beta_sd) on the covariates as ratepool centres and scales
+        them, and every beta is ranked.
+    zero_inflation : bool
+        Model option: pi ~ Beta(1, 1) structural zeros, fitted with the zero-inflated model;
+        pi is ranked.
     """
 
     n_entities: int = 8
@@ -100,10 +112,13 @@ class SBCSettings:
     target_accept: float = 0.9
     parameterization: str = "centered"
     n_theta: int = 3
+    exposure: bool = False
+    n_covariates: int = 0
+    zero_inflation: bool = False
 
     def __post_init__(self) -> None:
         for name, minimum in {"n_entities": 2, "n_windows": 1, "n_ranked_draws": 1,
-                              "n_theta": 0}.items():
+                              "n_theta": 0, "n_covariates": 0}.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ConfigError(f"SBC setting {name} must be an integer >= {minimum}, "
@@ -127,28 +142,51 @@ class SBCSettings:
             overdispersion_prior_sd=float(prior.phi_sd),
             parameterization=self.parameterization,  # type: ignore[arg-type]
             obs_predictions=False, entity_predictions=False,
+            beta_prior_sd=float(prior.beta_sd), zero_inflation=self.zero_inflation,
         )
 
 
 def ranked_parameters(settings: SBCSettings) -> list[str]:
-    """Names of the ranked quantities: mu, alpha, phi, theta[1]..theta[n_theta]."""
-    return ["mu", "alpha", "phi"] + [f"theta[{i + 1}]" for i in range(settings.n_theta)]
+    """Names of the ranked quantities: mu, alpha, phi, beta[1..P] and pi with those options,
+    theta[1]..theta[n_theta]."""
+    return (["mu", "alpha", "phi"] + [f"beta[{p + 1}]" for p in range(settings.n_covariates)]
+            + (["pi"] if settings.zero_inflation else [])
+            + [f"theta[{i + 1}]" for i in range(settings.n_theta)])
 
 
 # --------------------------------------------------------------------------------------------
 # One simulation
 
 
-def draw_parameters(rng: np.random.Generator, prior: SBCPrior, n_entities: int
-                    ) -> dict[str, Any]:
-    """One ancestral draw from the prior: mu, alpha, phi (floats) and theta (length J)."""
-    return draw_prior(rng, mu_rate=prior.mu_rate, alpha_sd=prior.alpha_sd,
-                      phi_sd=prior.phi_sd, n_entities=n_entities)
+def draw_parameters(rng: np.random.Generator, prior: SBCPrior, n_entities: int,
+                    settings: SBCSettings | None = None) -> dict[str, Any]:
+    """One ancestral draw from the prior: mu, alpha, phi (floats) and theta (length J); with
+    the options of ``settings`` also the design (covariates z, J x P, centred and scaled as
+    ratepool does), beta and pi, theta then drawn at mu_i = mu exp(z_i' beta)."""
+    settings = settings or SBCSettings(n_entities=n_entities)
+    if not settings.n_covariates and not settings.zero_inflation:
+        return draw_prior(rng, mu_rate=prior.mu_rate, alpha_sd=prior.alpha_sd,
+                          phi_sd=prior.phi_sd, n_entities=n_entities)
+    truth = draw_prior(rng, mu_rate=prior.mu_rate, alpha_sd=prior.alpha_sd,
+                       phi_sd=prior.phi_sd, n_entities=0)
+    if settings.n_covariates:
+        x = rng.normal(size=(n_entities, settings.n_covariates))
+        truth["x"] = x
+        z = (x - x.mean(axis=0)) / x.std(axis=0)
+        truth["beta"] = rng.normal(0.0, prior.beta_sd, settings.n_covariates)
+        mean_rate = truth["mu"] * np.exp(z @ truth["beta"])
+    else:
+        mean_rate = truth["mu"]
+    if settings.zero_inflation:
+        truth["pi"] = float(rng.beta(1.0, 1.0))
+    truth["theta"] = draw_entity_rates(rng, mean_rate, truth["alpha"], n_entities)
+    return truth
 
 
-def simulate_data(rng: np.random.Generator, truth: Mapping[str, Any], n_windows: int
-                  ) -> CountData:
-    """``n_windows`` NB2(theta_i, phi) counts per entity, as validated `CountData`.
+def simulate_data(rng: np.random.Generator, truth: Mapping[str, Any], n_windows: int,
+                  settings: SBCSettings | None = None) -> CountData:
+    """``n_windows`` NB2(theta_i, phi) counts per entity, as validated `CountData` (with the
+    options of ``settings``: exposures, covariate columns, structural zeros).
 
     Entity labels are ``e000``, ``e001``, ...; they sort in simulation order, so Stan's entity
     i + 1 is ``truth["theta"][i]``.
@@ -161,11 +199,26 @@ def simulate_data(rng: np.random.Generator, truth: Mapping[str, Any], n_windows:
     theta = np.asarray(truth["theta"], dtype=float)
     width = max(3, len(str(len(theta) - 1)))
     labels = [f"e{i:0{width}d}" for i in range(len(theta))]
+    settings = settings or SBCSettings(n_entities=len(theta), n_windows=n_windows)
+    exposure = (np.exp(rng.uniform(np.log(0.25), np.log(4.0), len(theta) * n_windows))
+                if settings.exposure else None)
     frame = simulate_rows(rng, theta, float(truth["phi"]), np.full(len(theta), n_windows),
-                          labels)
+                          labels, exposure=exposure)
+    if "pi" in truth:
+        structural = rng.random(len(frame)) < truth["pi"]
+        frame["count"] = np.where(structural, 0, frame["count"].to_numpy())
     if frame["count"].max() > MAX_STAN_INT:
         log.info("simulated count %d exceeds Stan's int range", int(frame["count"].max()))
-    return from_dataframe(frame[["entity", "count"]])
+    columns = ["entity", "count"]
+    if exposure is not None:
+        frame["exposure"] = exposure
+        columns.append("exposure")
+    covariates = [f"x{p + 1}" for p in range(np.shape(truth.get("x", np.zeros((0, 0))))[1])]
+    for p, name in enumerate(covariates):
+        frame[name] = np.repeat(truth["x"][:, p], n_windows)
+    return from_dataframe(frame[columns + covariates],
+                          exposure_col="exposure" if exposure is not None else None,
+                          covariates=covariates or None)
 
 
 def thin_draws(draws: np.ndarray, n_keep: int) -> np.ndarray:
@@ -208,9 +261,12 @@ def run_simulation(
     with ``error`` set and missing ranks rather than an exception.
     """
     rng, stan_seed = _seeds(seed, index)
-    truth = draw_parameters(rng, simulator_prior, settings.n_entities)
+    truth = draw_parameters(rng, simulator_prior, settings.n_entities, settings)
     names = ranked_parameters(settings)
     true_values = {"mu": truth["mu"], "alpha": truth["alpha"], "phi": truth["phi"],
+                   **{f"beta[{p + 1}]": float(truth["beta"][p])
+                      for p in range(settings.n_covariates)},
+                   **({"pi": truth["pi"]} if settings.zero_inflation else {}),
                    **{f"theta[{i + 1}]": float(truth["theta"][i])
                       for i in range(settings.n_theta)}}
     row: dict[str, Any] = {"simulation": index, "stan_seed": stan_seed}
@@ -221,7 +277,7 @@ def run_simulation(
                error="")
     start = time.perf_counter()
     try:
-        data = simulate_data(rng, truth, settings.n_windows)
+        data = simulate_data(rng, truth, settings.n_windows, settings)
         row["total_count"] = int(data.entity_total.sum())
         row["zero_share"] = float(np.mean(data.y == 0))
         config = settings.model_config(model_prior, stan_seed)
@@ -248,9 +304,11 @@ def run_simulation(
 
 
 def _values(posterior: Any, name: str) -> np.ndarray:
-    """(chain, draw) draws of ``mu``, ``alpha``, ``phi`` or ``theta[i]`` (i 1-based)."""
-    if name.startswith("theta["):
-        return posterior["theta"].values[..., int(name[len("theta["):-1]) - 1]
+    """(chain, draw) draws of ``mu``, ``alpha``, ``phi``, ``pi``, ``beta[p]`` or ``theta[i]``
+    (1-based)."""
+    for vector in ("theta", "beta"):
+        if name.startswith(f"{vector}["):
+            return posterior[vector].values[..., int(name[len(vector) + 1:-1]) - 1]
     return posterior[name].values
 
 
