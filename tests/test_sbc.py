@@ -214,3 +214,23 @@ def test_tiny_sbc_run_in_either_parameterization(parameterization: str) -> None:
     rng = np.random.default_rng(np.random.SeedSequence(11, spawn_key=(0,)))
     assert table.loc[0, "true_theta[1]"] == draw_parameters(rng, SBCPrior(), 8)["theta"][0]
     assert (table["r_hat_max"] > 0).all() and (table["ess_bulk_min"] > 0).all()
+
+
+@pytest.mark.slow
+def test_tiny_sbc_run_with_every_model_option() -> None:
+    """With exposure, two covariates and zero-inflation the truths include beta and pi, drawn
+    from their priors, and every one of them is ranked; the simulated data carry the design."""
+    settings = SBCSettings(n_tune=150, n_samples=100, n_ranked_draws=49, exposure=True,
+                           n_covariates=2, zero_inflation=True)
+    names = ranked_parameters(settings)
+    assert {"beta[1]", "beta[2]", "pi"} <= set(names)
+    table = run_sbc(2, seed=5, settings=settings, engine="pystan")
+    assert (table["error"] == "").all(), table["error"].tolist()
+    for name in names:
+        ranks = table[f"rank_{name}"]
+        assert ranks.between(0, settings.n_ranked_draws).all() and (ranks % 1 == 0).all()
+    rng = np.random.default_rng(3)
+    truth = draw_parameters(rng, SBCPrior(), 8, settings)
+    data = simulate_data(rng, truth, 6, settings)
+    assert data.exposure is not None and data.covariates.names == ("x1", "x2")
+    assert 0 < truth["pi"] < 1 and truth["beta"].shape == (2,)
