@@ -65,8 +65,28 @@ def test_fit_figures_are_all_drawn() -> None:
     result = synthetic_result(["b", "a", "c"], prior=True)
     images = plots.fit_figures(result.idata, result.data, result.entity_summary(),
                                result.config)
-    assert set(images) == set(plots.PLOT_FILES.values())
+    assert set(images) == set(plots.PLOT_FILES.values()) - {plots.PLOT_FILES["coefficients"]}
     assert all(png[:4] == b"\x89PNG" for png in images.values())
+
+
+def test_coefficient_forest_plot_shows_rate_ratios_per_original_unit() -> None:
+    """The plotted medians are exp(beta / scale): the rate ratio per unit on the covariate's
+    own scale (here a scale of 2: beta = log 4 per sd is a ratio of 2 per unit)."""
+    import arviz as az
+
+    from ratepool.covariates import EntityCovariates
+
+    covariates = EntityCovariates(("x",), np.zeros((3, 1)), np.zeros(1), np.array([2.0]), {},
+                                  ("x",))
+    beta = np.full((2, 50, 1), np.log(4.0)) + np.linspace(-0.01, 0.01, 100).reshape(2, 50, 1)
+    idata = az.from_dict(posterior={"beta": beta}, coords={"covariate": ["x"]},
+                         dims={"beta": ["covariate"]})
+    data = type("Data", (), {"covariates": covariates})()
+    figure = plots.coefficients_figure(idata, data)
+    axis = figure.axes[0]
+    points = [line.get_xdata() for line in axis.get_lines() if len(line.get_xdata()) == 1]
+    assert any(abs(float(x[0]) - 2.0) < 0.02 for x in points)
+    assert axis.get_xscale() == "log"
 
 
 def test_report_shows_every_graded_check_and_both_prior_shares() -> None:

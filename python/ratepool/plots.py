@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import ScalarFormatter
 from scipy import stats
 
 from .config import ModelConfig
@@ -46,6 +47,7 @@ PLOT_FILES = {
     "ppc": "posterior_predictive.png",
     "entities": "entity_rates.png",
     "prior": "prior_predictive.png",
+    "coefficients": "coefficients.png",
 }
 #: Entities shown in the forest plot; beyond this the highest and lowest rates are shown.
 MAX_FOREST_ENTITIES = 60
@@ -234,6 +236,35 @@ def prior_check_figure(prior_idata: az.InferenceData, check: dict[str, Any],
     return figure
 
 
+def coefficients_figure(idata: az.InferenceData, data: CountData) -> Figure:
+    """Forest plot (`arviz.plot_forest`) of the covariates' rate ratios per unit on their
+    original scale, exp(beta / scale) (for a level: against the reference level), with the
+    median, 50% interval and 94% HDI; the dotted line is "no effect" (ratio 1)."""
+    covariates = data.covariates
+    ratio = np.exp(idata.posterior["beta"].values / covariates.scale)
+    ratios = az.from_dict(posterior={"rate_ratio": ratio},
+                          coords={"covariate": list(covariates.names)},
+                          dims={"rate_ratio": ["covariate"]})
+    figure = Figure(figsize=(7, max(2.5, 0.4 * covariates.n_columns + 1.5)),
+                    layout="constrained")
+    axis = figure.subplots()
+    az.plot_forest(ratios, var_names=["rate_ratio"], combined=True, hdi_prob=HDI_PROB,
+                   colors="C0", ax=axis, show=False)
+    axis.axvline(1.0, color="k", linestyle=":", linewidth=1)
+    position = np.sort(axis.get_yticks())[::-1]  # plot_forest draws the first one on top
+    axis.set_yticks(position, list(covariates.names), fontsize=8)
+    references = covariates.reference_levels
+    axis.set_title("Rate ratio per unit of each covariate"
+                   + (f" (levels against {', '.join(f'{k}={v}' for k, v in references.items())})"
+                      if references else ""), fontsize=9)
+    axis.set_xscale("log")
+    axis.xaxis.set_major_formatter(ScalarFormatter())
+    axis.xaxis.set_minor_formatter(ScalarFormatter())
+    axis.tick_params(axis="x", which="both", labelsize=7)
+    axis.set_xlabel("rate ratio (log scale)", fontsize=8)
+    return figure
+
+
 def fit_figures(idata: az.InferenceData, data: CountData, summary: pd.DataFrame,
                 config: ModelConfig | None = None) -> dict[str, bytes]:
     """The figures of a results folder as {file name: PNG bytes}."""
@@ -243,6 +274,8 @@ def fit_figures(idata: az.InferenceData, data: CountData, summary: pd.DataFrame,
         PLOT_FILES["ppc"]: ppc_figure(idata, data),
         PLOT_FILES["entities"]: entity_rates_figure(idata, summary),
     }
+    if data.covariates is not None and "beta" in idata.posterior:
+        figures[PLOT_FILES["coefficients"]] = coefficients_figure(idata, data)
     if "prior_predictive" in idata.groups() and "y_pred" in idata.prior_predictive:
         figures[PLOT_FILES["prior"]] = prior_check_figure(
             idata, prior_predictive_check(idata, data), data.y)

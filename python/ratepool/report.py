@@ -47,6 +47,10 @@ _FIGURES = [
      "Raw rate (total / windows, red cross) against the partially pooled estimate (blue: "
      "median, 50% interval and 94% HDI). Entities with few windows are pulled most toward "
      "the population mean."),
+    (PLOT_FILES["coefficients"], "Covariate effects",
+     "Rate ratio per unit of each entity covariate on its original scale, exp(beta / scale) "
+     "(for a level of a categorical covariate: against the reference level): median, 50% "
+     "interval and 94% HDI. The dotted line is no effect. The table is coefficients.csv."),
     (PLOT_FILES["prior"], "Prior predictive check",
      "Counts in one window simulated from the priors alone, against the observed counts. "
      "Most should be plausible (0-50 events, and the data's own range) without ruling out "
