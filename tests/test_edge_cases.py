@@ -39,6 +39,15 @@ def _explains_itself(result: ratepool.FitResult) -> None:
         assert any("target_accept" in line for line in diagnostics["advice"])
 
 
+def _base_prior(config: ratepool.ModelConfig, mu: float, alpha: float, phi: float,
+                theta: np.ndarray) -> float:
+    """The base model's prior log density (hyperpriors and Gamma rates) with scipy."""
+    return float(stats.expon.logpdf(mu, scale=1 / config.mu_prior_rate)
+                 + stats.halfnorm.logpdf(alpha, scale=config.alpha_prior_sd)
+                 + stats.halfnorm.logpdf(phi, scale=config.overdispersion_prior_sd)
+                 + stats.gamma.logpdf(theta, a=mu * alpha, scale=1 / alpha).sum())
+
+
 def _stable_nb2_logpmf(y: int, mean: float, phi: float) -> float:
     """log NB2(y | mean, phi) without cancellation at large phi: lgamma(y + phi) - lgamma(phi)
     = y log(phi) + sum_j log1p(j / phi), and the rest through log1p(mean / phi)."""
@@ -60,10 +69,7 @@ def test_near_poisson_log_density_on_both_likelihood_paths(engine_name: str, phi
     data = ratepool.from_dataframe(_frame(counts, 5))
     config = ratepool.ModelConfig(overdispersion_prior_sd=1e9)
     mu, alpha = 5.0, 1.0
-    prior = (stats.expon.logpdf(mu, scale=1 / config.mu_prior_rate)
-             + stats.halfnorm.logpdf(alpha, scale=config.alpha_prior_sd)
-             + stats.halfnorm.logpdf(phi, scale=config.overdispersion_prior_sd)
-             + stats.gamma.logpdf(theta, a=mu * alpha, scale=1 / alpha).sum())
+    prior = _base_prior(config, mu, alpha, phi, theta)
     likelihood = math.fsum(_stable_nb2_logpmf(int(y), theta[i], phi)
                            for y, i in zip(data.y, data.entity_index))
     params = {"mu": mu, "alpha": alpha, "phi": phi, "theta": theta}
@@ -119,10 +125,7 @@ def test_sufficient_likelihood_at_large_phi_and_n_against_mpmath(engine_name: st
     assert data.n_windows_total == 10_000_000
     config = ratepool.ModelConfig(overdispersion_prior_sd=1e9)
     mu, alpha = 5.0, 1.0
-    prior = (stats.expon.logpdf(mu, scale=1 / config.mu_prior_rate)
-             + stats.halfnorm.logpdf(alpha, scale=config.alpha_prior_sd)
-             + stats.halfnorm.logpdf(phi, scale=config.overdispersion_prior_sd)
-             + stats.gamma.logpdf(theta, a=mu * alpha, scale=1 / alpha).sum())
+    prior = _base_prior(config, mu, alpha, phi, theta)
     expected = _mpmath_loglik(data, theta, phi)
     value = engine.log_density(default_program(), stan_data(data, config),
                                {"mu": mu, "alpha": alpha, "phi": phi, "theta": theta})
