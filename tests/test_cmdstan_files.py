@@ -151,3 +151,55 @@ def test_output_digits_follow_the_counts() -> None:
     assert output_sig_figs(small) == CONTINUOUS_SIG_FIGS
     assert output_sig_figs({"y": [], "entity_total": [2.0e9]}) == 13  # 2e12 has 13 digits
     assert output_sig_figs({"y": [], "entity_total": [1.0e18]}) == EXACT_SIG_FIGS
+
+
+def test_export_with_every_option_is_read_back_as_the_same_data(tmp_path: Path) -> None:
+    """export-data with exposure, covariates (numeric and categorical) and zero-inflation writes
+    the rows and the entity covariates; read_stan_data rebuilds the same data (exposures,
+    covariate encoding) and the same Stan data, which is what 'report' needs."""
+    from ratepool.simulate import simulate_counts
+
+    frame = simulate_counts(n_entities=6, windows=(2, 5), mu=3.0, alpha=1.0, phi=2.0, seed=4,
+                            exposure=(0.5, 5.0), covariate_effects={"x1": 0.1},
+                            zero_inflation=0.3).frame
+    frame["arm"] = np.where(frame["entity"].isin(["entity-001", "entity-004"]), "a", "b")
+    source = tmp_path / "rows.csv"
+    frame.to_csv(source, index=False)
+    out = tmp_path / "run" / "data.json"
+    assert main(["export-data", str(source), "--window-col", "window", "--exposure-col",
+                 "exposure", "--covariates", "x1,arm", "--zero-inflation", "-o", str(out)]) == 0
+    values = json.loads(out.read_text())
+    assert values["has_exposure"] == 1 and values["zero_inflation"] == 1 and values["P"] == 2
+    assert values["N"] == len(frame)
+    data, read_values = read_stan_data(out)
+    original = ratepool.load_counts(source, window_col="window", exposure_col="exposure",
+                                    covariates=["x1", "arm"])
+    np.testing.assert_array_equal(data.exposure, original.exposure)
+    assert data.covariates.names == original.covariates.names == ("x1", "arm[b]")
+    np.testing.assert_array_equal(data.covariates.scaled, original.covariates.scaled)
+    assert list(data.labels) == list(original.labels)
+    assert read_values == values
+
+
+def test_a_data_json_with_the_bytes_factor_is_refused_by_report(tmp_path: Path) -> None:
+    from ratepool.engines.cmdstan_files import write_stan_data
+    from ratepool.fit import stan_data
+
+    data = ratepool.load_counts(EXAMPLE_CSV, window_col="window")
+    values = stan_data(data, ratepool.ModelConfig())
+    values["has_bytes"] = 1
+    path, _ = write_stan_data(values, data, tmp_path / "data.json")
+    with pytest.raises(DataError, match="bytes factor"):
+        read_stan_data(path)
+
+
+def test_expected_outputs_follow_the_options() -> None:
+    """What a run of the program with the options must hold: beta[P], pi, and no entity-total
+    log likelihood with grouped statistics (its law has no closed form there)."""
+    from ratepool.engines.cmdstan_files import _expected_outputs
+
+    base = {"J": 3, "N": 0, "non_centered": 0, "obs_predictions": 0, "entity_predictions": 1}
+    assert _expected_outputs(base)["log_lik_entity"] == (3,)
+    options = _expected_outputs({**base, "G": 4, "P": 2, "zero_inflation": 1})
+    assert options["beta"] == (2,) and options["pi"] == (1,)
+    assert "log_lik_entity" not in options

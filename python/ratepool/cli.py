@@ -437,7 +437,10 @@ def _run_prior_check(args: argparse.Namespace) -> int:
 def _run_export(args: argparse.Namespace) -> int:
     config = _config(args)
     data = _load(args, config)
-    values = stan_data(data, config, prior_only=args.prior_only)
+    # With exposure or zero-inflation the rows go into the JSON too, so that 'report' can
+    # rebuild the data (per-window exposures and zeros) from it.
+    values = stan_data(data, config, prior_only=args.prior_only,
+                       keep_rows=data.exposure is not None or config.zero_inflation)
     json_path, labels_path = write_stan_data(values, data, args.output, args.labels)
     print(f"Wrote {json_path} (J = {values['J']} entities, N = {values['N']} rows, "
           f"K = {values['K']} distinct counts) and the label table {labels_path}.")

@@ -51,6 +51,9 @@ class EntityCovariates:
     scale: np.ndarray
     reference_levels: dict[str, object]
     source_columns: tuple[str, ...]
+    #: The covariates per entity as given (J rows, one column per source column), so that an
+    #: export can carry them and a reader re-encode them exactly; None after `from_encoding`.
+    source_values: pd.DataFrame | None = None
 
     @property
     def n_columns(self) -> int:
@@ -136,6 +139,7 @@ def encode_covariates(frame: pd.DataFrame, columns: Sequence[str], entity_col: s
         raise DataError(f"the entity column {entity_col!r} cannot also be a covariate")
     names: list[str] = []
     blocks: list[np.ndarray] = []
+    source: dict[str, pd.Series] = {}
     references: dict[str, object] = {}
     first_row = _first_row_per_entity(codes, len(labels))
     for column in columns:
@@ -149,6 +153,7 @@ def encode_covariates(frame: pd.DataFrame, columns: Sequence[str], entity_col: s
                 "in or drop the covariate")
         _check_constant_within_entity(series, codes, labels, column, entity_col)
         per_entity = series.iloc[first_row].reset_index(drop=True)
+        source[column] = per_entity
         if _is_numeric(series):
             blocks.append(per_entity.to_numpy(dtype=float)[:, None])
             names.append(column)
@@ -171,7 +176,8 @@ def encode_covariates(frame: pd.DataFrame, columns: Sequence[str], entity_col: s
         raise DataError(f"covariate(s) {constant} take the same value for every entity: they "
                         "cannot be estimated apart from mu; drop them")
     _check_collinear(values, center, scale, names)
-    return EntityCovariates(tuple(names), values, center, scale, references, tuple(columns))
+    return EntityCovariates(tuple(names), values, center, scale, references, tuple(columns),
+                            pd.DataFrame(source))
 
 
 def _is_numeric(series: pd.Series) -> bool:

@@ -81,15 +81,18 @@ def base_stan_data(
     non_centered: bool,
     obs_predictions: bool,
     entity_predictions: bool,
+    keep_rows: bool = False,
 ) -> dict[str, Any]:
     """The data dict of the base model (every option off): counts, statistics, priors and
-    switches. `stan_data` adds the options' fields on top."""
+    switches. `stan_data` adds the options' fields on top. The rows are included when the
+    program needs them (per-row likelihood or outputs) or ``keep_rows`` asks for them (an
+    export with exposure or zero-inflation, so that a reader can rebuild the data)."""
     if (obs_predictions or not use_sufficient_stats) and not data.has_rows:
         raise DataError(
             "per-observation likelihood or predictions need the raw rows, but this data was "
             "given as aggregates; use likelihood='sufficient' and obs_predictions=False"
         )
-    rows = data.has_rows and (obs_predictions or not use_sufficient_stats)
+    rows = data.has_rows and (keep_rows or obs_predictions or not use_sufficient_stats)
     return {
         "J": data.n_entities,
         "N": len(data.y) if rows else 0,
@@ -148,9 +151,10 @@ def _option_fields(data: CountData, config: ModelConfig, rows: bool) -> dict[str
 
 def stan_data(
     data: CountData, config: ModelConfig, *, prior_only: bool = False,
-    obs_predictions: bool | None = None,
+    obs_predictions: bool | None = None, keep_rows: bool = False,
 ) -> dict[str, Any]:
-    """The Stan data dict for ``data`` under ``config`` (JSON-ready Python types)."""
+    """The Stan data dict for ``data`` under ``config`` (JSON-ready Python types); see
+    `base_stan_data` for ``keep_rows``."""
     if obs_predictions is None:
         obs_predictions = _obs_predictions(config, data, config.total_draws)
     check_options(data, config)
@@ -164,6 +168,7 @@ def stan_data(
         non_centered=config.parameterization == "non_centered",
         obs_predictions=obs_predictions,
         entity_predictions=config.entity_predictions,
+        keep_rows=keep_rows,
     )
     values.update(_option_fields(data, config, rows=values["N"] > 0))
     values.update(bytes_stan_fields(data, config, rows=values["N"] > 0))

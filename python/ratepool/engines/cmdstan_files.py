@@ -24,10 +24,10 @@ from ..config import ModelConfig
 from ..data import CountData
 from ..errors import ConfigError, DataError
 from ..files import atomic_file, atomic_write_text
-from ..fit import FitResult
+from ..fit import FitResult, _with_data_columns
 from ..inference import build_inference_data
 from ..labels import read_label_table
-from ..standata import option_field_names
+from ..standata import option_field_names, stan_data
 from .base import Draws, split_sample_stats
 
 __all__ = [
@@ -91,9 +91,38 @@ def write_stan_data(
     labels_path = Path(labels_path) if labels_path is not None else labels_path_for(path)
     with atomic_file(path) as temp:
         stanio.write_stan_json(str(temp), stan_data)
-    atomic_write_text(labels_path, data.mapping_table().to_csv(index=False))
+    atomic_write_text(labels_path, label_table(data).to_csv(index=False))
     log.info("wrote %s and its label table %s", path, labels_path)
     return path, labels_path
+
+
+#: Prefix of the label table's columns that hold entity covariates as given
+#: (``covariate:<column>``), so that a reader re-encodes them exactly as the fit would.
+COVARIATE_PREFIX = "covariate:"
+
+
+def label_table(data: CountData) -> pd.DataFrame:
+    """The label <-> index table written next to the data JSON, with the entity covariates
+    (as given, one column each) when the data has them."""
+    table = data.mapping_table()
+    if data.covariates is not None and data.covariates.source_values is not None:
+        for column in data.covariates.source_columns:
+            table[f"{COVARIATE_PREFIX}{column}"] = \
+                data.covariates.source_values[column].to_numpy()
+    return table
+
+
+def _covariates_from_table(table: pd.DataFrame, labels: pd.Index) -> Any:
+    """Entity covariates re-encoded from the label table's ``covariate:`` columns, or None."""
+    from ..covariates import encode_covariates
+
+    columns = [c for c in table.columns if str(c).startswith(COVARIATE_PREFIX)]
+    if not columns:
+        return None
+    frame = table[columns].rename(columns=lambda c: c[len(COVARIATE_PREFIX):])
+    frame.insert(0, "entity", labels)
+    return encode_covariates(frame, list(frame.columns[1:]), "entity",
+                             np.arange(len(labels)), labels)
 
 
 def read_labels(path: str | Path, n_entities: int) -> pd.DataFrame:
@@ -176,18 +205,32 @@ def read_stan_data(
                 f"label table {labels_path} does not match {path}: its {column!r} column "
                 "differs from the JSON's. Use the table written together with that JSON"
             )
+    _refuse_options(path, values)
+    labels = pd.Index(table["entity"].to_numpy(), name="entity")
+    exposure = None
+    if int(values.get("has_exposure", 0) or 0):
+        if not rows:
+            raise _layout_error(path, "switches exposure on without the rows")
+        exposure = np.asarray(values["exposure"], dtype=float)
+    covariates = _covariates_from_table(table, labels)
     data = CountData(
-        labels=pd.Index(table["entity"].to_numpy(), name="entity"),
+        labels=labels,
         n_windows=as_int["n_windows"],
         entity_total=as_int["entity_total"],
         count_value=as_int["count_value"],
         count_freq=as_int["count_freq"],
         entity_index=as_int["entity"] - 1 if rows else None,
         y=as_int["y"] if rows else None,
+        exposure=exposure,
+        covariates=covariates,
+        exposure_col="exposure" if exposure is not None else None,
     )
     expected = data.to_stan_data(**switches)
-    _refuse_options(path, values)
-    if not OPTION_FIELDS & set(values):
+    if OPTION_FIELDS & set(values):
+        expected = stan_data(data, _options_config(values, covariates), keep_rows=rows,
+                             prior_only=bool(switches["prior_only"]),
+                             obs_predictions=bool(switches["obs_predictions"]))
+    else:
         # A data JSON from before the model options (ratepool 0.1's program): the base model,
         # whose outputs are those of today's program with every option off.
         log.info("%s predates the model options (no exposure, covariates or zero-inflation "
@@ -203,14 +246,29 @@ OPTION_FIELDS = option_field_names()
 
 
 def _refuse_options(path: Path, values: dict[str, Any]) -> None:
-    """The CmdStan round trip does not rebuild exposure, covariates or zero-inflation yet."""
-    switched_on = [name for name in ("has_exposure", "zero_inflation", "P", "has_bytes")
-                   if int(values.get(name, 0) or 0)]
-    if switched_on:
+    """The CmdStan round trip does not rebuild the bytes factor yet."""
+    if int(values.get("has_bytes", 0) or 0):
         raise DataError(
-            f"data JSON {path} switches on model options ({', '.join(switched_on)}): reading "
-            "CmdStan output back with 'ratepool report' supports the base model only for now. "
-            "Fit with 'ratepool fit --engine cmdstan' (same program, same options) instead")
+            f"data JSON {path} switches on the bytes factor (has_bytes = 1): reading CmdStan "
+            "output back with 'ratepool report' does not support it yet. Fit with 'ratepool "
+            "fit --engine cmdstan' (same program, same option) instead")
+
+
+def _options_config(values: dict[str, Any], covariates: Any) -> ModelConfig:
+    """The config whose options (and priors and switches) give the JSON's data fields."""
+    try:
+        return ModelConfig(
+            mu_prior_rate=float(values["mu_rate"]), alpha_prior_sd=float(values["alpha_sd"]),
+            overdispersion_prior_sd=float(values["phi_sd"]),
+            parameterization="non_centered" if int(values["non_centered"]) else "centered",
+            likelihood="sufficient" if int(values["use_sufficient_stats"]) else "observation",
+            entity_predictions=bool(int(values["entity_predictions"])),
+            zero_inflation=bool(int(values["zero_inflation"])),
+            beta_prior_sd=float(values["beta_sd"]),
+            exposure_col="exposure" if int(values["has_exposure"]) else None,
+            covariates=covariates.source_columns if covariates is not None else ())
+    except (KeyError, ValueError, ConfigError) as error:
+        raise DataError(f"the data JSON's settings are not valid: {error}") from None
 
 
 def _check_layout(path: Path, values: dict[str, Any], expected: dict[str, Any]) -> None:
@@ -330,6 +388,12 @@ def _expected_outputs(stan_data: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     if int(stan_data["entity_predictions"]):
         outputs.update({name: (n_entities,) for name in
                         ("y_pred", "y_rep_total", "y_rep_zeros", "log_lik_entity")})
+        if int(stan_data.get("G", 0)):  # exposure or zero-inflation: no closed-form total law
+            del outputs["log_lik_entity"]
+    if int(stan_data.get("P", 0)):
+        outputs["beta"] = (int(stan_data["P"]),)
+    if int(stan_data.get("zero_inflation", 0)):
+        outputs["pi"] = (1,)
     return outputs
 
 
@@ -380,6 +444,8 @@ def config_from_run(run: CmdStanRun, stan_data: dict[str, Any]) -> ModelConfig:
             obs_predictions=bool(int(stan_data["obs_predictions"])),
             entity_predictions=bool(int(stan_data["entity_predictions"])),
             engine="cmdstan",
+            zero_inflation=bool(int(stan_data.get("zero_inflation", 0))),
+            beta_prior_sd=float(stan_data.get("beta_sd", ModelConfig.beta_prior_sd)),
         )
     except (KeyError, ConfigError) as error:
         raise DataError(f"cannot rebuild the run's settings from the CSVs and data JSON: "
@@ -406,7 +472,7 @@ def fit_result_from_run(
     return FitResult(
         idata=build_inference_data(run.draws, data),
         data=data,
-        config=config_from_run(run, values),
+        config=_with_data_columns(config_from_run(run, values), data),
         engine="cmdstan",
         versions={"engine": "cmdstan", "stan": run.stan_version,
                   "stanc": str(run.setting("stanc_version", "unknown"))},
