@@ -163,6 +163,10 @@ print("fitted")
 @pytest.mark.slow
 def test_concurrent_first_compiles_all_succeed(tmp_path: Path) -> None:
     env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    # ArviZ writes a once-a-day stamp file in the cache on import, through a fixed temporary
+    # name: three first imports at once in a fresh cache can race there (ArviZ's, not ours).
+    subprocess.run([sys.executable, "-c", "import arviz"], env=env, check=True,
+                   capture_output=True)
     processes = [subprocess.Popen([sys.executable, "-c", PROBE, str(EXAMPLE_CSV)], env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for _ in range(3)]
