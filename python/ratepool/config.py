@@ -12,11 +12,14 @@ from typing import Any, Literal
 
 from .errors import ConfigError
 
-__all__ = ["ModelConfig", "ENGINES", "PARAMETERIZATIONS", "LIKELIHOODS", "SECTIONS"]
+__all__ = ["ModelConfig", "ENGINES", "PARAMETERIZATIONS", "LIKELIHOODS", "SECTIONS",
+           "TEMPORAL_MODELS"]
 
 ENGINES = ("auto", "cmdstan", "pystan")
 PARAMETERIZATIONS = ("centered", "non_centered")
 LIKELIHOODS = ("sufficient", "observation")
+#: Temporal models: None (static rates, the default) or "ar1" (`ratepool.temporal`).
+TEMPORAL_MODELS = (None, "ar1")
 
 Parameterization = Literal["centered", "non_centered"]
 Likelihood = Literal["sufficient", "observation"]
@@ -70,6 +73,15 @@ class ModelConfig:
     beta_prior_sd : float
         Scale of the Normal(0, sd) prior on each coefficient of the centred and scaled
         covariates.
+    temporal : {None, "ar1"}
+        None (default): each entity has one rate. ``"ar1"``: the entity's log rate drifts from
+        window to window as a stationary AR(1) around its long-run rate
+        (``stan/temporal_negbinom.stan``, `ratepool.temporal`); needs the window column.
+    sigma_prior_sd : float
+        Scale of the half-normal prior on the AR(1) innovation sd ``sigma`` (temporal model).
+    max_temporal_windows : int
+        Largest number of windows (rows) the temporal model accepts; larger inputs are refused
+        before compiling (the measured 10-minute limit on 2 cores, see the README).
     """
 
     n_samples: int = 2000
@@ -90,6 +102,9 @@ class ModelConfig:
     exposure_col: str | None = None
     covariates: tuple[str, ...] = ()
     beta_prior_sd: float = 1.0
+    temporal: str | None = None
+    sigma_prior_sd: float = 0.5
+    max_temporal_windows: int = 20_000
 
     def __post_init__(self) -> None:
         _check_int(self, "n_samples", minimum=1)
@@ -99,11 +114,13 @@ class ModelConfig:
         _check_int(self, "max_obs_prediction_values", minimum=0)
         _check_float(self, "target_accept", open_low=0.0, open_high=1.0)
         for name in ("mu_prior_rate", "alpha_prior_sd", "overdispersion_prior_sd",
-                     "beta_prior_sd"):
+                     "beta_prior_sd", "sigma_prior_sd"):
             _check_float(self, name, open_low=0.0)
         _check_choice(self, "parameterization", PARAMETERIZATIONS)
         _check_choice(self, "likelihood", LIKELIHOODS)
         _check_choice(self, "engine", ENGINES)
+        _check_choice(self, "temporal", TEMPORAL_MODELS)
+        _check_int(self, "max_temporal_windows", minimum=1)
         if self.obs_predictions not in (None, True, False):
             raise ConfigError(
                 f"obs_predictions must be true, false or unset (auto), got {self.obs_predictions!r}"
@@ -209,9 +226,11 @@ class ModelConfig:
 #: The TOML tables and the settings each holds (any setting may also stand at the top level).
 SECTIONS: dict[str, tuple[str, ...]] = {
     "sampling": ("n_samples", "n_tune", "n_chains", "target_accept", "random_seed", "engine"),
-    "priors": ("mu_prior_rate", "alpha_prior_sd", "overdispersion_prior_sd", "beta_prior_sd"),
+    "priors": ("mu_prior_rate", "alpha_prior_sd", "overdispersion_prior_sd", "beta_prior_sd",
+               "sigma_prior_sd"),
     "model": ("parameterization", "likelihood", "obs_predictions", "entity_predictions",
-              "max_obs_prediction_values", "zero_inflation", "exposure_col", "covariates"),
+              "max_obs_prediction_values", "zero_inflation", "exposure_col", "covariates",
+              "temporal", "max_temporal_windows"),
 }
 _TABLE_OF = {name: table for table, names in SECTIONS.items() for name in names}
 
@@ -283,7 +302,7 @@ def _check_float(
         raise ConfigError(f"{name} must be {bound}, got {value}")
 
 
-def _check_choice(config: ModelConfig, name: str, choices: tuple[str, ...]) -> None:
+def _check_choice(config: ModelConfig, name: str, choices: tuple[str | None, ...]) -> None:
     value = getattr(config, name)
     if value not in choices:
         raise ConfigError(f"{name} must be one of {list(choices)}, got {value!r}")
