@@ -8,7 +8,7 @@ from typing import Any
 import arviz as az
 import numpy as np
 
-from .inference import PARAMETERS
+from .inference import PARAMETERS, TEMPORAL_PARAMETERS
 
 __all__ = [
     "get_model_diagnostics",
@@ -69,7 +69,7 @@ def grade_divergences(divergences: int) -> str:
 
 
 def get_model_diagnostics(idata: az.InferenceData) -> dict[str, Any]:
-    """Diagnostics of mu, alpha and phi.
+    """Diagnostics of mu, alpha and phi (and rho, sigma in the temporal model).
 
     Returns
     -------
@@ -79,7 +79,8 @@ def get_model_diagnostics(idata: az.InferenceData) -> dict[str, Any]:
         Problem grade of each of ``r_hat``, ``ess_bulk``, ``ess_tail`` and ``divergences``;
         and ``advice``, the troubleshooting steps for whatever is not Good.
     """
-    posterior = idata.posterior[list(PARAMETERS)]
+    posterior = idata.posterior[list(PARAMETERS) + [name for name in TEMPORAL_PARAMETERS
+                                                    if name in idata.posterior]]
     r_hat = _max_over(az.rhat(posterior))
     ess_bulk = _min_over(az.ess(posterior, method="bulk"))
     ess_tail = _min_over(az.ess(posterior, method="tail"))

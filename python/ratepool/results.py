@@ -17,6 +17,9 @@ A results folder holds:
 ``config.toml``             the exact config, for ``ratepool fit DATA --config config.toml``
 ``*.png``                   trace, posterior, posterior predictive check, entity rates,
                             prior predictive check
+``entity_forecast.csv``     temporal model: per entity the last window, its latent rate and
+                            the next window's predictive count (90% intervals)
+``latent_paths.png``        temporal model: latent rate paths of a few entities
 ``report.html``             all of the above in one self-contained page
 ==========================  ================================================================
 
@@ -50,10 +53,10 @@ from .cmdstan_csv import file_sha256
 from .config import ModelConfig
 from .errors import RatepoolError
 from .fit import FitResult
-from .inference import OPTION_PARAMETERS, PARAMETERS
+from .inference import OPTION_PARAMETERS, PARAMETERS, TEMPORAL_PARAMETERS
 from .labels import read_label_table
 from .prior import prior_predictive_check
-from .program import default_program
+from .program import default_program, temporal_program
 from .summary import HDI_PROB
 from .tempdirs import current_umask, make_owned_dir, pid_alive
 
@@ -229,7 +232,7 @@ def run_record(
     extra : mapping, optional
         Further entries (e.g. the CmdStan CSV files and their hashes).
     """
-    program = default_program()
+    program = temporal_program() if result.config.temporal else default_program()
     data: dict[str, Any] = {"n_entities": result.data.n_entities,
                             "n_windows": result.data.n_windows_total,
                             **(data_options or {})}
@@ -258,7 +261,8 @@ def run_record(
 def population_summary(idata: az.InferenceData) -> pd.DataFrame:
     """mu, alpha, phi (beta and pi when fitted): posterior mean, sd, 94% HDI, MCSE, bulk and
     tail ESS, R-hat."""
-    names = [name for name in (*PARAMETERS, *OPTION_PARAMETERS) if name in idata.posterior]
+    names = [name for name in (*PARAMETERS, *OPTION_PARAMETERS, *TEMPORAL_PARAMETERS)
+             if name in idata.posterior]
     table = az.summary(idata, var_names=names, hdi_prob=HDI_PROB, round_to="none")
     table.index.name = "parameter"
     return table
@@ -378,12 +382,17 @@ def write_results(
         images = plots.fit_figures(idata, result.data, entities, result.config)
         for name, png in images.items():
             (staging / name).write_bytes(png)
+        sections = []
+        if result.config.temporal is not None:
+            from .temporal_plots import write_temporal_outputs
+
+            sections.append(write_temporal_outputs(staging, idata, result.data))
         listing = sorted([*(p.name for p in staging.iterdir()), FILES["run"], FILES["report"]])
         full_record = {**record, "files": listing}
         (staging / FILES["run"]).write_text(dump_json(full_record), encoding="utf-8")
         html = report.render_report(
             title=title, diagnostics=diagnostics, population=population, entities=entities,
-            run=full_record, images=images, prior_check=prior_check,
+            run=full_record, images=images, prior_check=prior_check, sections=sections,
         )
         (staging / FILES["report"]).write_text(html, encoding="utf-8")
     return out

@@ -36,7 +36,7 @@ from .data import CountData
 from .engines import Engine, SamplerSettings
 from .engines.base import Draws
 from .errors import ConfigError, DataError
-from .inference import build_inference_data
+from .inference import TEMPORAL_PARAMETERS, build_inference_data
 from .labels import show
 from .program import StanProgram, temporal_program
 
@@ -57,8 +57,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: The AR(1) parameters, as named in Stan and in the InferenceData.
-TEMPORAL_PARAMETERS = ("rho", "sigma")
 #: Per-row Stan outputs (put back in the data's row order).
 PATH_VARIABLES = ("lambda", "y_rep", "log_lik")
 #: Interval reported for the latent rates and the next window's count.
@@ -163,7 +161,7 @@ def window_layout(data: CountData, window_col: str = "window") -> WindowLayout:
             "input has no windows; use the static model for it)")
     windows, kind = _ordered_windows(data.window, window_col)
     if kind == "time":
-        ticks = windows.asi8  # nanoseconds since the epoch, UTC
+        ticks = windows.as_unit("ns").asi8  # nanoseconds since the epoch, UTC
     else:
         ticks = windows.to_numpy(dtype=np.int64)
     order = np.lexsort((ticks, data.entity_index))
