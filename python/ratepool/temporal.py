@@ -140,6 +140,19 @@ def _is_time(value: Any) -> bool:
     return True
 
 
+_UNITS = (("day", 86_400 * 10**9), ("hour", 3_600 * 10**9), ("minute", 60 * 10**9),
+          ("second", 10**9))
+
+
+def _describe_step(nanoseconds: int) -> str:
+    """A time step as text: "1 day", "6 hours", "90 seconds", else pandas' Timedelta text."""
+    for unit, size in _UNITS:
+        if nanoseconds % size == 0:
+            count = nanoseconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return str(pd.Timedelta(nanoseconds, unit="ns"))
+
+
 def window_layout(data: CountData, window_col: str = "window") -> WindowLayout:
     """Order the rows within each entity by window and measure the gaps in steps.
 
@@ -184,7 +197,7 @@ def window_layout(data: CountData, window_col: str = "window") -> WindowLayout:
         step_ticks, step = 1, "1"
     elif positive.size:
         step_ticks = int(positive.min())
-        step = str(pd.Timedelta(step_ticks, unit="ns"))
+        step = _describe_step(step_ticks)
     else:
         step_ticks, step = 1, "none (every entity has one window)"
     uneven = same_entity & (differences % step_ticks != 0)

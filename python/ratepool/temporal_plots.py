@@ -45,6 +45,7 @@ def latent_paths_figure(idata: az.InferenceData, data: CountData,
     path = path.reshape(-1, path.shape[-1])
     low, high = (1 - INTERVAL) / 2, (1 + INTERVAL) / 2
     steps = idata.constant_data["window_step"].to_numpy()
+    step = idata.constant_data.attrs.get("ratepool_window_step", "1")
     theta = idata.posterior["theta"].to_numpy().reshape(-1, data.n_entities).mean(axis=0)
     exposure = data.exposure if data.exposure is not None else np.ones(len(data.y))
     has_next = ("posterior_predictive" in idata.groups()
@@ -64,7 +65,7 @@ def latent_paths_figure(idata: az.InferenceData, data: CountData,
                           label=f"lambda {INTERVAL:.0%} interval")
         axis.plot(x, draws.mean(axis=0), color="C0", linewidth=1.2, label="lambda mean")
         axis.plot(x, data.y[rows_of] / exposure[rows_of], "o", color="k", markersize=3,
-                  label="count / exposure")
+                  label="count" if data.exposure is None else "count / exposure")
         axis.axhline(theta[entity], color="C1", linestyle="--", linewidth=1,
                      label="theta (long-run)")
         if has_next:
@@ -73,7 +74,7 @@ def latent_paths_figure(idata: az.InferenceData, data: CountData,
             axis.plot([x[-1] + 1, x[-1] + 1], [q_low, q_high], color="C3", linewidth=2,
                       label=f"next window, {INTERVAL:.0%}")
         axis.set_title(str(data.labels[entity]), fontsize=9, loc="left")
-        axis.set_xlabel("window (steps)")
+        axis.set_xlabel(f"window (steps of {step} from the first)")
     for axis in axes[len(shown):]:
         axis.set_visible(False)
     axes[0].legend(fontsize=7, frameon=False)
