@@ -240,7 +240,7 @@ def check_temporal(data: CountData, config: ModelConfig) -> WindowLayout:
     if unsupported:
         raise ConfigError(
             f"temporal = {config.temporal!r} does not support {', '.join(unsupported)}; turn "
-            "them off, or fit the static model (temporal unset) to use them")
+            "these off, or fit the static model (temporal unset) to use them")
     if data.has_rows and data.n_windows_total > config.max_temporal_windows:
         raise DataError(
             f"the temporal model has one latent state per window and costs O(N) per gradient: "
