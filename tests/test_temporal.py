@@ -236,18 +236,25 @@ def test_recovery_on_simulated_ar_data(engine: str) -> None:
 @pytest.mark.parametrize("engine", engine_params())
 def test_static_data_gives_sigma_near_zero_and_the_static_thetas(engine: str) -> None:
     """On data from the static model (sigma = 0), sigma's posterior concentrates near 0 and
-    each theta matches the static model's: the difference of posterior means is within
-    4 combined MCSE plus 10% of the posterior sd (the small spread the residual sigma adds)."""
+    each theta matches the static model's.
+
+    Without autocorrelation in the data, a latent log-normal deviation and NB2 overdispersion
+    add the same extra variance (theta^2 (exp(s^2) - 1) against theta^2 / phi), so sigma can
+    only go to 0 if phi is free to be large: the data are near-Poisson (phi = 1000) and
+    phi's prior sd is 300. With rates near 20 and ~600 windows the extra variance is then
+    pinned to ~0 (relative sd of a variance estimate sqrt(2 / 600) = 0.06, i.e. s^2 resolved
+    to ~0.006). theta: difference of posterior means within 4 combined MCSE plus 10% of the
+    posterior sd (the spread the residual sigma adds)."""
     import arviz as az
 
-    simulated = simulate_counts(n_entities=20, windows=(20, 30), mu=5.0, alpha=2.0, phi=3.0,
-                                seed=4)
+    simulated = simulate_counts(n_entities=20, windows=(25, 35), mu=20.0, alpha=2.0,
+                                phi=1000.0, seed=4)
     data = ratepool.from_dataframe(simulated.frame, window_col="window")
-    config = RECOVERY.replace(sigma_prior_sd=0.5)
+    config = RECOVERY.replace(overdispersion_prior_sd=300.0, mu_prior_rate=0.05)
     temporal = ratepool.fit(data, config, engine=engine)
     static = ratepool.fit(data, config.replace(temporal=None), engine=engine)
     sigma = temporal.idata.posterior["sigma"].to_numpy().ravel()
-    assert np.quantile(sigma, 0.9) < 0.15, np.quantile(sigma, [0.5, 0.9])
+    assert np.quantile(sigma, 0.9) < 0.1, np.quantile(sigma, [0.5, 0.9])
     assert temporal.diagnostics()["divergences"] <= 10
     ours = az.summary(temporal.idata, var_names=["theta"])
     theirs = az.summary(static.idata, var_names=["theta"])
