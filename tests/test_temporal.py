@@ -112,6 +112,18 @@ def test_date_windows_use_the_smallest_difference_as_the_step() -> None:
     assert layout.steps.tolist() == [0, 2, 1, 3, 0]
 
 
+@pytest.mark.parametrize("window, step", [
+    (pd.to_datetime(["2026-01-01 06:00", "2026-01-01 12:00", "2026-01-01 00:00",
+                     "2026-01-02 00:00"]), "6 hours"),
+    (np.array([3, 4, 7, 8], dtype=object), "1"),
+    ([pd.Timestamp("2026-01-01").date(), pd.Timestamp("2026-01-02").date(),
+      pd.Timestamp("2026-01-03").date(), pd.Timestamp("2026-01-05").date()], "1 day"),
+])
+def test_windows_of_other_types(window, step) -> None:
+    data = ratepool.from_dataframe(_frame(window), window_col="window")
+    assert window_layout(data).step == step
+
+
 def test_integer_windows_read_as_text_from_a_csv(tmp_path) -> None:
     path = tmp_path / "c.csv"
     path.write_text("entity,window,count\na,10,1\na,9,2\nb,1,0\nb,3,4\n")
@@ -135,12 +147,15 @@ def _frame(window) -> pd.DataFrame:
     (["x", "y", "1", "2"], "neither integers nor dates"),
     (["2026-01-01", "2026-01-03", "2026-01-01", "2026-01-04"], "not whole multiples"),
     ([True, False, True, False], "true/false"),
+    ([1, "2", 1, 2], "neither integers nor dates"),
 ])
 def test_unorderable_windows_are_refused(window, message) -> None:
     data = ratepool.from_dataframe(_frame(window), window_col="window")
     with pytest.raises(ratepool.DataError, match=message) as error:
         check_temporal(data, CONFIG)
-    assert "'window'" in str(error.value)
+    assert "window column" in str(error.value)
+    with pytest.raises(ratepool.DataError, match="window column 'day'"):
+        window_layout(data, "day")
 
 
 def test_duplicate_windows_are_refused_even_when_allowed_for_the_static_model() -> None:

@@ -22,6 +22,7 @@ README ("Temporal dynamics").
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 from dataclasses import dataclass
@@ -99,40 +100,52 @@ class WindowLayout:
         return inverse
 
 
-def _ordered_windows(window: np.ndarray, name: str) -> tuple[pd.Index, str]:
+def _column(name: str | None) -> str:
+    return f"window column {name!r}" if name else "the window column"
+
+
+def _ordered_windows(window: np.ndarray, name: str | None) -> tuple[pd.Index, str]:
     """The window labels as integers or timestamps, and the kind ("integer" or "time")."""
     values = pd.Series(window)
     if pd.api.types.is_bool_dtype(values.dtype):
-        raise DataError(f"window column {name!r} holds true/false values; the temporal model "
+        raise DataError(f"{_column(name)} holds true/false values; the temporal model "
                         "needs integer windows (1, 2, 3, ...) or dates")
     if pd.api.types.is_datetime64_any_dtype(values.dtype):
         return pd.Index(pd.to_datetime(values, utc=True)), "time"
+    if values.dtype == object and values.map(
+            lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, bool)).all():
+        values = values.astype(np.int64)
     if pd.api.types.is_numeric_dtype(values.dtype):
         numbers = values.to_numpy(dtype=float)
         fractional = ~np.isfinite(numbers) | (numbers != np.round(numbers))
         if fractional.any():
             first = values[fractional].head(_SHOW).tolist()
             raise DataError(
-                f"window column {name!r} holds numbers that are not whole: e.g. "
+                f"{_column(name)} holds numbers that are not whole: e.g. "
                 f"{', '.join(show(v) for v in first)}; the temporal model needs integer windows "
                 "(steps of 1) or dates. Number the windows 1, 2, 3, ... (or give dates)")
-        return pd.Index(numbers.astype(np.int64)), "integer"
-    texts = values.map(lambda v: v if isinstance(v, str) else None)
-    if texts.notna().all() and texts.str.strip().str.match(_INTEGER_TEXT).all():
-        return pd.Index(texts.str.strip().astype(np.int64)), "integer"
-    try:
-        return pd.Index(pd.to_datetime(values, utc=True, format="ISO8601")), "time"
-    except (ValueError, TypeError, OverflowError):
-        pass
-    bad = [v for v in values.head(10_000) if not _is_time(v)][:_SHOW]
+        return pd.Index(values.to_numpy(dtype=np.int64)), "integer"
+    kinds = {type(v) for v in values}
+    if kinds == {str}:
+        texts = values.str.strip()
+        if texts.str.match(_INTEGER_TEXT).all():
+            return pd.Index(texts.astype(np.int64)), "integer"
+    if kinds == {str} or all(issubclass(k, (dt.date, np.datetime64)) for k in kinds):
+        try:
+            return pd.Index(pd.to_datetime(values, utc=True, format="ISO8601")), "time"
+        except (ValueError, TypeError, OverflowError):
+            pass
+    bad = [v for v in values.head(10_000) if not _is_time(v)][:_SHOW] or values.head(_SHOW)
     raise DataError(
-        f"window column {name!r} holds values that are neither integers nor dates, e.g. "
+        f"{_column(name)} holds values that are neither integers nor dates (or a mix), e.g. "
         f"{', '.join(show(v) for v in bad)}; the temporal model orders the windows, so give "
         "integers (1, 2, 3, ...: one step each) or ISO 8601 dates/timestamps (2026-01-31, "
         "2026-01-31T12:00)")
 
 
 def _is_time(value: Any) -> bool:
+    if not isinstance(value, (str, dt.date, np.datetime64)):
+        return False
     try:
         pd.to_datetime(value, utc=True, format="ISO8601")
     except (ValueError, TypeError, OverflowError):
@@ -153,12 +166,13 @@ def _describe_step(nanoseconds: int) -> str:
     return str(pd.Timedelta(nanoseconds, unit="ns"))
 
 
-def window_layout(data: CountData, window_col: str = "window") -> WindowLayout:
+def window_layout(data: CountData, window_col: str | None = None) -> WindowLayout:
     """Order the rows within each entity by window and measure the gaps in steps.
 
     Integer windows have a step of 1. For dates and timestamps the step is the smallest
     positive difference between two consecutive windows of one entity over the whole data;
-    every other difference must be a whole multiple of it.
+    every other difference must be a whole multiple of it. ``window_col`` only names the
+    column in messages.
 
     Raises
     ------
@@ -189,7 +203,7 @@ def window_layout(data: CountData, window_col: str = "window") -> WindowLayout:
             f"entity {show(data.labels[entity[r]])} window {show(data.window[order[r]])}"
             for r in rows)
         raise DataError(
-            f"window column {window_col!r}: {int(repeated.sum())} window(s) appear more than "
+            f"{_column(window_col)}: {int(repeated.sum())} window(s) appear more than "
             f"once for the same entity, e.g. {examples}. The temporal model needs one row per "
             "entity and window: sum the counts of each window first")
     positive = differences[same_entity]
@@ -207,14 +221,14 @@ def window_layout(data: CountData, window_col: str = "window") -> WindowLayout:
             f"entity {show(data.labels[entity[r]])}: {show(data.window[order[r]])} to "
             f"{show(data.window[order[r + 1]])}" for r in rows)
         raise DataError(
-            f"window column {window_col!r}: the step (the smallest difference between "
+            f"{_column(window_col)}: the step (the smallest difference between "
             f"consecutive windows of an entity) is {step}, but some differences are not whole "
             f"multiples of it, e.g. {examples}. Put the windows on a regular grid (e.g. round "
             "timestamps to the hour or day)")
     gap = np.zeros(len(order), dtype=np.int64)
     gap[1:] = np.where(same_entity, differences // step_ticks, 0)
     if gap.max(initial=0) > 2**31 - 1:
-        raise DataError(f"window column {window_col!r}: a gap of {int(gap.max())} steps of "
+        raise DataError(f"{_column(window_col)}: a gap of {int(gap.max())} steps of "
                         f"{step} exceeds Stan's integer range; use a coarser step")
     steps = (ticks - ticks.min()) // step_ticks
     return WindowLayout(order=order, gap=gap, steps=steps, windows=windows, step=step)
