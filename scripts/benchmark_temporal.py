@@ -8,10 +8,13 @@ windows missing, seeded) is fitted with the DEFAULT sampler settings (4 chains x
 Compilation is done once, up front. The table gives the sampling seconds
 (`FitResult.sampling_seconds`: all chains and collecting the draws), seconds per window, min
 bulk ESS over mu/alpha/phi/rho/sigma per second, max R-hat, divergences, and the peak summed RSS
-of the process tree during the fit. It ends with the linear extrapolation of the largest N
-that samples in 600 s (the cost of a gradient is O(N); the number of leapfrog steps per
-iteration grows slowly with N, so read it as an upper bound when the last measured N is far
-below it).
+of the process tree during the fit, and the CPU seconds the process tree spent during the fit
+(``cpu_s``, from /proc: user + system time of this process and the sampler workers it
+started). On a shared machine the wall time depends on the load; ``cpu_s / 2`` is what the fit
+takes on an idle 2-core machine (4 chains keep both cores busy), and the extrapolation of the
+largest N that samples in 600 s uses it (the cost of a gradient is O(N); the number of leapfrog
+steps per iteration grows slowly with N, so read it as an upper bound when the last measured N
+is far below it).
 
 Usage::
 
@@ -31,13 +34,27 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmark import TreeMemory  # noqa: E402  (the process-tree RSS poller)
+from benchmark import TreeMemory, _tree  # noqa: E402  (the process-tree RSS poller)
 
 DEFAULT_SIZES = (500, 1000, 2000, 4000)
 WINDOWS_PER_ENTITY = 40
 TRUTH = dict(mu=5.0, alpha=2.0, phi=3.0, rho=0.7, sigma=0.35, missing=0.1)
 PARAMETERS = ["mu", "alpha", "phi", "rho", "sigma"]
 BUDGET_S = 600.0
+
+
+def tree_cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its live descendants (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in _tree(os.getpid()):
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / ticks
 
 
 def run_one(n_rows: int, seed: int) -> dict:
@@ -53,8 +70,10 @@ def run_one(n_rows: int, seed: int) -> dict:
     data = ratepool.from_dataframe(simulated.frame, window_col="window")
     config = ratepool.ModelConfig(temporal="ar1", engine="pystan",
                                   max_temporal_windows=10**9)
+    cpu_before = tree_cpu_seconds()
     with TreeMemory() as tree:
         result = ratepool.fit(data, config)
+    cpu = tree_cpu_seconds() - cpu_before
     posterior = result.idata.posterior[PARAMETERS]
     ess = az.ess(posterior, method="bulk")
     rhat = az.rhat(posterior)
@@ -67,6 +86,7 @@ def run_one(n_rows: int, seed: int) -> dict:
         "divergences": int(result.idata.sample_stats["diverging"].sum()),
         "path_kept": "lambda" in result.idata.posterior,
         "tree_rss_gb": tree.peak_bytes / 2**30,
+        "cpu_s": cpu, "idle_2core_s": cpu / 2, "load_avg_1min": os.getloadavg()[0],
     }
 
 
@@ -109,8 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(row), flush=True)
         if row["status"] != "ok":
             break
-    keys = ["N", "J", "status", "sampling_s", "s_per_window", "min_ess_per_s", "rhat_max",
-            "divergences", "path_kept", "tree_rss_gb", "wall_s"]
+    keys = ["N", "J", "status", "sampling_s", "cpu_s", "idle_2core_s", "load_avg_1min",
+            "min_ess_per_s", "rhat_max", "divergences", "path_kept", "tree_rss_gb", "wall_s"]
     print("\n| " + " | ".join(keys) + " |\n|" + "---|" * len(keys))
     for row in rows:
         print("| " + " | ".join(f"{row[k]:.4g}" if isinstance(row.get(k), float)
@@ -118,9 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     measured = [row for row in rows if row["status"] == "ok"]
     if measured:
         last = measured[-1]
-        limit = int(BUDGET_S / last["s_per_window"])
-        print(f"\nlinear extrapolation from N = {last['N']}: about {limit:,} windows in "
-              f"{BUDGET_S:.0f} s of sampling")
+        limit = int(BUDGET_S * last["N"] / last["idle_2core_s"])
+        print(f"\nlinear extrapolation from N = {last['N']} (CPU seconds / 2): about "
+              f"{limit:,} windows in {BUDGET_S:.0f} s of sampling on an idle 2-core machine")
     return 0
 
 
