@@ -81,7 +81,8 @@ class ModelConfig:
         Scale of the half-normal prior on the AR(1) innovation sd ``sigma`` (temporal model).
     max_temporal_windows : int
         Largest number of windows (rows) the temporal model accepts; larger inputs are refused
-        before compiling (the measured 10-minute limit on 2 cores, see the README).
+        before compiling (about the 10-minute limit on an idle 2-core machine, and PyStan's
+        memory; see the README, "Temporal dynamics").
     """
 
     n_samples: int = 2000
@@ -104,7 +105,7 @@ class ModelConfig:
     beta_prior_sd: float = 1.0
     temporal: str | None = None
     sigma_prior_sd: float = 0.5
-    max_temporal_windows: int = 20_000
+    max_temporal_windows: int = 10_000
 
     def __post_init__(self) -> None:
         _check_int(self, "n_samples", minimum=1)
