@@ -265,7 +265,8 @@ def test_static_data_gives_sigma_near_zero_and_the_static_thetas(engine: str) ->
     simulated = simulate_counts(n_entities=20, windows=(25, 35), mu=20.0, alpha=2.0,
                                 phi=1000.0, seed=4)
     data = ratepool.from_dataframe(simulated.frame, window_col="window")
-    config = RECOVERY.replace(overdispersion_prior_sd=300.0, mu_prior_rate=0.05)
+    config = RECOVERY.replace(overdispersion_prior_sd=300.0, mu_prior_rate=0.05, n_tune=500,
+                              n_samples=500)
     temporal = ratepool.fit(data, config, engine=engine)
     static = ratepool.fit(data, config.replace(temporal=None), engine=engine)
     sigma = temporal.idata.posterior["sigma"].to_numpy().ravel()
