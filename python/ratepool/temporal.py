@@ -259,9 +259,9 @@ def check_temporal(data: CountData, config: ModelConfig) -> WindowLayout:
         raise DataError(
             f"the temporal model has one latent state per window and costs O(N) per gradient: "
             f"N = {data.n_windows_total} windows exceeds max_temporal_windows = "
-            f"{config.max_temporal_windows} (the default, 10,000, keeps a fit at the default "
-            "settings within about 10 minutes on an idle 2-core machine and PyStan's memory "
-            "within ~8 GB; see the README, 'Temporal dynamics'). Fit the static model "
+            f"{config.max_temporal_windows} (the default, 10,000, is about 10 minutes of "
+            "sampling at the default settings on an idle 2-core machine; see the README, "
+            "'Temporal dynamics'). Fit the static model "
             "(drop --temporal / temporal = \"ar1\"), whose cost does not grow with N; or "
             "aggregate to coarser windows; or raise [model] max_temporal_windows")
     return window_layout(data)
