@@ -26,11 +26,12 @@ def test_example_config_lists_every_setting_with_its_default() -> None:
     values = tomllib.loads(path.read_text())
     listed = {key for table in SECTIONS for key in values.get(table, {})} | {
         key for key, value in values.items() if not isinstance(value, dict)}
-    # exposure_col's and bytes_col's default is "no column", which TOML cannot write: they are
-    # shown commented.
-    assert listed == set(ModelConfig.field_names()) - {"exposure_col", "bytes_col"}
+    # exposure_col's and bytes_col's default is "no column" and temporal's "static rates",
+    # which TOML cannot write: they are shown commented.
+    assert listed == set(ModelConfig.field_names()) - {"exposure_col", "bytes_col", "temporal"}
     assert "# exposure_col = " in path.read_text()
     assert "# bytes_col = " in path.read_text()
+    assert '# temporal = "ar1"' in path.read_text()
 
 
 def test_tables_and_flat_keys_give_the_same_config(tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ from .engines.cmdstan_files import (
 from .errors import EngineError, RatepoolError
 from .files import file_sha256
 from .fit import DEFAULT_PRIOR_DRAWS, FitResult, fit, sample_prior, stan_data
-from .inference import PARAMETERS
+from .inference import PARAMETERS, TEMPORAL_PARAMETERS
 from .program import StanProgram
 
 __all__ = ["main", "build_parser"]
@@ -99,6 +99,12 @@ def _add_config_options(command: argparse.ArgumentParser, *, engine: bool = True
         command.add_argument("--engine", choices=ENGINES, default=None,
                              help="Stan engine; overrides the config file. auto = CmdStan if "
                                   "found, else PyStan (default: the config's, auto)")
+    command.add_argument("--temporal", choices=["ar1"], default=None,
+                         help="ar1: each entity's log rate drifts from window to window as an "
+                              "AR(1) around its long-run rate (needs --window-col; integer or "
+                              "date windows). Prints rho and sigma; the results folder adds "
+                              "the latent rate paths and next-window forecasts "
+                              "(config: [model] temporal)")
     command.add_argument("--zero-inflation", action="store_true", default=None,
                          help="zero-inflated likelihood: a share pi of windows are structural "
                               "zeros (config: [model] zero_inflation)")
@@ -286,6 +292,8 @@ def _config(args: argparse.Namespace) -> ModelConfig:
         overrides["engine"] = args.engine
     if getattr(args, "zero_inflation", None):
         overrides["zero_inflation"] = True
+    if getattr(args, "temporal", None):
+        overrides["temporal"] = args.temporal
     if getattr(args, "exposure_col", None):
         overrides["exposure_col"] = args.exposure_col
     if getattr(args, "covariates", None):
@@ -332,7 +340,7 @@ def _print_result(result: FitResult) -> None:
     print(f"engine: {result.engine}   entities: {data.n_entities}   "
           f"windows: {data.n_windows_total}")
     print("\nPopulation parameters (posterior mean, sd):")
-    for name in PARAMETERS + ("pi",):
+    for name in PARAMETERS + ("pi",) + TEMPORAL_PARAMETERS:
         if name in result.idata.posterior:
             draws = result.idata.posterior[name]
             print(f"  {name:<6}{float(draws.mean()):10.3f}{float(draws.std()):10.3f}")
@@ -437,20 +445,28 @@ def _run_prior_check(args: argparse.Namespace) -> int:
 def _run_export(args: argparse.Namespace) -> int:
     config = _config(args)
     data = _load(args, config)
-    # With exposure or zero-inflation the rows go into the JSON too, so that 'report' can
-    # rebuild the data (per-window exposures and zeros) from it.
-    values = stan_data(data, config, prior_only=args.prior_only,
-                       keep_rows=data.exposure is not None or config.zero_inflation)
+    if config.temporal is not None:
+        from .temporal import temporal_stan_data
+
+        values = temporal_stan_data(data, config, prior_only=args.prior_only)
+    else:
+        # With exposure or zero-inflation the rows go into the JSON too, so that 'report'
+        # can rebuild the data (per-window exposures and zeros) from it.
+        values = stan_data(data, config, prior_only=args.prior_only,
+                           keep_rows=data.exposure is not None or config.zero_inflation)
     json_path, labels_path = write_stan_data(values, data, args.output, args.labels)
+    shape = (f"K = {values['K']} distinct counts" if "K" in values
+             else "rows ordered by entity and window")
     print(f"Wrote {json_path} (J = {values['J']} entities, N = {values['N']} rows, "
-          f"K = {values['K']} distinct counts) and the label table {labels_path}.")
+          f"{shape}) and the label table {labels_path}.")
     sampler = "sample algorithm=fixed_param" if args.prior_only else (
         f"sample num_warmup={config.n_tune} num_samples={config.n_samples} "
         f"num_chains={config.n_chains} adapt delta={config.target_accept}")
     print("Run the compiled program with CmdStan, e.g.\n"
-          f"  ./hierarchical_negbinom {sampler} data file={json_path} "
+          f"  ./{'temporal' if config.temporal else 'hierarchical'}_negbinom {sampler} "
+          f"data file={json_path} "
           f"random seed={config.random_seed} output file=out.csv")
-    if not args.prior_only:
+    if not args.prior_only and config.temporal is None:
         print("then read its output back with\n"
               "  ratepool report --from-cmdstan-csv out_*.csv "
               f"--data {json_path} --labels {labels_path}")

@@ -12,12 +12,15 @@ from typing import Any, Literal
 
 from .errors import ConfigError
 
-__all__ = ["ModelConfig", "ENGINES", "PARAMETERIZATIONS", "LIKELIHOODS", "SECTIONS"]
+__all__ = ["ModelConfig", "ENGINES", "PARAMETERIZATIONS", "LIKELIHOODS", "SECTIONS",
+           "TEMPORAL_MODELS"]
 
 #: The engine names (the one list: `ratepool.engines.get_engine` and the CLI read it).
 ENGINES = ("auto", "cmdstan", "pystan")
 PARAMETERIZATIONS = ("centered", "non_centered")
 LIKELIHOODS = ("sufficient", "observation")
+#: Temporal models: None (static rates, the default) or "ar1" (`ratepool.temporal`).
+TEMPORAL_MODELS = (None, "ar1")
 
 Parameterization = Literal["centered", "non_centered"]
 Likelihood = Literal["sufficient", "observation"]
@@ -83,6 +86,16 @@ class ModelConfig:
     bytes_sigma_prior_sd : float
         ``sigma_b ~ HalfNormal(sd)``: spread of a window's log bytes per event around its
         entity's median.
+    temporal : {None, "ar1"}
+        None (default): each entity has one rate. ``"ar1"``: the entity's log rate drifts from
+        window to window as a stationary AR(1) around its long-run rate
+        (``stan/temporal_negbinom.stan``, `ratepool.temporal`); needs the window column.
+    sigma_prior_sd : float
+        Scale of the half-normal prior on the AR(1) innovation sd ``sigma`` (temporal model).
+    max_temporal_windows : int
+        Largest number of windows (rows) the temporal model accepts; larger inputs are refused
+        before compiling (about the 10-minute limit on an idle 2-core machine, and PyStan's
+        memory; see the README, "Temporal dynamics").
     """
 
     n_samples: int = 2000
@@ -108,6 +121,9 @@ class ModelConfig:
     bytes_m0_prior_sd: float = 5.0
     bytes_tau_prior_sd: float = 2.0
     bytes_sigma_prior_sd: float = 1.5
+    temporal: str | None = None
+    sigma_prior_sd: float = 0.5
+    max_temporal_windows: int = 10_000
 
     def __post_init__(self) -> None:
         _check_int(self, "n_samples", minimum=1)
@@ -118,12 +134,14 @@ class ModelConfig:
         _check_float(self, "target_accept", open_low=0.0, open_high=1.0)
         for name in ("mu_prior_rate", "alpha_prior_sd", "overdispersion_prior_sd",
                      "beta_prior_sd", "bytes_m0_prior_sd", "bytes_tau_prior_sd",
-                     "bytes_sigma_prior_sd"):
+                     "bytes_sigma_prior_sd", "sigma_prior_sd"):
             _check_float(self, name, open_low=0.0)
         _check_float(self, "bytes_m0_prior_mean", open_low=-math.inf)
         _check_choice(self, "parameterization", PARAMETERIZATIONS)
         _check_choice(self, "likelihood", LIKELIHOODS)
         _check_choice(self, "engine", ENGINES)
+        _check_choice(self, "temporal", TEMPORAL_MODELS)
+        _check_int(self, "max_temporal_windows", minimum=1)
         if self.obs_predictions not in (None, True, False):
             raise ConfigError(
                 f"obs_predictions must be true, false or unset (auto), got {self.obs_predictions!r}"
@@ -234,10 +252,10 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "sampling": ("n_samples", "n_tune", "n_chains", "target_accept", "random_seed", "engine"),
     "priors": ("mu_prior_rate", "alpha_prior_sd", "overdispersion_prior_sd", "beta_prior_sd",
                "bytes_m0_prior_mean", "bytes_m0_prior_sd", "bytes_tau_prior_sd",
-               "bytes_sigma_prior_sd"),
+               "bytes_sigma_prior_sd", "sigma_prior_sd"),
     "model": ("parameterization", "likelihood", "obs_predictions", "entity_predictions",
               "max_obs_prediction_values", "zero_inflation", "exposure_col", "covariates",
-              "bytes_col"),
+              "bytes_col", "temporal", "max_temporal_windows"),
 }
 _TABLE_OF = {name: table for table, names in SECTIONS.items() for name in names}
 
@@ -309,7 +327,7 @@ def _check_float(
         raise ConfigError(f"{name} must be {bound}, got {value}")
 
 
-def _check_choice(config: ModelConfig, name: str, choices: tuple[str, ...]) -> None:
+def _check_choice(config: ModelConfig, name: str, choices: tuple[str | None, ...]) -> None:
     value = getattr(config, name)
     if value not in choices:
         raise ConfigError(f"{name} must be one of {list(choices)}, got {value!r}")

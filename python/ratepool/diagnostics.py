@@ -17,7 +17,7 @@ import arviz as az
 import numpy as np
 
 from .event_bytes import BYTES_PARAMETERS
-from .inference import OPTION_PARAMETERS, PARAMETERS
+from .inference import OPTION_PARAMETERS, PARAMETERS, TEMPORAL_PARAMETERS
 
 __all__ = [
     "get_model_diagnostics",
@@ -201,9 +201,10 @@ def get_model_diagnostics(idata: az.InferenceData,
 
 def _all_parameters(posterior: Any) -> dict[str, Any]:
     """Worst R-hat and ESS over mu, alpha, phi, the options' beta and pi, the bytes factor's
-    m0, tau, sigma_b and m, and theta, with where each is worst."""
-    names = [name for name in (*PARAMETERS, *OPTION_PARAMETERS, *BYTES_PARAMETERS, "theta")
-             if name in posterior]
+    m0, tau, sigma_b and m, the temporal model's rho and sigma, and theta, with where each is
+    worst."""
+    names = [name for name in (*PARAMETERS, *OPTION_PARAMETERS, *BYTES_PARAMETERS,
+                               *TEMPORAL_PARAMETERS, "theta") if name in posterior]
     draws = posterior[names]
     every: dict[str, Any] = {}
     for key, values, largest in (("r_hat", az.rhat(draws), True),

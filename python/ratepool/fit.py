@@ -198,6 +198,10 @@ def _prepare(
                            bytes_col=config.bytes_col)
     config = _with_data_columns(config, data)
     check_options(data, config)
+    if config.temporal is not None:
+        from .temporal import check_temporal
+
+        check_temporal(data, config)
     _warn_if_prior_clashes(data, config)
     warn_if_bytes_prior_clashes(data, config)
     if isinstance(engine, Engine):
@@ -260,18 +264,24 @@ def fit(
     show_progress : bool
         Show the engine's progress output.
     program : StanProgram, optional
-        The Stan program; the packaged one by default.
+        The Stan program; the packaged one by default (``temporal_negbinom.stan`` when
+        ``config.temporal`` is set, see `ratepool.temporal`).
 
     Returns
     -------
     FitResult
     """
     data, config, runner = _prepare(data, config, engine)
-    program = program or default_program()
     settings = SamplerSettings(
         chains=config.n_chains, warmup=config.n_tune, draws=config.n_samples,
         adapt_delta=config.target_accept, seed=config.random_seed, show_progress=show_progress,
     )
+    if config.temporal is not None:
+        from .temporal import fit_temporal
+
+        return fit_temporal(data, config, runner, settings, prior_draws=prior_draws,
+                            program=program)
+    program = program or default_program()
     log.info("fitting %d entities, %d windows with %s", data.n_entities,
              data.n_windows_total, runner.name)
     draws = runner.sample(program, stan_data(data, config), settings)
@@ -306,5 +316,9 @@ def sample_prior(
     small enough) for the entities in ``data``.
     """
     data, config, runner = _prepare(data, config, engine)
+    if config.temporal is not None:
+        from .temporal import sample_temporal_prior
+
+        return sample_temporal_prior(data, config, runner, draws=draws, program=program)
     prior = _prior_draws(runner, program or default_program(), data, config, draws)
     return build_prior_data(prior, data)

@@ -42,6 +42,8 @@ DIMS: dict[str, list[str]] = {
 #: Parameters that only some model options add (absent from the InferenceData otherwise):
 #: beta with covariates, pi with zero-inflation.
 OPTION_PARAMETERS = ("beta", "pi")
+#: Parameters of the AR(1) temporal model (`ratepool.temporal`), absent otherwise.
+TEMPORAL_PARAMETERS = ("rho", "sigma")
 #: Stan names of the exact prior draws (size-1 arrays for the scalars).
 _PRIOR_NAMES = {"mu": "mu_prior", "alpha": "alpha_prior", "phi": "phi_prior",
                 "beta": "beta_prior", "pi": "pi_prior", "theta": "theta_prior",

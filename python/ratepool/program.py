@@ -1,4 +1,8 @@
-"""The one Stan program: where it lives, its source and its content hash."""
+"""The Stan programs: where they live, their source and content hash.
+
+``hierarchical_negbinom.stan`` is the model (with its options); ``temporal_negbinom.stan`` is
+the structurally different AR(1) temporal model (`ratepool.temporal`).
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,11 @@ from pathlib import Path
 
 from .errors import RatepoolError
 
-__all__ = ["StanProgram", "default_program", "cache_root", "PROGRAM_FILE"]
+__all__ = ["StanProgram", "default_program", "temporal_program", "cache_root", "PROGRAM_FILE",
+           "TEMPORAL_PROGRAM_FILE"]
 
 PROGRAM_FILE = "hierarchical_negbinom.stan"
+TEMPORAL_PROGRAM_FILE = "temporal_negbinom.stan"
 
 
 @dataclass(frozen=True)
@@ -40,24 +46,33 @@ class StanProgram:
         return cls(path=path, code=path.read_text(encoding="utf-8"))
 
 
-def _candidate_paths() -> list[Path]:
+def _candidate_paths(file: str = PROGRAM_FILE) -> list[Path]:
     # Installed wheel: the build copies stan/ into the package. Source checkout or editable
     # install: the repository's top-level stan/ directory.
-    packaged = Path(str(resources.files("ratepool"))) / "stan" / PROGRAM_FILE
-    checkout = Path(__file__).resolve().parents[2] / "stan" / PROGRAM_FILE
+    packaged = Path(str(resources.files("ratepool"))) / "stan" / file
+    checkout = Path(__file__).resolve().parents[2] / "stan" / file
     return [packaged, checkout]
 
 
-@lru_cache(maxsize=1)
-def default_program() -> StanProgram:
-    """The packaged hierarchical Gamma–Negative-Binomial program."""
-    for path in _candidate_paths():
+@lru_cache(maxsize=2)
+def _packaged_program(file: str) -> StanProgram:
+    for path in _candidate_paths(file):
         if path.is_file():
             return StanProgram.from_file(path)
     raise RatepoolError(
-        f"cannot find {PROGRAM_FILE}; looked in {[str(p) for p in _candidate_paths()]}. "
+        f"cannot find {file}; looked in {[str(p) for p in _candidate_paths(file)]}. "
         "Reinstall ratepool"
     )
+
+
+def default_program() -> StanProgram:
+    """The packaged hierarchical Gamma–Negative-Binomial program."""
+    return _packaged_program(PROGRAM_FILE)
+
+
+def temporal_program() -> StanProgram:
+    """The packaged AR(1) temporal program (``temporal_negbinom.stan``)."""
+    return _packaged_program(TEMPORAL_PROGRAM_FILE)
 
 
 def cache_root() -> Path:

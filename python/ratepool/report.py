@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import json
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
@@ -194,6 +194,7 @@ def render_report(
     images: Mapping[str, bytes],
     prior_check: Mapping[str, Any] | None = None,
     bytes_table: pd.DataFrame | None = None,
+    sections: Sequence[str] = (),
 ) -> str:
     """The report as one HTML document with nothing to fetch.
 
@@ -213,6 +214,8 @@ def render_report(
         `ratepool.prior_predictive_check` output.
     bytes_table : pandas.DataFrame, optional
         `ratepool.event_bytes.bytes_summary` output, when bytes were fitted.
+    sections : sequence of str, optional
+        Further HTML sections of a model (e.g. the temporal model's), shown after the figures.
     """
     data = run.get("data", {})
     shown = entities.head(MAX_ENTITY_ROWS)
@@ -234,6 +237,7 @@ def render_report(
         _table(population),
         _prior_section(prior_check),
         _figures_section(images),
+        *sections,
         "<h2>Entities</h2>",
         "<p class=\"muted\">shrinkage: share of the distance from the raw rate to the "
         "population mean that the estimate moved (0 = none, 1 = fully pooled).</p>",

@@ -20,6 +20,9 @@ A results folder holds:
 ``config.toml``             the exact config, for ``ratepool fit DATA --config config.toml``
 ``*.png``                   trace, posterior, posterior predictive check, entity rates,
                             prior predictive check
+``entity_forecast.csv``     temporal model: per entity the last window, its latent rate and
+                            the next window's predictive count (90% intervals)
+``latent_paths.png``        temporal model: latent rate paths of a few entities
 ``report.html``             all of the above in one self-contained page (built by the
                             caller's renderer: the command line passes the report's)
 ==========================  ================================================================
@@ -51,7 +54,7 @@ from .errors import RatepoolError
 from .files import atomic_directory, atomic_write_text, file_sha256
 from .event_bytes import BYTES_PARAMETERS
 from .fit import FitResult
-from .inference import OPTION_PARAMETERS, PARAMETERS
+from .inference import OPTION_PARAMETERS, PARAMETERS, TEMPORAL_PARAMETERS
 from .labels import read_label_table
 from .prior import prior_predictive_check
 from .summary import HDI_PROB
@@ -193,9 +196,11 @@ def run_record(
 
 
 def population_summary(idata: az.InferenceData) -> pd.DataFrame:
-    """mu, alpha, phi (beta and pi, and the bytes factor's m0, tau and sigma_b when fitted):
-    posterior mean, sd, 94% HDI, MCSE, bulk and tail ESS, R-hat."""
-    names = [name for name in (*PARAMETERS, *OPTION_PARAMETERS, *BYTES_PARAMETERS[:3])
+    """mu, alpha, phi (beta and pi, the bytes factor's m0, tau and sigma_b, the temporal
+    model's rho and sigma, when fitted): posterior mean, sd, 94% HDI, MCSE, bulk and tail ESS,
+    R-hat."""
+    names = [name for name in (*PARAMETERS, *OPTION_PARAMETERS, *BYTES_PARAMETERS[:3],
+                               *TEMPORAL_PARAMETERS)
              if name in idata.posterior]
     table = az.summary(idata, var_names=names, hdi_prob=HDI_PROB, round_to="none")
     table.index.name = "parameter"
@@ -329,6 +334,11 @@ def write_results(
         images = plots.fit_figures(idata, result.data, entities, result.config)
         for name, png in images.items():
             (staging / name).write_bytes(png)
+        sections = []
+        if result.config.temporal is not None:
+            from .temporal_plots import write_temporal_outputs
+
+            sections.append(write_temporal_outputs(staging, idata, result.data))
         listing = [p.name for p in staging.iterdir() if not p.name.startswith(".")]
         listing = sorted([*listing, FILES["run"], *([FILES["report"]] if render_report else [])])
         full_record = {**record, "files": listing}
@@ -337,7 +347,7 @@ def write_results(
             html = render_report(
                 title=title, diagnostics=diagnostics, population=population,
                 entities=entities, run=full_record, images=images, prior_check=prior_check,
-                bytes_table=bytes_table,
+                bytes_table=bytes_table, sections=sections,
             )
             (staging / FILES["report"]).write_text(html, encoding="utf-8")
     return out

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["SimulatedData", "simulate_counts", "simulate_rows", "draw_prior",
-           "draw_entity_rates", "nb2_draws"]
+__all__ = ["SimulatedData", "SimulatedTemporalData", "simulate_counts", "simulate_ar_counts",
+           "simulate_rows", "draw_prior", "draw_entity_rates", "nb2_draws"]
 
 #: Poisson means are capped here only to keep numpy's Poisson sampler from raising (it stops
 #: near 9.2e18); counts this large are far beyond what data validation accepts anyway.
@@ -100,6 +100,14 @@ def simulate_rows(rng: np.random.Generator, theta: np.ndarray, phi: float,
                          "count": counts})
 
 
+def _draw_windows(rng: np.random.Generator, n_entities: int,
+                  windows: tuple[int, int] | int) -> np.ndarray:
+    """Windows per entity: a fixed number, or uniform on ``low..high`` inclusive."""
+    if isinstance(windows, int):
+        return np.full(n_entities, windows)
+    return rng.integers(windows[0], windows[1] + 1, size=n_entities)
+
+
 def simulate_counts(
     *,
     n_entities: int,
@@ -140,10 +148,7 @@ def simulate_counts(
     """
     rng = np.random.default_rng(seed)
     options_rng = np.random.default_rng([seed, 8])
-    if isinstance(windows, int):
-        n_windows = np.full(n_entities, windows)
-    else:
-        n_windows = rng.integers(windows[0], windows[1] + 1, size=n_entities)
+    n_windows = _draw_windows(rng, n_entities, windows)
     labels = [label_format.format(i + 1) for i in range(n_entities)]
     entity_index = np.repeat(np.arange(n_entities), n_windows)
     columns: dict[str, np.ndarray] = {}
@@ -180,3 +185,65 @@ def simulate_counts(
     frame = frame.assign(**columns)
     return SimulatedData(frame, mu, alpha, phi, pd.Series(theta, index=labels, name="theta"),
                          beta_per_unit, beta_scaled, zero_inflation, bytes_truth)
+
+
+@dataclass(frozen=True)
+class SimulatedTemporalData(SimulatedData):
+    """Rows simulated from the AR(1) temporal model, with its true rho, sigma and rate path."""
+
+    rho: float = 0.0
+    sigma: float = 0.0
+    #: The true latent rate lambda_ij of each row of ``frame``.
+    rate_path: np.ndarray | None = None
+
+    def truth(self) -> dict[str, object]:
+        """The true values as a JSON-ready dict (with rho and sigma)."""
+        return {**super().truth(), "rho": self.rho, "sigma": self.sigma}
+
+
+def simulate_ar_counts(
+    *,
+    n_entities: int,
+    windows: tuple[int, int] | int,
+    mu: float,
+    alpha: float,
+    phi: float,
+    rho: float,
+    sigma: float,
+    seed: int,
+    missing: float = 0.0,
+    label_format: str = "entity-{:03d}",
+) -> SimulatedTemporalData:
+    """Draw from the AR(1) temporal model (``stan/temporal_negbinom.stan``).
+
+    theta_i ~ Gamma(mu alpha, alpha); over windows 1..T_i the log-rate deviation starts at its
+    stationary law N(0, s^2), s = sigma / sqrt(1 - rho^2), and steps eta_t = rho eta_{t-1} +
+    sigma e_t; lambda_it = theta_i exp(eta_t - s^2 / 2); y_it ~ NB2(lambda_it, phi). Then each
+    window after an entity's first is dropped with probability ``missing``: the kept rows
+    have gaps, simulated step by step (an independent check of the model's exact
+    gap transition). Column ``window`` holds the integer window t.
+    """
+    rng = np.random.default_rng(seed)
+    n_windows = _draw_windows(rng, n_entities, windows)
+    labels = [label_format.format(i + 1) for i in range(n_entities)]
+    theta = rng.gamma(shape=mu * alpha, scale=1.0 / alpha, size=n_entities)
+    stationary_sd = sigma / np.sqrt(1.0 - rho**2)
+    path_rng = np.random.default_rng([seed, 11])
+    entity, window, rate = [], [], []
+    for i, steps in enumerate(n_windows):
+        eta = np.empty(steps)
+        eta[0] = stationary_sd * path_rng.standard_normal()
+        for t in range(1, steps):
+            eta[t] = rho * eta[t - 1] + sigma * path_rng.standard_normal()
+        keep = np.r_[True, path_rng.random(steps - 1) >= missing]
+        entity += [i] * int(keep.sum())
+        window.append(np.arange(1, steps + 1)[keep])
+        rate.append(theta[i] * np.exp(eta[keep] - stationary_sd**2 / 2))
+    entity_index = np.asarray(entity)
+    rate_path = np.concatenate(rate)
+    counts = nb2_draws(rng, rate_path, phi)
+    frame = pd.DataFrame({"entity": np.asarray(labels)[entity_index],
+                          "window": np.concatenate(window), "count": counts})
+    return SimulatedTemporalData(frame, mu, alpha, phi,
+                                 pd.Series(theta, index=labels, name="theta"),
+                                 rho=rho, sigma=sigma, rate_path=rate_path)
