@@ -20,6 +20,7 @@ import pandas as pd
 
 from .config import ModelConfig
 from .data import CountData
+from .entity_predictive import entity_predictions_on
 from .errors import ConfigError, DataError
 
 __all__ = ["stan_data", "base_stan_data", "group_statistics", "check_options"]
@@ -135,11 +136,16 @@ def _option_fields(data: CountData, config: ModelConfig, rows: bool) -> dict[str
 
 def stan_data(
     data: CountData, config: ModelConfig, *, prior_only: bool = False,
-    obs_predictions: bool | None = None,
+    obs_predictions: bool | None = None, entity_predictions: bool | None = None,
 ) -> dict[str, Any]:
-    """The Stan data dict for ``data`` under ``config`` (JSON-ready Python types)."""
+    """The Stan data dict for ``data`` under ``config`` (JSON-ready Python types).
+
+    ``obs_predictions`` and ``entity_predictions`` override the config's (resolved) switches.
+    """
     if obs_predictions is None:
         obs_predictions = _obs_predictions(config, data, config.total_draws)
+    if entity_predictions is None:
+        entity_predictions = entity_predictions_on(config, data, config.total_draws)
     check_options(data, config)
     values = base_stan_data(
         data,
@@ -150,7 +156,7 @@ def stan_data(
         prior_only=prior_only,
         non_centered=config.parameterization == "non_centered",
         obs_predictions=obs_predictions,
-        entity_predictions=config.entity_predictions,
+        entity_predictions=entity_predictions,
     )
     values.update(_option_fields(data, config, rows=values["N"] > 0))
     if values["has_exposure"] and values["N"] == 0 and not values["use_sufficient_stats"]:
