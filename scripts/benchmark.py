@@ -129,12 +129,17 @@ def simulate_aggregates(n_rows: int, n_entities: int, seed: int) -> tuple[pd.Dat
     values = np.flatnonzero(histogram)
     return entities, pd.DataFrame({"value": values, "frequency": histogram[values]})
 class TreeMemory:
-    """Polls the summed RSS of this process and all its descendants (Linux /proc) in a thread."""
+    """Polls the summed RSS of this process and all its descendants (Linux /proc) in a thread.
+
+    Also the summed PSS (``/proc/PID/smaps_rollup``): forked chain processes share pages with
+    their parent, which a sum of RSS counts once per process and PSS splits between them.
+    """
 
     def __init__(self, interval: float = 0.1) -> None:
         import threading
 
         self.peak_bytes = 0
+        self.peak_pss_bytes = 0
         self._interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -150,9 +155,21 @@ class TreeMemory:
     def _run(self) -> None:
         page = os.sysconf("SC_PAGE_SIZE")
         while not self._stop.is_set():
-            self.peak_bytes = max(self.peak_bytes, sum(_rss_pages(p) for p in _tree(os.getpid()))
-                                  * page)
+            tree = _tree(os.getpid())
+            self.peak_bytes = max(self.peak_bytes, sum(_rss_pages(p) for p in tree) * page)
+            self.peak_pss_bytes = max(self.peak_pss_bytes, sum(_pss_bytes(p) for p in tree))
             self._stop.wait(self._interval)
+
+
+def _pss_bytes(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as handle:
+            for line in handle:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, IndexError, ValueError):
+        pass
+    return 0
 
 
 def _tree(pid: int) -> list[int]:
@@ -220,7 +237,8 @@ def run_worker(spec: dict) -> dict:
     with TreeMemory() as tree:
         data, aggregation = load_data(spec)
         row = (run_bare if spec["run"] == "bare" else run_ratepool)(spec, data)
-    return dict(row, aggregate_s=aggregation, peak_rss_tree_mb=tree.peak_bytes / 2**20)
+    return dict(row, aggregate_s=aggregation, peak_rss_tree_mb=tree.peak_bytes / 2**20,
+                peak_pss_tree_mb=tree.peak_pss_bytes / 2**20)
 
 
 def run_ratepool(spec: dict, data: object) -> dict:
@@ -322,7 +340,8 @@ COLUMNS = (("engine", "engine"), ("J", "J"), ("N", "N"), ("run", "run"),
            ("write s", "write_s"), ("ESS/s mu,alpha,phi", "ess_s_hyper"),
            ("ESS/s theta", "ess_s_theta"), ("R-hat max", "rhat_max_hyper"),
            ("div", "divergences"), ("entity preds", "entity_predictions"),
-           ("peak RSS tree GB", "peak_rss_tree_gb"), ("ratio", "ratio"),
+           ("peak RSS tree GB", "peak_rss_tree_gb"), ("peak PSS tree GB", "peak_pss_tree_gb"),
+           ("ratio", "ratio"),
            ("ratio+write", "ratio_write"))
 
 
@@ -335,7 +354,7 @@ def _cell(key: str, value: object) -> str:
         return str(value)
     if key in ("aggregate_s", "rhat_max_hyper"):
         return f"{value:.3f}"
-    if key in ("ratio", "ratio_write", "peak_rss_tree_gb"):
+    if key in ("ratio", "ratio_write", "peak_rss_tree_gb", "peak_pss_tree_gb"):
         return f"{value:.2f}"
     return f"{value:,.1f}"
 
@@ -429,8 +448,9 @@ def main(argv: list[str] | None = None) -> int:
                 if row is None:
                     row = {"status": f"exceeded cap ({args.time_cap:.0f} s)"}
                 row = {**base, "status": "ok", **row, "wall_s": time.perf_counter() - start}
-                if "peak_rss_tree_mb" in row:
-                    row["peak_rss_tree_gb"] = row["peak_rss_tree_mb"] / 1024
+                for kind in ("rss", "pss"):
+                    if f"peak_{kind}_tree_mb" in row:
+                        row[f"peak_{kind}_tree_gb"] = row[f"peak_{kind}_tree_mb"] / 1024
                 rows.append(row)
                 print(f"{run} N={n_rows:,} J={n_entities:,}: {json.dumps(row)}", flush=True)
     add_ratios(rows)
