@@ -236,9 +236,11 @@ def run_worker(spec: dict) -> dict:
     """One row: a ratepool fit or a bare sampling run; runs inside a fresh subprocess."""
     with TreeMemory() as tree:
         data, aggregation = load_data(spec)
+        data_peak = tree.peak_bytes
         row = (run_bare if spec["run"] == "bare" else run_ratepool)(spec, data)
     return dict(row, aggregate_s=aggregation, peak_rss_tree_mb=tree.peak_bytes / 2**20,
-                peak_pss_tree_mb=tree.peak_pss_bytes / 2**20)
+                peak_pss_tree_mb=tree.peak_pss_bytes / 2**20,
+                rss_tree_after_data_mb=data_peak / 2**20)
 
 
 def run_ratepool(spec: dict, data: object) -> dict:
