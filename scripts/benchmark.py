@@ -140,6 +140,7 @@ class TreeMemory:
 
         self.peak_bytes = 0
         self.peak_pss_bytes = 0
+        self._cpu_ticks: dict[int, int] = {}  # latest user + system ticks of each process seen
         self._interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -158,7 +159,26 @@ class TreeMemory:
             tree = _tree(os.getpid())
             self.peak_bytes = max(self.peak_bytes, sum(_rss_pages(p) for p in tree) * page)
             self.peak_pss_bytes = max(self.peak_pss_bytes, sum(_pss_bytes(p) for p in tree))
+            for pid in tree:
+                ticks = _cpu_ticks(pid)
+                if ticks is not None:
+                    self._cpu_ticks[pid] = ticks
             self._stop.wait(self._interval)
+
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds (user + system) used so far by the processes of the tree (polled: a
+        process's last 0.1 s may be missed)."""
+        return sum(self._cpu_ticks.values()) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_ticks(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _pss_bytes(pid: int) -> int:
@@ -236,11 +256,14 @@ def run_worker(spec: dict) -> dict:
     """One row: a ratepool fit or a bare sampling run; runs inside a fresh subprocess."""
     with TreeMemory() as tree:
         data, aggregation = load_data(spec)
-        data_peak = tree.peak_bytes
+        time.sleep(0.25)  # one poll after the data phase
+        data_peak, data_cpu = tree.peak_bytes, tree.cpu_seconds()
         row = (run_bare if spec["run"] == "bare" else run_ratepool)(spec, data)
+        time.sleep(0.25)
+        fit_cpu = tree.cpu_seconds() - data_cpu
     return dict(row, aggregate_s=aggregation, peak_rss_tree_mb=tree.peak_bytes / 2**20,
                 peak_pss_tree_mb=tree.peak_pss_bytes / 2**20,
-                rss_tree_after_data_mb=data_peak / 2**20)
+                rss_tree_after_data_mb=data_peak / 2**20, cpu_s=fit_cpu)
 
 
 def run_ratepool(spec: dict, data: object) -> dict:
@@ -343,7 +366,7 @@ COLUMNS = (("engine", "engine"), ("J", "J"), ("N", "N"), ("run", "run"),
            ("ESS/s theta", "ess_s_theta"), ("R-hat max", "rhat_max_hyper"),
            ("div", "divergences"), ("entity preds", "entity_predictions"),
            ("peak RSS tree GB", "peak_rss_tree_gb"), ("peak PSS tree GB", "peak_pss_tree_gb"),
-           ("ratio", "ratio"),
+           ("CPU s", "cpu_s"), ("ratio", "ratio"), ("ratio CPU", "ratio_cpu"),
            ("ratio+write", "ratio_write"))
 
 
@@ -356,7 +379,7 @@ def _cell(key: str, value: object) -> str:
         return str(value)
     if key in ("aggregate_s", "rhat_max_hyper"):
         return f"{value:.3f}"
-    if key in ("ratio", "ratio_write", "peak_rss_tree_gb", "peak_pss_tree_gb"):
+    if key in ("ratio", "ratio_write", "ratio_cpu", "peak_rss_tree_gb", "peak_pss_tree_gb"):
         return f"{value:.2f}"
     return f"{value:,.1f}"
 
@@ -371,16 +394,20 @@ def markdown_table(rows: list[dict]) -> str:
 
 def add_ratios(rows: list[dict]) -> None:
     """ratepool's (sample + build + summarise) / bare sample seconds, per (engine, J, N)."""
-    bare = {(r["engine"], r["J"], r["N"]): r["sample_s"] for r in rows
-            if r["run"] == "bare" and r.get("status") == "ok"}
+    done = [r for r in rows if r["run"] == "bare" and r.get("status") == "ok"]
+    bare = {(r["engine"], r["J"], r["N"]): r["sample_s"] for r in done}
+    bare_cpu = {(r["engine"], r["J"], r["N"]): r.get("cpu_s") for r in done}
     for row in rows:
-        base = bare.get((row["engine"], row["J"], row["N"]))
+        key = (row["engine"], row["J"], row["N"])
+        base = bare.get(key)
         if row["run"] != "ratepool" or row.get("status") != "ok" or not base:
             continue
         total = row["sample_s"] + row["build_s"] + row["summarise_s"]
         row["ratio"] = total / base
         if row.get("write_s") is not None:
             row["ratio_write"] = (total + row["write_s"]) / base
+        if bare_cpu.get(key):
+            row["ratio_cpu"] = row["cpu_s"] / bare_cpu[key]
 
 
 def machine() -> str:
