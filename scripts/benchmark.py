@@ -140,6 +140,7 @@ class TreeMemory:
 
         self.peak_bytes = 0
         self.peak_pss_bytes = 0
+        self._phase_peak = 0
         self._cpu_ticks: dict[int, int] = {}  # latest user + system ticks of each process seen
         self._interval = interval
         self._stop = threading.Event()
@@ -157,7 +158,9 @@ class TreeMemory:
         page = os.sysconf("SC_PAGE_SIZE")
         while not self._stop.is_set():
             tree = _tree(os.getpid())
-            self.peak_bytes = max(self.peak_bytes, sum(_rss_pages(p) for p in tree) * page)
+            rss = sum(_rss_pages(p) for p in tree) * page
+            self.peak_bytes = max(self.peak_bytes, rss)
+            self._phase_peak = max(self._phase_peak, rss)
             self.peak_pss_bytes = max(self.peak_pss_bytes, sum(_pss_bytes(p) for p in tree))
             for pid in tree:
                 ticks = _cpu_ticks(pid)
@@ -165,6 +168,12 @@ class TreeMemory:
                     self._cpu_ticks[pid] = ticks
             self._stop.wait(self._interval)
 
+
+    def phase_peak(self) -> float:
+        """Peak summed RSS (GB) since the last call; starts the next phase."""
+        time.sleep(2 * self._interval)  # at least one poll of the phase's end
+        peak, self._phase_peak = self._phase_peak, 0
+        return peak / 2**30
 
     def cpu_seconds(self) -> float:
         """CPU seconds (user + system) used so far by the processes of the tree (polled: a
@@ -258,7 +267,8 @@ def run_worker(spec: dict) -> dict:
         data, aggregation = load_data(spec)
         time.sleep(0.25)  # one poll after the data phase
         data_peak, data_cpu = tree.peak_bytes, tree.cpu_seconds()
-        row = (run_bare if spec["run"] == "bare" else run_ratepool)(spec, data)
+        tree.phase_peak()
+        row = (run_bare if spec["run"] == "bare" else run_ratepool)(spec, data, tree)
         time.sleep(0.25)
         fit_cpu = tree.cpu_seconds() - data_cpu
     return dict(row, aggregate_s=aggregation, peak_rss_tree_mb=tree.peak_bytes / 2**20,
@@ -266,7 +276,7 @@ def run_worker(spec: dict) -> dict:
                 rss_tree_after_data_mb=data_peak / 2**20, cpu_s=fit_cpu)
 
 
-def run_ratepool(spec: dict, data: object) -> dict:
+def run_ratepool(spec: dict, data: object, tree: TreeMemory) -> dict:
     import ratepool
     from ratepool.results import population_summary
 
@@ -274,11 +284,13 @@ def run_ratepool(spec: dict, data: object) -> dict:
     start = time.perf_counter()
     result = ratepool.fit(data, config)
     fit_s = time.perf_counter() - start
+    peaks = {"fit": tree.phase_peak()}
     start = time.perf_counter()
     result.diagnostics()
     result.entity_summary()
     population_summary(result.idata)
     summarise = time.perf_counter() - start
+    peaks["summarise"] = tree.phase_peak()
     write = None
     if spec.get("write"):
         from ratepool.results import write_results
@@ -287,6 +299,7 @@ def run_ratepool(spec: dict, data: object) -> dict:
             start = time.perf_counter()
             write_results(Path(out) / "results", result, record={})
             write = time.perf_counter() - start
+        peaks["write"] = tree.phase_peak()
     idata = result.idata
     predictive = idata.get("posterior_predictive")
     return {
@@ -298,11 +311,12 @@ def run_ratepool(spec: dict, data: object) -> dict:
         "entity_predictions": predictive is not None and "y_pred" in predictive,
         "divergences": int(idata.sample_stats["diverging"].sum()),
         "draws": config.total_draws,
+        "phase_peak_rss_tree_gb": peaks,
         **_ess_per_s(idata.posterior, result.sampling_seconds),
     }
 
 
-def run_bare(spec: dict, data: object) -> dict:
+def run_bare(spec: dict, data: object, tree: TreeMemory) -> dict:
     import arviz as az
 
     import ratepool
