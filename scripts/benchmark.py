@@ -268,7 +268,10 @@ def run_worker(spec: dict) -> dict:
         time.sleep(0.25)  # one poll after the data phase
         data_peak, data_cpu = tree.peak_bytes, tree.cpu_seconds()
         tree.phase_peak()
-        row = (run_bare if spec["run"] == "bare" else run_ratepool)(spec, data, tree)
+        try:
+            row = (run_bare if spec["run"] == "bare" else run_ratepool)(spec, data, tree)
+        except Exception as error:  # noqa: BLE001 - the row reports it, with the memory so far
+            row = {"status": f"failed: {type(error).__name__}: {str(error).splitlines()[0]}"}
         time.sleep(0.25)
         fit_cpu = tree.cpu_seconds() - data_cpu
     return dict(row, aggregate_s=aggregation, peak_rss_tree_mb=tree.peak_bytes / 2**20,
