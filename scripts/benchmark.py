@@ -27,7 +27,13 @@ of `ratepool.fit` (InferenceData); ``summarise s`` — the summaries; ``write s`
 folder; ESS/s — min arviz bulk ESS over mu, alpha, phi and over all theta_i, divided by
 ``sample s``; ``peak RSS tree`` — peak of the summed RSS of the worker process and every
 process it started (the PyStan child and its chain processes), polled every 0.1 s, from before
-the data are simulated to the end. CmdStan rows need CmdStan; without it they say so.
+the data are simulated to the end (the CSV also has the peak after the data phase and per
+phase: fit, summarise, write); ``peak PSS tree`` — the same with PSS, which splits pages the
+forked chain processes share instead of counting them in each; ``CPU s`` — user + system CPU
+seconds of the tree after the data phase (ratepool: fit, summaries and write; bare: the
+sampling run), which a shared machine inflates far less than wall time; ``ratio CPU`` —
+ratepool's CPU s / bare's. CmdStan rows need CmdStan; without it they say so. A run that
+fails (e.g. killed for memory) still reports its peak memory.
 
 Usage::
 
