@@ -1,29 +1,47 @@
 #!/usr/bin/env python
-"""Benchmark: aggregation, sampling and memory versus N, sufficient statistics vs per observation.
+"""Benchmark: ratepool's fit against the bare sampler, phase by phase, with memory and ESS/s.
 
-For each N (default 1e3 .. 1e7) and J = 2,000 entities (J = N when N < J, since every entity
-needs a window), simulated data (seeded, numpy-vectorised) are fitted with the DEFAULT
-`ModelConfig` (4 chains, 1000 warmup, 2000 draws; obs_predictions auto) on the chosen engine,
-once with ``likelihood="sufficient"`` and once with ``likelihood="observation"``. The
-per-observation path stops at the first N whose run exceeds ``--time-cap``; larger N are
-reported as "skipped (cap)".
+One table, one row per (engine, J, N, run). For each case ``N:J`` (default 50,000 x 500 and
+1,000,000 x 2,000) simulated data (seeded, numpy-vectorised: N windows split unequally among J
+entities, counts NB2(theta_i, phi) with theta_i ~ Gamma(mu * alpha, alpha), mu = 4, alpha = 2,
+phi = 3) are fitted twice, each in a fresh process:
 
-Each (N, likelihood) run is a fresh subprocess, so peak memory does not carry over:
-``RSS after aggregation`` and ``peak RSS`` are ``getrusage(RUSAGE_SELF).ru_maxrss`` of that
-subprocess after aggregation (simulated DataFrame + CountData) and at the end (adds the engine,
-the draws and their conversion to arviz); ``fit tree RSS`` is the peak of the summed RSS of
-the subprocess and every process it started (sampler workers), polled every 0.1 s during the
-fit. Compilation is done once, up front, and reported once.
+- ``ratepool``: `ratepool.fit` with the DEFAULT `ModelConfig` (4 chains, 1000 warmup, 2000
+  draws; `obs_predictions` and `entity_predictions` automatic), then the summaries the command
+  line computes (`FitResult.diagnostics`, `FitResult.entity_summary`,
+  `ratepool.results.population_summary`) and, with ``--write``, the results folder
+  (`ratepool.results.write_results`: netCDF, CSVs, figures; no HTML report);
+- ``bare``: ``stan/bench_bare.stan`` — the same priors and sufficient-statistics likelihood
+  with only mu, alpha, phi and theta and no generated quantities — on the same engine, same
+  data, seed and sampler settings, through the same engine code (its draws come back the same
+  way). ``ratio`` = ratepool's (sample + build + summarise) seconds / bare's sample seconds
+  (``ratio+write`` adds the write phase).
 
-Columns: aggregation seconds (`ratepool.from_dataframe` on an in-memory DataFrame with string
-entity labels), sampling seconds (`FitResult.sampling_seconds`: data binding, all chains and
-collecting the draws; compile excluded), min bulk-ESS per second over mu/alpha/phi and over
-all theta_i (arviz bulk ESS / sampling seconds), max R-hat over mu/alpha/phi.
+Columns: ``aggregate s`` — `ratepool.from_dataframe` on the in-memory rows (``--input rows``),
+or "—" for ``--input aggregates`` (per-entity windows and totals and the count histogram
+simulated directly in chunks and given to `ratepool.from_aggregates`, for N beyond memory;
+aggregating files of that size is `scripts/benchmark_aggregate.py`'s job);
+``compile s`` — once up front (0 when the program was in the cache); ``sample s`` — the
+engine's run (data binding, all chains, transferring the draws back); ``build s`` — the rest
+of `ratepool.fit` (InferenceData); ``summarise s`` — the summaries; ``write s`` — the results
+folder; ESS/s — min arviz bulk ESS over mu, alpha, phi and over all theta_i, divided by
+``sample s``; ``peak RSS tree`` — peak of the summed RSS of the worker process and every
+process it started (the PyStan child and its chain processes), polled every 0.1 s, from before
+the data are simulated to the end (the CSV also has the peak after the data phase and per
+phase: fit, summarise, write); ``peak PSS tree`` — the same with PSS, which splits pages the
+forked chain processes share instead of counting them in each; ``CPU s`` — user + system CPU
+seconds of the tree after the data phase (ratepool: fit, summaries and write; bare: the
+sampling run), which a shared machine inflates far less than wall time; ``ratio CPU`` —
+ratepool's CPU s / bare's. CmdStan rows need CmdStan; without it they say so. A run that
+fails (e.g. killed for memory) still reports its peak memory.
 
 Usage::
 
-    python scripts/benchmark.py                          # full grid, PyStan/auto engine
-    python scripts/benchmark.py --sizes 1000 10000 --time-cap 300 --out results.csv
+    python scripts/benchmark.py                                  # both cases, both runs
+    python scripts/benchmark.py --cases 10000000:2000 --no-bare  # memory at N = 1e7
+    python scripts/benchmark.py --cases 100000000:20000 --input aggregates --draws 500 \
+        --warmup 500                                             # big J
+    python scripts/benchmark.py --likelihood observation --cases 10000:2000 --time-cap 1800
 """
 
 from __future__ import annotations
@@ -32,19 +50,37 @@ import argparse
 import csv
 import json
 import os
-import resource
+import platform
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-DEFAULT_SIZES = (1_000, 10_000, 100_000, 1_000_000, 10_000_000)
+ROOT = Path(__file__).resolve().parents[1]
+BARE_PROGRAM = ROOT / "stan" / "bench_bare.stan"
+DEFAULT_CASES = ("50000:500", "1000000:2000")
 TRUTH = {"mu": 4.0, "alpha": 2.0, "phi": 3.0}
-LIKELIHOODS = ("sufficient", "observation")
+#: Data fields the bare program reads (the rest of ratepool's data dict is dropped).
+BARE_FIELDS = ("J", "n_windows", "entity_total", "K", "count_value", "count_freq", "mu_rate",
+               "alpha_sd", "phi_sd")
+#: Rows simulated at a time by `simulate_aggregates`.
+CHUNK_ROWS = 5_000_000
+
+
+def _window_split(rng: np.random.Generator, n_rows: int, n_entities: int) -> np.ndarray:
+    """Windows per entity: each at least one, the rest split by Gamma(1) weights."""
+    weights = rng.gamma(1.0, size=n_entities)
+    return 1 + rng.multinomial(n_rows - n_entities, weights / weights.sum())
+
+
+def _labels(n_entities: int) -> np.ndarray:
+    width = max(5, len(str(n_entities - 1)))
+    return np.array([f"host-{i:0{width}d}" for i in range(n_entities)], dtype=object)
 
 
 def simulate_rows(n_rows: int, n_entities: int, seed: int) -> pd.DataFrame:
@@ -56,23 +92,62 @@ def simulate_rows(n_rows: int, n_entities: int, seed: int) -> pd.DataFrame:
     from ratepool.simulate import draw_entity_rates, nb2_draws
 
     rng = np.random.default_rng(seed)
-    weights = rng.gamma(1.0, size=n_entities)
-    n_windows = 1 + rng.multinomial(n_rows - n_entities, weights / weights.sum())
+    n_windows = _window_split(rng, n_rows, n_entities)
     theta = draw_entity_rates(rng, TRUTH["mu"], TRUTH["alpha"], n_entities)
     entity = np.repeat(np.arange(n_entities), n_windows)
     rng.shuffle(entity)  # rows in arbitrary order, as in a log
     counts = nb2_draws(rng, theta[entity], TRUTH["phi"])
-    labels = np.array([f"host-{i:05d}" for i in range(n_entities)], dtype=object)
-    return pd.DataFrame({"entity": labels[entity], "count": counts})
+    return pd.DataFrame({"entity": _labels(n_entities)[entity], "count": counts})
 
 
+def simulate_aggregates(n_rows: int, n_entities: int, seed: int) -> tuple[pd.DataFrame,
+                                                                          pd.DataFrame]:
+    """The same model's sufficient statistics, simulated CHUNK_ROWS windows at a time.
+
+    Returns the entity table (entity, n_windows, total_count) and the count histogram (value,
+    frequency) that `ratepool.from_aggregates` reads.
+    """
+    from ratepool.simulate import draw_entity_rates, nb2_draws
+
+    rng = np.random.default_rng(seed)
+    n_windows = _window_split(rng, n_rows, n_entities)
+    theta = draw_entity_rates(rng, TRUTH["mu"], TRUTH["alpha"], n_entities)
+    totals = np.zeros(n_entities, dtype=np.int64)
+    histogram = np.zeros(1, dtype=np.int64)
+    ends = np.cumsum(n_windows)
+    start = 0
+    while start < n_entities:
+        stop = int(np.searchsorted(ends, ends[start] - n_windows[start] + CHUNK_ROWS,
+                                   side="right"))
+        stop = max(stop, start + 1)
+        block = np.arange(start, stop)
+        entity = np.repeat(block, n_windows[start:stop])
+        counts = nb2_draws(rng, theta[entity], TRUTH["phi"])
+        totals[start:stop] = np.bincount(entity - start, weights=counts,
+                                         minlength=stop - start).astype(np.int64)
+        found = np.bincount(counts)
+        if len(found) > len(histogram):
+            histogram = np.pad(histogram, (0, len(found) - len(histogram)))
+        histogram[:len(found)] += found
+        start = stop
+    entities = pd.DataFrame({"entity": _labels(n_entities), "n_windows": n_windows,
+                             "total_count": totals})
+    values = np.flatnonzero(histogram)
+    return entities, pd.DataFrame({"value": values, "frequency": histogram[values]})
 class TreeMemory:
-    """Polls the summed RSS of this process and all its descendants (Linux /proc) in a thread."""
+    """Polls the summed RSS of this process and all its descendants (Linux /proc) in a thread.
+
+    Also the summed PSS (``/proc/PID/smaps_rollup``): forked chain processes share pages with
+    their parent, which a sum of RSS counts once per process and PSS splits between them.
+    """
 
     def __init__(self, interval: float = 0.1) -> None:
         import threading
 
         self.peak_bytes = 0
+        self.peak_pss_bytes = 0
+        self._phase_peak = 0
+        self._cpu_ticks: dict[int, int] = {}  # latest user + system ticks of each process seen
         self._interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -88,9 +163,48 @@ class TreeMemory:
     def _run(self) -> None:
         page = os.sysconf("SC_PAGE_SIZE")
         while not self._stop.is_set():
-            self.peak_bytes = max(self.peak_bytes, sum(_rss_pages(p) for p in _tree(os.getpid()))
-                                  * page)
+            tree = _tree(os.getpid())
+            rss = sum(_rss_pages(p) for p in tree) * page
+            self.peak_bytes = max(self.peak_bytes, rss)
+            self._phase_peak = max(self._phase_peak, rss)
+            self.peak_pss_bytes = max(self.peak_pss_bytes, sum(_pss_bytes(p) for p in tree))
+            for pid in tree:
+                ticks = _cpu_ticks(pid)
+                if ticks is not None:
+                    self._cpu_ticks[pid] = ticks
             self._stop.wait(self._interval)
+
+
+    def phase_peak(self) -> float:
+        """Peak summed RSS (GB) since the last call; starts the next phase."""
+        time.sleep(2 * self._interval)  # at least one poll of the phase's end
+        peak, self._phase_peak = self._phase_peak, 0
+        return peak / 2**30
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds (user + system) used so far by the processes of the tree (polled: a
+        process's last 0.1 s may be missed)."""
+        return sum(self._cpu_ticks.values()) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_ticks(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _pss_bytes(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as handle:
+            for line in handle:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, IndexError, ValueError):
+        pass
+    return 0
 
 
 def _tree(pid: int) -> list[int]:
@@ -115,66 +229,148 @@ def _rss_pages(pid: int) -> int:
         return 0
 
 
-def run_one(n_rows: int, n_entities: int, likelihood: str, engine: str, seed: int,
-            entity_predictions: bool = True) -> dict:
-    """One (N, likelihood) measurement; runs inside a fresh subprocess."""
-    import arviz as az
+def load_data(spec: dict) -> tuple[object, float | None]:
+    """The case's `CountData` and the aggregation seconds (None for simulated aggregates)."""
     import ratepool
 
-    frame = simulate_rows(n_rows, n_entities, seed)
-    frame_mb = frame.memory_usage(deep=True).sum() / 2**20
+    if spec["input"] == "aggregates":
+        entities, histogram = simulate_aggregates(spec["N"], spec["J"], spec["seed"])
+        return ratepool.from_aggregates(entities, histogram), None
+    frame = simulate_rows(spec["N"], spec["J"], spec["seed"])
     start = time.perf_counter()
     data = ratepool.from_dataframe(frame, entity_col="entity", count_col="count")
-    aggregation = time.perf_counter() - start
-    aggregation_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    del frame
-    config = ratepool.ModelConfig(likelihood=likelihood, engine=engine,
-                                  entity_predictions=entity_predictions)
-    with TreeMemory() as tree:
-        result = ratepool.fit(data, config)
-    seconds = result.sampling_seconds
-    posterior = result.idata.posterior
+    return data, time.perf_counter() - start
+
+
+def _config(spec: dict) -> object:
+    import ratepool
+
+    changes = {key: spec[key] for key in ("n_samples", "n_tune", "n_chains")
+               if spec.get(key) is not None}
+    predictions = spec.get("entity_predictions")
+    if predictions is not None:
+        changes["entity_predictions"] = predictions
+    return ratepool.ModelConfig(likelihood=spec["likelihood"], engine=spec["engine"],
+                                **changes)
+
+
+def _ess_per_s(posterior: object, seconds: float) -> dict:
+    import arviz as az
+
     hyper = az.ess(posterior[["mu", "alpha", "phi"]], method="bulk")
     theta = az.ess(posterior[["theta"]], method="bulk")
     rhat = az.rhat(posterior[["mu", "alpha", "phi"]])
-    idata = result.idata
     return {
-        "N": n_rows,
-        "J": n_entities,
-        "likelihood": likelihood,
-        "status": "ok",
-        "aggregation_s": aggregation,
-        "sampling_s": seconds,
-        "min_ess_bulk_per_s_hyper": min(float(hyper[v]) for v in ("mu", "alpha", "phi")) / seconds,
-        "min_ess_bulk_per_s_theta": float(theta["theta"].min()) / seconds,
+        "ess_s_hyper": min(float(hyper[v]) for v in ("mu", "alpha", "phi")) / seconds,
+        "ess_s_theta": float(theta["theta"].min()) / seconds,
         "rhat_max_hyper": max(float(rhat[v]) for v in ("mu", "alpha", "phi")),
-        "divergences": int(idata.sample_stats["diverging"].sum()),
-        "obs_predictions": "posterior_predictive" in idata.groups()
-        and "y_rep" in idata.posterior_predictive,
-        "frame_mb": frame_mb,
-        "rss_after_aggregation_mb": aggregation_rss,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "fit_tree_rss_mb": tree.peak_bytes / 2**20,
+    }
+
+
+def run_worker(spec: dict) -> dict:
+    """One row: a ratepool fit or a bare sampling run; runs inside a fresh subprocess."""
+    with TreeMemory() as tree:
+        data, aggregation = load_data(spec)
+        time.sleep(0.25)  # one poll after the data phase
+        data_peak, data_cpu = tree.peak_bytes, tree.cpu_seconds()
+        tree.phase_peak()
+        try:
+            row = (run_bare if spec["run"] == "bare" else run_ratepool)(spec, data, tree)
+        except Exception as error:  # noqa: BLE001 - the row reports it, with the memory so far
+            row = {"status": f"failed: {type(error).__name__}: {str(error).splitlines()[0]}"}
+        time.sleep(0.25)
+        fit_cpu = tree.cpu_seconds() - data_cpu
+    return dict(row, aggregate_s=aggregation, peak_rss_tree_mb=tree.peak_bytes / 2**20,
+                peak_pss_tree_mb=tree.peak_pss_bytes / 2**20,
+                rss_tree_after_data_mb=data_peak / 2**20, cpu_s=fit_cpu)
+
+
+def run_ratepool(spec: dict, data: object, tree: TreeMemory) -> dict:
+    import ratepool
+    from ratepool.results import population_summary
+
+    config = _config(spec)
+    start = time.perf_counter()
+    result = ratepool.fit(data, config)
+    fit_s = time.perf_counter() - start
+    peaks = {"fit": tree.phase_peak()}
+    start = time.perf_counter()
+    result.diagnostics()
+    result.entity_summary()
+    population_summary(result.idata)
+    summarise = time.perf_counter() - start
+    peaks["summarise"] = tree.phase_peak()
+    write = None
+    if spec.get("write"):
+        from ratepool.results import write_results
+
+        with tempfile.TemporaryDirectory(prefix="ratepool-bench-") as out:
+            start = time.perf_counter()
+            write_results(Path(out) / "results", result, record={})
+            write = time.perf_counter() - start
+        peaks["write"] = tree.phase_peak()
+    idata = result.idata
+    predictive = idata.get("posterior_predictive")
+    return {
         "engine": result.engine,
+        "sample_s": result.sampling_seconds,
+        "build_s": fit_s - result.sampling_seconds,
+        "summarise_s": summarise,
+        "write_s": write,
+        "entity_predictions": predictive is not None and "y_pred" in predictive,
+        "divergences": int(idata.sample_stats["diverging"].sum()),
+        "draws": config.total_draws,
+        "phase_peak_rss_tree_gb": peaks,
+        **_ess_per_s(idata.posterior, result.sampling_seconds),
+    }
+
+
+def run_bare(spec: dict, data: object, tree: TreeMemory) -> dict:
+    import arviz as az
+
+    import ratepool
+    from ratepool.engines import SamplerSettings
+    from ratepool.program import StanProgram
+
+    config = _config(spec)
+    from ratepool.standata import stan_data
+
+    values = stan_data(data, config)
+    runner = ratepool.get_engine(config.engine)
+    settings = SamplerSettings(chains=config.n_chains, warmup=config.n_tune,
+                               draws=config.n_samples, adapt_delta=config.target_accept,
+                               seed=config.random_seed)
+    draws = runner.sample(StanProgram.from_file(BARE_PROGRAM),
+                          {name: values[name] for name in BARE_FIELDS}, settings)
+    posterior = az.from_dict(posterior=draws.variables).posterior
+    return {
+        "engine": runner.name,
+        "sample_s": draws.elapsed_seconds,
+        "divergences": int(draws.sample_stats["diverging"].sum()),
+        "draws": config.total_draws,
+        **_ess_per_s(posterior, draws.elapsed_seconds),
     }
 
 
 def compile_once(engine: str) -> dict:
-    """Compile the packaged program (or find it cached); returns seconds and engine name."""
+    """Compile the packaged and the bare program (or find them cached)."""
     import ratepool
-    from ratepool.program import default_program
+    from ratepool.program import StanProgram, default_program
 
     runner = ratepool.get_engine(engine)
-    start = time.perf_counter()
-    compiled = runner.compile(default_program())
-    return {"compile_s": time.perf_counter() - start, "compiled_now": compiled,
-            "engine": runner.name, "versions": runner.versions()}
+    seconds = {}
+    for name, program in (("ratepool", default_program()),
+                          ("bare", StanProgram.from_file(BARE_PROGRAM))):
+        start = time.perf_counter()
+        compiled = runner.compile(program)
+        seconds[name] = time.perf_counter() - start if compiled else 0.0
+    return {"compile_s": seconds, "engine": runner.name, "versions": runner.versions()}
 
 
 def in_subprocess(args: list[str], timeout: float | None) -> dict | None:
-    """Run this script's worker mode in a new process group; None when it exceeds timeout."""
-    command = [sys.executable, __file__, "--worker", *args]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, start_new_session=True)
+    """Run ``args`` in a new process group; its last stdout line is JSON. None on timeout."""
+    process = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE,
+                               start_new_session=True)
     try:
         out, _ = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -186,88 +382,132 @@ def in_subprocess(args: list[str], timeout: float | None) -> dict | None:
     return json.loads(out.decode().strip().splitlines()[-1])
 
 
-def _fmt(value: object, digits: int = 2) -> str:
-    if isinstance(value, float):
-        return f"{value:,.{digits}f}"
-    return str(value)
+COLUMNS = (("engine", "engine"), ("J", "J"), ("N", "N"), ("run", "run"),
+           ("status", "status"), ("aggregate s", "aggregate_s"), ("compile s", "compile_s"),
+           ("sample s", "sample_s"), ("build s", "build_s"), ("summarise s", "summarise_s"),
+           ("write s", "write_s"), ("ESS/s mu,alpha,phi", "ess_s_hyper"),
+           ("ESS/s theta", "ess_s_theta"), ("R-hat max", "rhat_max_hyper"),
+           ("div", "divergences"), ("entity preds", "entity_predictions"),
+           ("peak RSS tree GB", "peak_rss_tree_gb"), ("peak PSS tree GB", "peak_pss_tree_gb"),
+           ("CPU s", "cpu_s"), ("ratio", "ratio"), ("ratio CPU", "ratio_cpu"),
+           ("ratio+write", "ratio_write"))
+
+
+def _cell(key: str, value: object) -> str:
+    if value is None or value == "":
+        return "—"
+    if key in ("N", "J"):
+        return f"{value:,}"
+    if isinstance(value, bool) or not isinstance(value, float):
+        return str(value)
+    if key in ("aggregate_s", "rhat_max_hyper"):
+        return f"{value:.3f}"
+    if key in ("ratio", "ratio_write", "ratio_cpu", "peak_rss_tree_gb", "peak_pss_tree_gb"):
+        return f"{value:.2f}"
+    return f"{value:,.1f}"
 
 
 def markdown_table(rows: list[dict]) -> str:
-    header = ["N", "J", "likelihood", "status", "aggregation s", "sampling s",
-              "min ESS/s mu,alpha,phi", "min ESS/s theta", "R-hat max", "divergences",
-              "obs_predictions", "RSS after aggregation MB", "peak RSS MB",
-              "fit tree RSS MB"]
-    keys = ["N", "J", "likelihood", "status", "aggregation_s", "sampling_s",
-            "min_ess_bulk_per_s_hyper", "min_ess_bulk_per_s_theta", "rhat_max_hyper",
-            "divergences", "obs_predictions", "rss_after_aggregation_mb", "peak_rss_mb",
-            "fit_tree_rss_mb"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = ["| " + " | ".join(name for name, _ in COLUMNS) + " |",
+             "|" + "---|" * len(COLUMNS)]
     for row in rows:
-        cells = []
-        for key in keys:
-            value = row.get(key, "")
-            if key == "N":
-                value = f"{value:,}"
-            elif key == "aggregation_s" or key == "rhat_max_hyper":
-                value = f"{value:.3f}" if isinstance(value, float) else value
-            cells.append(_fmt(value, 1 if key.endswith("_mb") or key == "sampling_s" else 2))
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join(_cell(key, row.get(key)) for _, key in COLUMNS) + " |")
     return "\n".join(lines)
+
+
+def add_ratios(rows: list[dict]) -> None:
+    """ratepool's (sample + build + summarise) / bare sample seconds, per (engine, J, N)."""
+    done = [r for r in rows if r["run"] == "bare" and r.get("status") == "ok"]
+    bare = {(r["engine"], r["J"], r["N"]): r["sample_s"] for r in done}
+    bare_cpu = {(r["engine"], r["J"], r["N"]): r.get("cpu_s") for r in done}
+    for row in rows:
+        key = (row["engine"], row["J"], row["N"])
+        base = bare.get(key)
+        if row["run"] != "ratepool" or row.get("status") != "ok" or not base:
+            continue
+        total = row["sample_s"] + row["build_s"] + row["summarise_s"]
+        row["ratio"] = total / base
+        if row.get("write_s") is not None:
+            row["ratio_write"] = (total + row["write_s"]) / base
+        if bare_cpu.get(key):
+            row["ratio_cpu"] = row["cpu_s"] / bare_cpu[key]
+
+
+def machine() -> str:
+    load = os.getloadavg()
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (f"{platform.machine()}, {os.cpu_count()} cores, {memory:.0f} GB RAM, Python "
+            f"{platform.python_version()}; load average {load[0]:.1f} / {load[1]:.1f} / "
+            f"{load[2]:.1f} (1/5/15 min)")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES))
-    parser.add_argument("--entities", type=int, default=2000)
-    parser.add_argument("--time-cap", type=float, default=600.0,
-                        help="seconds allowed for one per-observation run (whole subprocess)")
-    parser.add_argument("--engine", default="auto", choices=("auto", "cmdstan", "pystan"))
-    parser.add_argument("--likelihoods", nargs="+", default=list(LIKELIHOODS),
-                        choices=LIKELIHOODS)
+    parser.add_argument("--cases", nargs="+", default=list(DEFAULT_CASES), metavar="N:J")
+    parser.add_argument("--engines", nargs="+", default=["pystan", "cmdstan"],
+                        choices=("cmdstan", "pystan"))
+    parser.add_argument("--input", choices=("rows", "aggregates"), default="rows")
+    parser.add_argument("--likelihood", choices=("sufficient", "observation"),
+                        default="sufficient")
+    parser.add_argument("--no-bare", dest="bare", action="store_false",
+                        help="skip the bare-sampler runs")
+    parser.add_argument("--write", action="store_true",
+                        help="also time writing the results folder, as `ratepool fit` does")
+    parser.add_argument("--entity-predictions", choices=("auto", "on", "off"), default=None,
+                        help="override ModelConfig's default")
+    parser.add_argument("--draws", type=int, help="draws per chain (default: ModelConfig's)")
+    parser.add_argument("--warmup", type=int, help="warmup per chain (default: ModelConfig's)")
+    parser.add_argument("--chains", type=int, help="chains (default: ModelConfig's)")
+    parser.add_argument("--time-cap", type=float, default=None,
+                        help="seconds allowed for one run (whole subprocess)")
     parser.add_argument("--seed", type=int, default=20261124)
     parser.add_argument("--out", type=Path, help="also write the rows to this CSV")
-    parser.add_argument("--entity-predictions", choices=("on", "off"), default="on",
-                        help="per-entity generated quantities (default on, as in ModelConfig)")
-    parser.add_argument("--worker", nargs=5,
-                        metavar=("N", "J", "LIKELIHOOD", "ENGINE", "ENTITY_PREDICTIONS"),
-                        help=argparse.SUPPRESS)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.worker:
-        n_rows, n_entities, likelihood, engine, entity = args.worker
-        row = run_one(int(n_rows), int(n_entities), likelihood, engine, args.seed,
-                      entity_predictions=entity == "on")
-        print(json.dumps(row))
+        print(json.dumps(run_worker(json.loads(args.worker))))
         return 0
 
-    info = in_subprocess_compile(args.engine)
-    print(f"engine: {info['engine']} {info['versions']}; compile: {info['compile_s']:.1f} s"
-          f"{'' if info['compiled_now'] else ' (already in the cache)'}", flush=True)
+    print(f"machine: {machine()}", flush=True)
+    predictions = {None: None, "auto": "auto", "on": True, "off": False}[args.entity_predictions]
     rows: list[dict] = []
-    capped = set()
-    for likelihood in args.likelihoods:  # the whole grid of one path, then the other
-        for n_rows in args.sizes:
-            n_entities = min(args.entities, n_rows)
-            base = {"N": n_rows, "J": n_entities, "likelihood": likelihood}
-            if likelihood in capped:
-                rows.append(dict(base, status="skipped (cap)"))
-                print(f"N={n_rows:,} {likelihood}: skipped (cap)", flush=True)
-                continue
-            cap = args.time_cap if likelihood == "observation" else None
-            start = time.perf_counter()
-            row = in_subprocess([str(n_rows), str(n_entities), likelihood, args.engine,
-                                 args.entity_predictions], cap)
-            if row is None:
-                capped.add(likelihood)
-                row = dict(base, status=f"exceeded cap ({args.time_cap:.0f} s)")
-            row = dict(base, **row)
-            row["wall_s"] = time.perf_counter() - start
-            rows.append(row)
-            print(f"N={n_rows:,} {likelihood}: {json.dumps(row)}", flush=True)
-    rows.sort(key=lambda row: (row["N"], LIKELIHOODS.index(row["likelihood"])))
-    table = markdown_table(rows)
-    print()
-    print(table)
+    for engine in args.engines:
+        code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+                f"import benchmark; print(json.dumps(benchmark.compile_once({engine!r})))")
+        info = in_subprocess(["-c", code], None)
+        if info is None or "status" in info:
+            print(f"{engine}: not measured (no {engine}: {info and info['status']})", flush=True)
+            for case in args.cases:
+                n_rows, n_entities = (int(float(x)) for x in case.split(":"))
+                rows.append({"engine": engine, "J": n_entities, "N": n_rows, "run": "—",
+                             "status": f"not measured: no {engine}"})
+            continue
+        print(f"engine: {info['engine']} {info['versions']}; compile s: {info['compile_s']}",
+              flush=True)
+        for case in args.cases:
+            n_rows, n_entities = (int(float(x)) for x in case.split(":"))
+            for run in ("ratepool", "bare") if args.bare else ("ratepool",):
+                spec = {"run": run, "N": n_rows, "J": n_entities, "engine": engine,
+                        "input": args.input, "likelihood": args.likelihood, "seed": args.seed,
+                        "n_samples": args.draws, "n_tune": args.warmup,
+                        "n_chains": args.chains, "entity_predictions": predictions,
+                        "write": args.write}
+                base = {"engine": engine, "J": n_entities, "N": n_rows, "run": run,
+                        "compile_s": info["compile_s"][run]}
+                start = time.perf_counter()
+                row = in_subprocess([__file__, "--worker", json.dumps(spec)], args.time_cap)
+                if row is None:
+                    row = {"status": f"exceeded cap ({args.time_cap:.0f} s)"}
+                row = {**base, "status": "ok", **row, "wall_s": time.perf_counter() - start}
+                for kind in ("rss", "pss"):
+                    if f"peak_{kind}_tree_mb" in row:
+                        row[f"peak_{kind}_tree_gb"] = row[f"peak_{kind}_tree_mb"] / 1024
+                rows.append(row)
+                print(f"{run} N={n_rows:,} J={n_entities:,}: {json.dumps(row)}", flush=True)
+    add_ratios(rows)
+    print(f"\nmachine at the end: {machine()}\n")
+    print(markdown_table(rows))
     if args.out:
         with args.out.open("w", newline="") as handle:
             fields = sorted({key for row in rows for key in row})
@@ -275,15 +515,6 @@ def main(argv: list[str] | None = None) -> int:
             writer.writeheader()
             writer.writerows(rows)
     return 0
-
-
-def in_subprocess_compile(engine: str) -> dict:
-    """Compile in a subprocess too, so the parent never loads the engine."""
-    code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
-            f"import benchmark; print(json.dumps(benchmark.compile_once({engine!r})))")
-    command = [sys.executable, "-c", code]
-    out = subprocess.run(command, stdout=subprocess.PIPE, check=True).stdout
-    return json.loads(out.decode().strip().splitlines()[-1])
 
 
 if __name__ == "__main__":

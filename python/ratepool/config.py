@@ -57,10 +57,17 @@ class ModelConfig:
         Per-observation ``y_rep`` and ``log_lik``. ``None`` (default) turns them on when the raw
         rows are available and ``n_obs * n_chains * n_samples`` is at most
         ``max_obs_prediction_values``.
-    entity_predictions : bool
-        Per-entity predictive counts, totals, zero counts and entity log likelihood.
+    entity_predictions : bool or "auto"
+        Per-entity predictive draws drawn in Stan (``y_pred``, ``y_rep_total``,
+        ``y_rep_zeros``) and the entity log likelihood ``log_lik_entity``. ``"auto"`` (default)
+        draws them in Stan while ``n_entities * n_chains * n_samples`` is at most
+        ``max_entity_prediction_values`` (and always with exposure or zero-inflation); above
+        it the program skips them and `FitResult.entity_predictive` derives them exactly, on
+        demand, from the theta and phi draws (`ratepool.entity_predictive`).
     max_obs_prediction_values : int
         Size limit (numbers per variable) used when ``obs_predictions`` is ``None``.
+    max_entity_prediction_values : int
+        Size limit (numbers per variable) used when ``entity_predictions`` is ``"auto"``.
     engine : {"auto", "cmdstan", "pystan"}
         Which Stan interface runs the program.
     zero_inflation : bool
@@ -109,8 +116,9 @@ class ModelConfig:
     parameterization: Parameterization = "centered"
     likelihood: Likelihood = "sufficient"
     obs_predictions: bool | None = None
-    entity_predictions: bool = True
+    entity_predictions: bool | str = "auto"
     max_obs_prediction_values: int = 20_000_000
+    max_entity_prediction_values: int = 1_000_000
     engine: str = "auto"
     zero_inflation: bool = False
     exposure_col: str | None = None
@@ -131,6 +139,7 @@ class ModelConfig:
         _check_int(self, "n_chains", minimum=1)
         _check_int(self, "random_seed", minimum=0, maximum=2**31 - 1)
         _check_int(self, "max_obs_prediction_values", minimum=0)
+        _check_int(self, "max_entity_prediction_values", minimum=0)
         _check_float(self, "target_accept", open_low=0.0, open_high=1.0)
         for name in ("mu_prior_rate", "alpha_prior_sd", "overdispersion_prior_sd",
                      "beta_prior_sd", "bytes_m0_prior_sd", "bytes_tau_prior_sd",
@@ -159,9 +168,12 @@ class ModelConfig:
         if self.bytes_col is not None and not (isinstance(self.bytes_col, str)
                                                and self.bytes_col):
             raise ConfigError(f"bytes_col must be a column name, got {self.bytes_col!r}")
-        if not isinstance(self.entity_predictions, bool):
+        if not (isinstance(self.entity_predictions, bool)
+                or (isinstance(self.entity_predictions, str)
+                    and self.entity_predictions == "auto")):
             raise ConfigError(
-                f"entity_predictions must be true or false, got {self.entity_predictions!r}"
+                f"entity_predictions must be true, false or \"auto\", got "
+                f"{self.entity_predictions!r}"
             )
 
     @property
@@ -254,8 +266,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
                "bytes_m0_prior_mean", "bytes_m0_prior_sd", "bytes_tau_prior_sd",
                "bytes_sigma_prior_sd", "sigma_prior_sd"),
     "model": ("parameterization", "likelihood", "obs_predictions", "entity_predictions",
-              "max_obs_prediction_values", "zero_inflation", "exposure_col", "covariates",
-              "bytes_col", "temporal", "max_temporal_windows"),
+              "max_obs_prediction_values", "max_entity_prediction_values", "zero_inflation",
+              "exposure_col", "covariates", "bytes_col", "temporal", "max_temporal_windows"),
 }
 _TABLE_OF = {name: table for table, names in SECTIONS.items() for name in names}
 

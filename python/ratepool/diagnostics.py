@@ -163,13 +163,14 @@ def get_model_diagnostics(idata: az.InferenceData,
         ``r_hat_all``, ``ess_bulk_all``, ``ess_tail_all``, ``ebfmi``, ``treedepth``.
         ``advice``: what to try for whatever is not Good.
     """
-    posterior = idata.posterior[list(PARAMETERS)]
-    r_hat = _worst(az.rhat(posterior), largest=True)[0]
-    ess_bulk = _worst(az.ess(posterior, method="bulk"), largest=False)[0]
-    ess_tail = _worst(az.ess(posterior, method="tail"), largest=False)[0]
+    checks = _checks(idata.posterior)  # once over mu, alpha, phi and theta
+    hyper = {key: values[list(PARAMETERS)] for key, (values, _) in checks.items()}
+    r_hat = _worst(hyper["r_hat"], largest=True)[0]
+    ess_bulk = _worst(hyper["ess_bulk"], largest=False)[0]
+    ess_tail = _worst(hyper["ess_tail"], largest=False)[0]
     stats = idata.get("sample_stats")
     divergences = int(stats["diverging"].sum()) if stats is not None else 0
-    every = _all_parameters(idata.posterior)
+    every = _all_parameters(checks)
     grades = {
         "r_hat": grade_r_hat(r_hat),
         "ess_bulk": grade_ess(ess_bulk),
@@ -199,17 +200,22 @@ def get_model_diagnostics(idata: az.InferenceData,
     return result
 
 
-def _all_parameters(posterior: Any) -> dict[str, Any]:
-    """Worst R-hat and ESS over mu, alpha, phi, the options' beta and pi, the bytes factor's
-    m0, tau, sigma_b and m, the temporal model's rho and sigma, and theta, with where each is
-    worst."""
+def _checks(posterior: Any) -> dict[str, tuple[Any, bool]]:
+    """R-hat, bulk and tail ESS (whether larger is worse) of mu, alpha, phi, the options' beta
+    and pi, the bytes factor's m0, tau, sigma_b and m, the temporal model's rho and sigma, and
+    theta: computed once, for the design document's keys and the checks over every parameter."""
     names = [name for name in (*PARAMETERS, *OPTION_PARAMETERS, *BYTES_PARAMETERS,
                                *TEMPORAL_PARAMETERS, "theta") if name in posterior]
     draws = posterior[names]
+    return {"r_hat": (az.rhat(draws), True),
+            "ess_bulk": (az.ess(draws, method="bulk"), False),
+            "ess_tail": (az.ess(draws, method="tail"), False)}
+
+
+def _all_parameters(checks: dict[str, tuple[Any, bool]]) -> dict[str, Any]:
+    """Worst R-hat and ESS over every parameter `_checks` covers, with where each is worst."""
     every: dict[str, Any] = {}
-    for key, values, largest in (("r_hat", az.rhat(draws), True),
-                                 ("ess_bulk", az.ess(draws, method="bulk"), False),
-                                 ("ess_tail", az.ess(draws, method="tail"), False)):
+    for key, (values, largest) in checks.items():
         value, where = _worst(values, largest=largest)
         every[f"{key}_{'max' if largest else 'min'}"] = value
         every[f"{key}_where"] = where

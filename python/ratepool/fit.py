@@ -11,12 +11,14 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import arviz as az
 import pandas as pd
+import xarray as xr
 
 from .coefficients import coefficient_summary
 from .config import ModelConfig
 from .data import CountData, load_counts
 from .diagnostics import get_model_diagnostics
 from .engines import Engine, SamplerSettings, get_engine
+from .entity_predictive import add_prior_replicates, entity_predictions_on, entity_predictive
 from .errors import RatepoolError
 from .event_bytes import bytes_summary, warn_if_bytes_prior_clashes
 from .inference import build_inference_data, build_prior_data
@@ -80,6 +82,18 @@ class FitResult:
         if "entity_summary" not in self._computed:
             self._computed["entity_summary"] = entity_summary(self.idata, self.data)
         return self._computed["entity_summary"].copy()
+
+    def entity_predictive(self, *, seed: int = 0, draws: int | None = None) -> xr.Dataset:
+        """Per-entity predictive draws (``y_pred``, ``y_rep_total``, ``y_rep_zeros``) and
+        ``log_lik_entity`` on (chain, draw, entity).
+
+        Stan's own when the fit drew them; otherwise (a large fit with
+        ``entity_predictions="auto"``) derived exactly from the theta and phi draws, with
+        ``seed``, from about ``draws`` draws (all by default). See
+        `ratepool.entity_predictive.entity_predictive`.
+        """
+        return entity_predictive(self.idata, self.data, seed=seed, draws=draws,
+                                 zero_inflation=self.config.zero_inflation)
 
     def coefficients(self) -> pd.DataFrame:
         """Covariate effects: beta and rate ratios per original unit (`coefficient_summary`).
@@ -297,8 +311,12 @@ def _prior_draws(runner: Engine, program: StanProgram, data: CountData, config: 
     settings = SamplerSettings(chains=1, warmup=0, draws=n_draws, adapt_delta=0.8,
                                seed=config.random_seed, fixed_param=True)
     obs = _obs_predictions(config, data, n_draws)
-    return runner.sample(program, stan_data(data, config, prior_only=True,
-                                            obs_predictions=obs), settings)
+    entity = entity_predictions_on(config, data, n_draws)
+    prior = runner.sample(program, stan_data(data, config, prior_only=True, obs_predictions=obs,
+                                             entity_predictions=entity), settings)
+    if not entity and config.entity_predictions == "auto":
+        add_prior_replicates(prior, data, seed=config.random_seed)
+    return prior
 
 
 def sample_prior(

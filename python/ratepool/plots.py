@@ -25,6 +25,7 @@ from scipy import stats
 
 from .config import ModelConfig
 from .data import CountData
+from .entity_predictive import entity_predictive
 from .inference import PARAMETERS
 from .prior import PLAUSIBLE_RANGE, prior_predictive_check
 from .summary import HDI_PROB
@@ -53,6 +54,8 @@ PLOT_FILES = {
 MAX_FOREST_ENTITIES = 60
 #: Predictive draws overlaid in the count-distribution check (a fixed subset: reproducible).
 PPC_DRAWS = 200
+#: Draws of the entity totals derived for the check when the fit's program skipped them.
+PPC_TOTAL_DRAWS = 1000
 _LABELS = {"mu": "mu (population mean rate)", "alpha": "alpha (concentration)",
            "phi": "phi (overdispersion)"}
 _DPI = 100
@@ -120,7 +123,10 @@ def ppc_figure(idata: az.InferenceData, data: CountData) -> Figure:
     """
     predictive = idata.get("posterior_predictive")
     has_rows = predictive is not None and "y_rep" in predictive and data.has_rows
-    has_totals = predictive is not None and "y_rep_total" in predictive
+    totals = (np.asarray(predictive["y_rep_total"])
+              if predictive is not None and "y_rep_total" in predictive
+              else _derived_totals(idata, data))
+    has_totals = totals is not None
     panels = int(has_rows) + int(has_totals)
     figure = Figure(figsize=(6 * max(panels, 1), 4), layout="constrained")
     if panels == 0:
@@ -130,7 +136,7 @@ def ppc_figure(idata: az.InferenceData, data: CountData) -> Figure:
     if has_rows:
         _ppc_counts(axes.pop(0), idata)
     if has_totals:
-        _ppc_totals(axes.pop(0), np.asarray(predictive["y_rep_total"]), data)
+        _ppc_totals(axes.pop(0), totals, data)
     figure.suptitle("Posterior predictive check: observed data against data replicated "
                     "from the fit")
     return figure
@@ -144,6 +150,17 @@ def _ppc_counts(axis: Any, idata: az.InferenceData) -> None:
     axis.set_xlabel("count in a window")
     axis.set_ylabel("share of windows")
     axis.set_title("Distribution of counts per window", fontsize=10)
+
+
+def _derived_totals(idata: az.InferenceData, data: CountData) -> np.ndarray | None:
+    """Replicated entity totals derived from theta and phi (a fit whose program skipped them,
+    `ratepool.entity_predictive`), from at most `PPC_TOTAL_DRAWS` draws; None if not derivable."""
+    posterior = idata.get("posterior")
+    if (posterior is None or "theta" not in posterior or "pi" in posterior
+            or data.exposure is not None):
+        return None
+    derived = entity_predictive(idata, data, seed=0, draws=PPC_TOTAL_DRAWS)
+    return derived["y_rep_total"].values
 
 
 def _ppc_totals(axis: Any, y_rep_total: np.ndarray, data: CountData) -> None:

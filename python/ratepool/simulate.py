@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["SimulatedData", "SimulatedTemporalData", "simulate_counts", "simulate_ar_counts",
-           "simulate_rows", "draw_prior", "draw_entity_rates", "nb2_draws"]
+           "simulate_rows", "draw_prior", "draw_entity_rates", "nb2_draws", "entity_replicates"]
 
 #: Poisson means are capped here only to keep numpy's Poisson sampler from raising (it stops
 #: near 9.2e18); counts this large are far beyond what data validation accepts anyway.
@@ -85,6 +85,40 @@ def nb2_draws(rng: np.random.Generator, mean: np.ndarray, phi: float) -> np.ndar
     """
     lam = rng.gamma(shape=phi, scale=np.asarray(mean, dtype=float) / phi)
     return rng.poisson(np.minimum(lam, POISSON_MEAN_CAP)).astype(np.int64)
+
+
+def entity_replicates(rng: np.random.Generator, theta: np.ndarray, phi: np.ndarray,
+                      n_windows: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-entity predictive draws given posterior (or prior) draws, as the Stan program's
+    generated quantities draw them for the base model (no exposure, no zero-inflation).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    theta : numpy.ndarray
+        Entity rates, shaped (..., J).
+    phi : numpy.ndarray
+        Overdispersion, shaped (...) (one value per draw).
+    n_windows : numpy.ndarray
+        Windows per entity, length J.
+
+    Returns
+    -------
+    dict
+        ``y_pred`` (a count in one new window, NB2(theta_i, phi)), ``y_rep_total`` (a replicated
+        total over the entity's n_i windows, NB2(n_i theta_i, n_i phi)) and ``y_rep_zeros``
+        (replicated zero windows, Binomial(n_i, (1 + theta_i / phi)^-phi)), int64, shaped like
+        ``theta``.
+    """
+    theta = np.asarray(theta, dtype=float)
+    phi = np.asarray(phi, dtype=float)[..., None]
+    n = np.asarray(n_windows, dtype=np.int64)
+    p_zero = np.exp(-phi * np.log1p(theta / phi))
+    return {
+        "y_pred": nb2_draws(rng, theta, phi),
+        "y_rep_total": nb2_draws(rng, n * theta, n * phi),
+        "y_rep_zeros": rng.binomial(n, p_zero).astype(np.int64),
+    }
 
 
 def simulate_rows(rng: np.random.Generator, theta: np.ndarray, phi: float,

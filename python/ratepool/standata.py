@@ -21,6 +21,7 @@ import pandas as pd
 
 from .config import ModelConfig
 from .data import CountData
+from .entity_predictive import entity_predictions_on
 from .errors import ConfigError, DataError
 from .event_bytes import bytes_fields_off, bytes_stan_fields
 
@@ -151,12 +152,18 @@ def _option_fields(data: CountData, config: ModelConfig, rows: bool) -> dict[str
 
 def stan_data(
     data: CountData, config: ModelConfig, *, prior_only: bool = False,
-    obs_predictions: bool | None = None, keep_rows: bool = False,
+    obs_predictions: bool | None = None, entity_predictions: bool | None = None,
+    keep_rows: bool = False,
 ) -> dict[str, Any]:
-    """The Stan data dict for ``data`` under ``config`` (JSON-ready Python types); see
-    `base_stan_data` for ``keep_rows``."""
+    """The Stan data dict for ``data`` under ``config`` (JSON-ready Python types).
+
+    ``obs_predictions`` and ``entity_predictions`` override the config's (resolved) switches;
+    see `base_stan_data` for ``keep_rows``.
+    """
     if obs_predictions is None:
         obs_predictions = _obs_predictions(config, data, config.total_draws)
+    if entity_predictions is None:
+        entity_predictions = entity_predictions_on(config, data, config.total_draws)
     check_options(data, config)
     values = base_stan_data(
         data,
@@ -167,7 +174,7 @@ def stan_data(
         prior_only=prior_only,
         non_centered=config.parameterization == "non_centered",
         obs_predictions=obs_predictions,
-        entity_predictions=config.entity_predictions,
+        entity_predictions=entity_predictions,
         keep_rows=keep_rows,
     )
     values.update(_option_fields(data, config, rows=values["N"] > 0))

@@ -297,7 +297,8 @@ def temporal_stan_data(
         "prior_only": int(prior_only),
         "obs_predictions": int(obs_predictions),
         "path_output": int(obs_predictions),
-        "entity_predictions": int(config.entity_predictions),
+        # "auto" means on here: the temporal model's per-entity draws cannot be derived later.
+        "entity_predictions": int(config.entity_predictions is not False),
     }
 
 
