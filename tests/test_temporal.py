@@ -266,7 +266,7 @@ def test_static_data_gives_sigma_near_zero_and_the_static_thetas(engine: str) ->
                                 phi=1000.0, seed=4)
     data = ratepool.from_dataframe(simulated.frame, window_col="window")
     config = RECOVERY.replace(overdispersion_prior_sd=300.0, mu_prior_rate=0.05, n_tune=500,
-                              n_samples=500)
+                              n_samples=500, target_accept=0.95)
     temporal = ratepool.fit(data, config, engine=engine)
     static = ratepool.fit(data, config.replace(temporal=None), engine=engine)
     sigma = temporal.idata.posterior["sigma"].to_numpy().ravel()

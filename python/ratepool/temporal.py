@@ -375,7 +375,8 @@ def fit_temporal(
     idata = build_inference_data(draws, data, prior=prior)
     idata = _add_temporal_variables(idata, draws, prior, layout)
     return FitResult(idata=idata, data=data, config=config, engine=runner.name,
-                     versions=runner.versions(), sampling_seconds=draws.elapsed_seconds)
+                     versions=runner.versions(), sampling_seconds=draws.elapsed_seconds,
+                     program=program)
 
 
 def _prior(runner: Engine, program: StanProgram, data: CountData, config: ModelConfig,

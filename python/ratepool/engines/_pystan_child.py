@@ -71,6 +71,7 @@ class _Child:
     def __init__(self, parent: int) -> None:
         self.parent = parent
         self.run_dir: Path | None = None
+        self.base: Path | None = None  # where the parent makes its run directories
         self.request: dict[str, Any] = {}
         self.events = os.fdopen(os.dup(1), "w", buffering=1)
         os.dup2(2, 1)  # anything else written to stdout is console output
@@ -80,9 +81,20 @@ class _Child:
         for process in _chain_processes():
             with contextlib.suppress(Exception):
                 process.kill()
-        if os.getppid() != self.parent and self.run_dir is not None:
-            shutil.rmtree(self.run_dir, ignore_errors=True)  # the parent died: nobody else will
+        if os.getppid() != self.parent:  # the parent died: nobody else will clean up after it
+            self.remove_parents_run_dirs()
         os._exit(128 + signum)
+
+    def remove_parents_run_dirs(self) -> None:
+        """Delete the run directory being served and any the dead parent made but had not sent
+        yet (named ``ratepool-pystan-<parent pid>-...``: provably its own, and it is dead)."""
+        if self.run_dir is not None:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+        bases = [self.base] if self.base is not None else [Path(tempfile.gettempdir()),
+                                                            Path("/tmp")]
+        for base in bases:
+            for path in base.glob(f"ratepool-pystan-{self.parent}-*"):
+                shutil.rmtree(path, ignore_errors=True)
 
     def event(self, name: str, **values: Any) -> None:
         self.events.write(json.dumps({"event": name, **values}) + "\n")
@@ -202,6 +214,7 @@ class _Child:
     def serve(self, run_dir: Path) -> None:
         """Answer the request in ``run_dir``, with it as working and temp directory."""
         self.run_dir = run_dir
+        self.base = run_dir.parent
         self.request = json.loads((run_dir / "request.json").read_text(encoding="utf-8"))
         os.chdir(run_dir)
         tempfile.tempdir = str(run_dir)
@@ -282,6 +295,8 @@ def main(parent: str) -> int:
     child.install_pool()
     for line in sys.stdin:
         child.serve(Path(line.strip()))
+    if os.getppid() != child.parent:  # stdin closed because the parent died
+        child.remove_parents_run_dirs()
     return 0
 
 
