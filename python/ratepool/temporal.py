@@ -352,6 +352,8 @@ def _add_temporal_variables(idata: az.InferenceData, draws: Draws, prior: Draws 
         setattr(idata, group, idata[group].assign(
             {"window_step": (("obs",), layout.steps.astype(np.int64))}))
         idata[group].attrs["ratepool_window_step"] = layout.step
+        # The window at step 0, so that new windows can be placed on the same steps.
+        idata[group].attrs["ratepool_window_origin"] = str(layout.windows[layout.steps.argmin()])
     return idata
 
 
