@@ -66,6 +66,11 @@ def predict_totals(
         ``sd``, ``lower``, ``upper`` (exact mixture quantiles, coverage >= ``interval``) and
         ``median``.
     """
+    from .temporal_score import TemporalRates, temporal_predict
+
+    if isinstance(rates, TemporalRates):  # the next window's law given the latent state
+        return temporal_predict(rates, entities, windows=windows, exposure=exposure,
+                                interval=interval, memory_bytes=memory_bytes)
     if isinstance(windows, (bool, np.bool_)) or not isinstance(windows, (int, np.integer)) \
             or windows < 1:
         raise DataError(f"windows must be a whole number of windows, at least 1; got "

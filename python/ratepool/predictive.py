@@ -163,6 +163,10 @@ class PosteriorRates:
             raise RatepoolError(
                 f"the fit has no posterior draws of {missing}: scoring needs a fitted model "
                 "(a results folder from 'ratepool fit' or 'ratepool report', not prior draws)")
+        if cls is PosteriorRates and "rho" in posterior:  # the AR(1) temporal model
+            from .temporal_score import TemporalRates
+
+            return TemporalRates.from_idata(idata)
         theta = posterior["theta"].transpose("chain", "draw", "entity").values
         n_draws = theta.shape[0] * theta.shape[1]
         labels = np.empty(theta.shape[2], dtype=object)

@@ -253,6 +253,12 @@ def score_rows(
     -------
     ScoreResult
     """
+    from .temporal_score import TemporalRates, temporal_score_rows
+
+    if isinstance(rates, TemporalRates):  # the law at each row's window, not the static one
+        return temporal_score_rows(rates, entity, count, window=window, multiplier=multiplier,
+                                   rule=rule, interval=interval, seed=seed,
+                                   memory_bytes=memory_bytes)
     rule = rule or AnomalyRule()
     interval = check_probability(interval, "the predictive interval probability")
     y = np.asarray(count, dtype=np.int64)
