@@ -157,9 +157,9 @@ class TemporalRates(PosteriorRates):
         if off.size:
             raise TemporalWindowError(
                 f"{name}: {off.size} window(s) are not a whole number of the fit's step "
-                f"({self.window_step}) from its windows, e.g. row(s) "
-                f"{', '.join(f'{r} ({show(window[r])})' for r in off[:_SHOW])}; put the new "
-                "windows on the fit's grid")
+                f"({self.window_step}) from its windows, e.g. "
+                f"{', '.join(show(window[r]) for r in off[:_SHOW])}; put the new windows on "
+                "the fit's grid (e.g. round them to the step)")
         return ticks // self._step_ns
 
     def gaps(self, codes: np.ndarray, steps: np.ndarray, labels: Sequence[Any],
@@ -204,8 +204,8 @@ class TemporalRates(PosteriorRates):
         if seen.any() and self.eta_last is None:
             raise TemporalWindowError(
                 "this temporal fit kept no latent path (lambda), so the state after an "
-                "entity's last window is unknown; refit with obs_predictions = true (or "
-                "--obs-predictions) to score or predict its entities")
+                "entity's last window is unknown; refit with obs_predictions = true ([model] "
+                "table of the config) to score or predict its entities")
         centre = np.log(self.rates(codes) * scale[None, :]) - 0.5 * s2
         variance = np.broadcast_to(s2, centre.shape).copy()
         if seen.any():
