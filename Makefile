@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY      = $(VENV)/bin/python
 SOURCES = pyproject.toml $(shell find python stan -type f -not -path '*/__pycache__/*')
 
-.PHONY: demo test test-fast clean
+.PHONY: demo test test-fast docs clean
 
 $(VENV)/.installed: $(SOURCES)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,5 +21,12 @@ test: $(VENV)/.installed  ## the whole test suite (runs python -m pytest)
 test-fast: $(VENV)/.installed  ## only the tests that do not sample
 	$(PY) -m pytest -m "not slow"
 
+$(VENV)/.installed-docs: $(VENV)/.installed
+	$(PY) -m pip install --quiet '.[docs]'
+	touch $@
+
+docs: $(VENV)/.installed-docs  ## the documentation site into site/ (warnings are errors)
+	NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(VENV)/bin/mkdocs build --strict --quiet
+
 clean:
-	rm -rf $(VENV) build dist .pytest_cache
+	rm -rf $(VENV) build dist .pytest_cache site

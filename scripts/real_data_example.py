@@ -6,7 +6,7 @@ draws), adapt delta 0.9, seed 42) under several combinations of the options, com
 PSIS-LOO on the per-window log likelihood (``az.compare``, log_likelihood variable "y"), checks
 the share of zero windows against its posterior predictive distribution (y_rep), and prints the
 covariate effects (rate ratios per unit on the original scale) of the best model with
-covariates. Writes the same Markdown to docs/real_data_example.md (with date and machine).
+covariates. Writes the same Markdown to docs/validation/real-data-output.md (with date and machine).
 
     python scripts/real_data_example.py                     # engine auto (CmdStan if found)
     python scripts/real_data_example.py --engine pystan --models base,exposure
