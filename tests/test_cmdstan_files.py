@@ -371,3 +371,31 @@ def test_a_bytes_json_without_rows_is_refused(runs_50abbe5: Path) -> None:
     path.write_text(json.dumps(values))
     with pytest.raises(DataError, match="bytes factor on without the rows"):
         read_stan_data(path)
+
+
+def test_export_with_bytes_keeps_the_rows_and_reads_back(tmp_path: Path, capsys) -> None:
+    """Without per-row outputs the static JSON drops the rows, but a bytes export keeps them
+    (they carry the bytes): read_stan_data rebuilds the same bytes and the same Stan data; the
+    export then names the report command."""
+    source = ROOT / "data" / "bytes_example.csv"
+    config = tmp_path / "config.toml"
+    config.write_text("obs_predictions = false\n")
+    out = tmp_path / "data.json"
+    assert main(["export-data", str(source), "--window-col", "window", "--bytes-col", "bytes",
+                 "--config", str(config), "-o", str(out)]) == 0
+    assert "ratepool report --from-cmdstan-csv" in capsys.readouterr().out
+    values = json.loads(out.read_text())
+    assert values["obs_predictions"] == 0 and values["has_bytes"] == 1
+    original = ratepool.load_counts(source, window_col="window", bytes_col="bytes")
+    assert values["N"] == original.n_windows_total
+    data, read_values = read_stan_data(out)
+    np.testing.assert_array_equal(data.window_bytes, original.window_bytes)
+    assert read_values == values
+
+
+def test_temporal_export_names_the_report_command(tmp_path: Path, capsys) -> None:
+    assert main(["export-data", str(ROOT / "data" / "temporal_example.csv"), "--window-col",
+                 "window", "--temporal", "ar1", "-o", str(tmp_path / "data.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "./temporal_negbinom sample" in printed
+    assert "ratepool report --from-cmdstan-csv" in printed
