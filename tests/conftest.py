@@ -17,6 +17,8 @@ EXAMPLE_CSV = ROOT / "data" / "example_counts.csv"
 EXAMPLE_TRUTH = ROOT / "data" / "example_truth.json"
 #: Real CmdStan 2.35 output of ratepool's program (see its README), CSVs gzipped.
 CMDSTAN_FIXTURES = ROOT / "tests" / "fixtures" / "cmdstan-2.35"
+#: Real CmdStan 2.35 runs of both programs as of commit 50abbe5 (base, options, bytes, temporal).
+CMDSTAN_RUNS = ROOT / "tests" / "fixtures" / "cmdstan-2.35-50abbe5"
 
 CMDSTAN_SKIP_REASON = (
     "CmdStan is not installed on this machine (no CMDSTAN variable and no ~/.cmdstan); "
@@ -39,17 +41,30 @@ def example_data() -> ratepool.CountData:
     return ratepool.load_counts(EXAMPLE_CSV, window_col="window")
 
 
+def unpack_cmdstan_runs(source: Path, target: Path) -> Path:
+    """Copy a fixture folder of CmdStan runs to ``target`` with the CSVs decompressed."""
+    for item in sorted(source.rglob("*")):
+        path = target / item.relative_to(source)
+        if item.is_dir():
+            path.mkdir(parents=True, exist_ok=True)
+        elif item.suffix == ".gz":
+            path.with_suffix("").write_bytes(gzip.decompress(item.read_bytes()))
+        else:
+            shutil.copyfile(item, path)
+    return target
+
+
 @pytest.fixture()
 def run_dir(tmp_path: Path, monkeypatch) -> Path:
     """The CmdStan runs as CmdStan left them (CSVs decompressed), as the working directory:
     the CSV headers record ``data file=data.json`` relative to where CmdStan ran."""
-    for item in CMDSTAN_FIXTURES.rglob("*"):
-        target = tmp_path / item.relative_to(CMDSTAN_FIXTURES)
-        if item.is_dir():
-            target.mkdir(parents=True, exist_ok=True)
-        elif item.suffix == ".gz":
-            target.with_suffix("").write_bytes(gzip.decompress(item.read_bytes()))
-        else:
-            shutil.copyfile(item, target)
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(unpack_cmdstan_runs(CMDSTAN_FIXTURES, tmp_path))
+    return tmp_path
+
+
+@pytest.fixture()
+def runs_50abbe5(tmp_path: Path, monkeypatch) -> Path:
+    """`CMDSTAN_RUNS` unpacked as the working directory (the CSV headers record
+    ``data file=FOLDER/data.json`` relative to the folder above the four runs)."""
+    monkeypatch.chdir(unpack_cmdstan_runs(CMDSTAN_RUNS, tmp_path))
     return tmp_path

@@ -1,8 +1,9 @@
 """Reading real CmdStan 2.35 output of ratepool's program back, where CmdStan is not installed.
 
-The CSVs in ``fixtures/cmdstan-2.35`` were written by CmdStan itself (see its README). The draws
-ratepool reports are checked against the CSV columns read with pandas, independently of the
-cmdstanpy reader ratepool uses.
+The CSVs in ``fixtures/cmdstan-2.35`` and ``fixtures/cmdstan-2.35-50abbe5`` (both programs:
+base, every count option, bytes, temporal) were written by CmdStan itself (see their READMEs).
+The draws ratepool reports are checked against the CSV columns read with pandas, independently
+of the cmdstanpy reader ratepool uses.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from ratepool.engines.cmdstan import CONTINUOUS_SIG_FIGS, EXACT_SIG_FIGS, output
 from ratepool.engines.cmdstan_files import read_cmdstan_csv, read_stan_data
 from ratepool.errors import DataError
 from ratepool.program import default_program
-from ratepool.results import FILES, load_inference_data
+from ratepool.plots import PLOT_FILES
+from ratepool.results import BYTES_FILE, COEFFICIENTS_FILE, FILES, load_inference_data
+from ratepool.temporal_plots import TEMPORAL_FILES
 
 from .conftest import CMDSTAN_FIXTURES as FIXTURES
-from .conftest import EXAMPLE_CSV
+from .conftest import EXAMPLE_CSV, ROOT
 
 PLOTS = {"trace.png", "posterior.png", "posterior_predictive.png", "entity_rates.png"}
 
@@ -181,18 +184,6 @@ def test_export_with_every_option_is_read_back_as_the_same_data(tmp_path: Path) 
     assert read_values == values
 
 
-def test_a_data_json_with_the_bytes_factor_is_refused_by_report(tmp_path: Path) -> None:
-    from ratepool.engines.cmdstan_files import write_stan_data
-    from ratepool.fit import stan_data
-
-    data = ratepool.load_counts(EXAMPLE_CSV, window_col="window")
-    values = stan_data(data, ratepool.ModelConfig())
-    values["has_bytes"] = 1
-    path, _ = write_stan_data(values, data, tmp_path / "data.json")
-    with pytest.raises(DataError, match="bytes factor"):
-        read_stan_data(path)
-
-
 def test_expected_outputs_follow_the_options() -> None:
     """What a run of the program with the options must hold: beta[P], pi, and no entity-total
     log likelihood with grouped statistics (its law has no closed form there)."""
@@ -203,3 +194,208 @@ def test_expected_outputs_follow_the_options() -> None:
     options = _expected_outputs({**base, "G": 4, "P": 2, "zero_inflation": 1})
     assert options["beta"] == (2,) and options["pi"] == (1,)
     assert "log_lik_entity" not in options
+
+
+# --------------------------------------------------------------------------------------------
+# Runs of both programs at commit 50abbe5 (fixtures/cmdstan-2.35-50abbe5)
+
+#: Per run: the source data and load_counts options 'export-data' was given, the chains kept.
+RUNS = {
+    "base": ("example_counts.csv", {}, 1),
+    "options": ("options_example.csv", {"exposure_col": "exposure", "covariates": ["x1", "x2"]},
+                1),
+    "bytes": ("bytes_example.csv", {"bytes_col": "bytes"}, 2),
+    "temporal": ("temporal_example.csv", {}, 2),
+}
+#: Per run: the files beyond those of every results folder.
+EXTRA_FILES = {
+    "base": set(),
+    "options": {COEFFICIENTS_FILE, PLOT_FILES["coefficients"]},
+    "bytes": {BYTES_FILE},
+    "temporal": set(TEMPORAL_FILES.values()),
+}
+#: Per run: posterior variable -> (its dims after chain and draw, the CSV's column stem).
+POSTERIOR = {
+    "base": {},
+    "options": {"beta": (("covariate",), "beta"), "pi": ((), "pi")},
+    "bytes": {"m0": ((), "m0"), "tau": ((), "tau"), "sigma_b": ((), "sigma_b"),
+              "m": (("entity",), "m"), "m_new": ((), "m_new")},
+    "temporal": {"rho": ((), "rho"), "sigma": ((), "sigma"), "lambda": (("obs",), "lambda")},
+}
+
+
+def _csv_values(frames: list[pd.DataFrame], stem: str, dims: tuple[str, ...],
+                sizes: dict[str, int]) -> np.ndarray:
+    """(chain, draw[, index]) values of a CSV output; a size-1 array counts as a scalar."""
+    if not dims:
+        name = stem if stem in frames[0] else f"{stem}.1"
+        return np.stack([frame[name].to_numpy() for frame in frames])
+    return _stack(frames, stem, sizes[dims[0]])
+
+
+@pytest.mark.parametrize("run", list(RUNS))
+def test_report_reads_back_every_program(runs_50abbe5: Path, run: str) -> None:
+    """'report --from-cmdstan-csv' on real CmdStan output of each program and option set:
+    the results folder of that program, the entity labels of the exported data, and draws
+    equal to the CSV's text."""
+    source, options, chains = RUNS[run]
+    files = [f"{run}/out_{chain}.csv" for chain in range(1, chains + 1)]
+    out = runs_50abbe5 / "results"
+    assert main(["report", "--from-cmdstan-csv", *files, "--out", str(out), "--quiet"]) == 0
+    assert {p.name for p in out.iterdir()} == \
+        (set(FILES.values()) - {FILES["prior_check"]}) | PLOTS | EXTRA_FILES[run]
+    original = ratepool.load_counts(ROOT / "data" / source, window_col="window", **options)
+    idata = load_inference_data(out / FILES["idata"])
+    assert list(idata.posterior["entity"].values) == list(original.labels)
+    frames = [_csv_columns(runs_50abbe5 / f) for f in files]
+    sizes = {"entity": original.n_entities, "obs": original.n_windows_total,
+             "covariate": len(options.get("covariates", ()))}
+    variables = {"mu": ((), "mu"), "theta": (("entity",), "theta"), **POSTERIOR[run]}
+    for name, (dims, stem) in variables.items():
+        values = idata.posterior[name]
+        assert values.dims == ("chain", "draw", *dims), name
+        assert values.shape == (chains, 100, *(sizes[d] for d in dims)), name
+        np.testing.assert_array_equal(values.to_numpy(), _csv_values(frames, stem, dims, sizes),
+                                      err_msg=name)
+    assert "z" not in idata.posterior  # the temporal program's latent normals are dropped
+    y_rep = idata.posterior_predictive["y_rep"]
+    assert y_rep.dims == ("chain", "draw", "obs") and y_rep.dtype == np.int64
+    np.testing.assert_array_equal(y_rep.to_numpy(), _stack(frames, "y_rep", sizes["obs"]))
+    np.testing.assert_array_equal(idata.log_likelihood["y"].to_numpy(),
+                                  _stack(frames, "log_lik", sizes["obs"]))
+    record = json.loads((out / FILES["run"]).read_text())
+    assert record["config"]["temporal"] == ("ar1" if run == "temporal" else None)
+    diagnostics = json.loads((out / FILES["diagnostics"]).read_text())
+    assert diagnostics["divergences"] == int(_stack(frames, "divergent__").sum())
+    if run == "temporal":
+        assert record["cmdstan"]["model"] == "temporal_negbinom_model"
+    else:
+        # Static rows are in the source file's order, as a fit keeps them.
+        np.testing.assert_array_equal(idata.observed_data["y"].to_numpy(), original.y)
+
+
+def test_bytes_run_rebuilds_the_bytes_and_their_summary(runs_50abbe5: Path) -> None:
+    out = runs_50abbe5 / "results"
+    files = ["bytes/out_1.csv", "bytes/out_2.csv"]
+    assert main(["report", "--from-cmdstan-csv", *files, "--out", str(out), "--quiet"]) == 0
+    original = ratepool.load_counts(ROOT / "data" / "bytes_example.csv", window_col="window",
+                                    bytes_col="bytes")
+    idata = load_inference_data(out / FILES["idata"])
+    np.testing.assert_array_equal(idata.observed_data["bytes"].to_numpy(),
+                                  original.window_bytes)
+    frames = [_csv_columns(runs_50abbe5 / f) for f in files]
+    n_rows, n_entities = original.n_windows_total, original.n_entities
+    np.testing.assert_array_equal(idata.posterior_predictive["bytes_rep"].to_numpy(),
+                                  _stack(frames, "bytes_rep", n_rows))
+    np.testing.assert_array_equal(idata.log_likelihood["bytes"].to_numpy(),
+                                  _stack(frames, "bytes_log_lik", n_rows))
+    summary = pd.read_csv(out / BYTES_FILE, index_col="entity")
+    assert summary.index.astype(str).tolist() == [str(v) for v in original.labels]
+    m = _stack(frames, "m", n_entities)
+    # Written with pandas' shortest round-trip text: equal to the CSV's draws' mean up to the
+    # last bits of the float sum.
+    np.testing.assert_allclose(summary["m_mean"].to_numpy(), m.mean(axis=(0, 1)), rtol=1e-12)
+    sigma = _stack(frames, "sigma_b", 1)
+    np.testing.assert_allclose(summary["mean_mean"].to_numpy(),
+                               np.exp(m + sigma**2 / 2).mean(axis=(0, 1)), rtol=1e-12)
+    events = original.y > 0
+    windows = np.bincount(original.entity_index[events], minlength=n_entities)
+    np.testing.assert_array_equal(summary["windows_with_events"].to_numpy(), windows)
+    config = (out / FILES["config"]).read_text()
+    assert 'bytes_col = "bytes"' in config
+
+
+def test_temporal_run_rebuilds_the_windows_and_the_forecast(runs_50abbe5: Path) -> None:
+    """The temporal JSON holds gaps, not windows: each entity's windows come back as days since
+    its first window (the source's dates), and the forecast table follows from the CSV."""
+    out = runs_50abbe5 / "results"
+    files = ["temporal/out_1.csv", "temporal/out_2.csv"]
+    assert main(["report", "--from-cmdstan-csv", *files, "--out", str(out), "--quiet"]) == 0
+    source = pd.read_csv(ROOT / "data" / "temporal_example.csv", parse_dates=["window"])
+    source = source.sort_values(["entity", "window"], kind="stable")
+    days = (source["window"] - source.groupby("entity")["window"].transform("min")).dt.days
+    forecast = pd.read_csv(out / TEMPORAL_FILES["forecast"], index_col="entity")
+    last = days.groupby(source["entity"]).max()
+    assert forecast.index.tolist() == last.index.tolist()
+    np.testing.assert_array_equal(forecast["last_window"].to_numpy(), last.to_numpy())
+    frames = [_csv_columns(runs_50abbe5 / f) for f in files]
+    n_entities = source["entity"].nunique()
+    y_next = _stack(frames, "y_next", n_entities).reshape(-1, n_entities)
+    np.testing.assert_allclose(forecast["y_next_mean"].to_numpy(), y_next.mean(axis=0),
+                               rtol=1e-12)
+    lam = _stack(frames, "lambda", len(source)).reshape(-1, len(source))
+    rows = np.r_[np.flatnonzero(np.diff(pd.factorize(source["entity"])[0])), len(source) - 1]
+    np.testing.assert_allclose(forecast["lambda_last_mean"].to_numpy(),
+                               lam[:, rows].mean(axis=0), rtol=1e-12)
+    population = pd.read_csv(out / FILES["population"], index_col=0)
+    assert {"rho", "sigma"} <= set(population.index)
+
+
+@pytest.mark.parametrize(("csvs", "data", "program"), [
+    ("temporal", "base", "stan/temporal_negbinom.stan"),
+    ("base", "temporal", "stan/hierarchical_negbinom.stan"),
+])
+def test_csvs_of_the_other_program_are_refused_naming_both(runs_50abbe5: Path, capsys,
+                                                           csvs: str, data: str,
+                                                           program: str) -> None:
+    assert main(["report", "--from-cmdstan-csv", f"{csvs}/out_1.csv", "--data",
+                 f"{data}/data.json", "--quiet", "--out", str(runs_50abbe5 / "results")]) == 2
+    error = capsys.readouterr().err
+    assert f"the CSVs are a run of {program}" in error
+    assert "stan/temporal_negbinom.stan" in error and "stan/hierarchical_negbinom.stan" in error
+    assert not (runs_50abbe5 / "results").exists()
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda values: values.update(sigma_sd="wide"), "invalid settings"),
+    (lambda values: values.update(K=3), "has field(s) ['K']"),
+    (lambda values: values.update(y=[1, *values["y"][1:]]), "'total_count' column differs"),
+], ids=["bad-setting", "extra-field", "other-rows"])
+def test_an_edited_temporal_json_is_refused_naming_its_program(runs_50abbe5: Path, edit,
+                                                               message: str) -> None:
+    path = runs_50abbe5 / "temporal" / "data.json"
+    values = json.loads(path.read_text())
+    edit(values)
+    path.write_text(json.dumps(values))
+    with pytest.raises(DataError) as caught:
+        read_stan_data(path)
+    assert message in str(caught.value)
+    assert "stan/temporal_negbinom.stan" in str(caught.value) or "label table" in str(
+        caught.value)
+
+
+def test_a_bytes_json_without_rows_is_refused(runs_50abbe5: Path) -> None:
+    path = runs_50abbe5 / "bytes" / "data.json"
+    values = json.loads(path.read_text())
+    values.update(N=0, entity=[], y=[], bytes=[], obs_predictions=0)
+    path.write_text(json.dumps(values))
+    with pytest.raises(DataError, match="bytes factor on without the rows"):
+        read_stan_data(path)
+
+
+def test_export_with_bytes_keeps_the_rows_and_reads_back(tmp_path: Path, capsys) -> None:
+    """Without per-row outputs the static JSON drops the rows, but a bytes export keeps them
+    (they carry the bytes): read_stan_data rebuilds the same bytes and the same Stan data; the
+    export then names the report command."""
+    source = ROOT / "data" / "bytes_example.csv"
+    config = tmp_path / "config.toml"
+    config.write_text("obs_predictions = false\n")
+    out = tmp_path / "data.json"
+    assert main(["export-data", str(source), "--window-col", "window", "--bytes-col", "bytes",
+                 "--config", str(config), "-o", str(out)]) == 0
+    assert "ratepool report --from-cmdstan-csv" in capsys.readouterr().out
+    values = json.loads(out.read_text())
+    assert values["obs_predictions"] == 0 and values["has_bytes"] == 1
+    original = ratepool.load_counts(source, window_col="window", bytes_col="bytes")
+    assert values["N"] == original.n_windows_total
+    data, read_values = read_stan_data(out)
+    np.testing.assert_array_equal(data.window_bytes, original.window_bytes)
+    assert read_values == values
+
+
+def test_temporal_export_names_the_report_command(tmp_path: Path, capsys) -> None:
+    assert main(["export-data", str(ROOT / "data" / "temporal_example.csv"), "--window-col",
+                 "window", "--temporal", "ar1", "-o", str(tmp_path / "data.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "./temporal_negbinom sample" in printed
+    assert "ratepool report --from-cmdstan-csv" in printed

@@ -450,10 +450,11 @@ def _run_export(args: argparse.Namespace) -> int:
 
         values = temporal_stan_data(data, config, prior_only=args.prior_only)
     else:
-        # With exposure or zero-inflation the rows go into the JSON too, so that 'report'
-        # can rebuild the data (per-window exposures and zeros) from it.
+        # With exposure, zero-inflation or bytes the rows go into the JSON too, so that
+        # 'report' can rebuild the data (per-window exposures, zeros and bytes) from it.
         values = stan_data(data, config, prior_only=args.prior_only,
-                           keep_rows=data.exposure is not None or config.zero_inflation)
+                           keep_rows=(data.exposure is not None or config.zero_inflation
+                                      or data.window_bytes is not None))
     json_path, labels_path = write_stan_data(values, data, args.output, args.labels)
     shape = (f"K = {values['K']} distinct counts" if "K" in values
              else "rows ordered by entity and window")
@@ -466,7 +467,7 @@ def _run_export(args: argparse.Namespace) -> int:
           f"  ./{'temporal' if config.temporal else 'hierarchical'}_negbinom {sampler} "
           f"data file={json_path} "
           f"random seed={config.random_seed} output file=out.csv")
-    if not args.prior_only and config.temporal is None:
+    if not args.prior_only:
         print("then read its output back with\n"
               "  ratepool report --from-cmdstan-csv out_*.csv "
               f"--data {json_path} --labels {labels_path}")

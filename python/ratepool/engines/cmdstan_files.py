@@ -3,10 +3,11 @@
 ``write_stan_data`` writes exactly the JSON that ``data file=`` of the compiled program takes
 (with stanio, as cmdstanpy does), plus the entity label <-> Stan index table next to it.
 ``read_stan_data`` turns that pair back into a `CountData`, refusing a JSON whose layout is not
-the one this version of ratepool writes. ``read_cmdstan_csv`` reads CmdStan's own output CSVs
+the one this version of ratepool writes for either program (``stan/hierarchical_negbinom.stan``
+with any option, bytes included; ``stan/temporal_negbinom.stan``, see `.cmdstan_temporal`). ``read_cmdstan_csv`` reads CmdStan's own output CSVs
 (one per chain) with ``cmdstanpy.from_csv``, which needs no CmdStan installation;
 ``fit_result_from_run`` checks that they are a posterior run of ratepool's program on that data
-and returns the same `FitResult` as `ratepool.fit`.
+and returns the same `FitResult` as `ratepool.fit` of that program.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from ..inference import build_inference_data
 from ..labels import read_label_table
 from ..standata import option_field_names, stan_data
 from .base import Draws, split_sample_stats
+from .cmdstan_temporal import (TEMPORAL_PROGRAM, expected_temporal_data, is_temporal_data,
+                               read_temporal_data, temporal_config, temporal_inference_data,
+                               temporal_outputs)
 
 __all__ = [
     "CmdStanRun",
@@ -39,6 +43,7 @@ __all__ = [
     "draws_from_fit",
     "read_cmdstan_csv",
     "check_ratepool_run",
+    "model_config",
     "config_from_run",
     "fit_result_from_run",
 ]
@@ -47,6 +52,9 @@ log = logging.getLogger(__name__)
 
 #: Columns of the label <-> index table written next to the data JSON.
 LABEL_COLUMNS = ("entity", "stan_index", "n_windows", "total_count")
+
+#: The static program (every option); the temporal one is `TEMPORAL_PROGRAM`.
+STATIC_PROGRAM = "stan/hierarchical_negbinom.stan"
 
 #: The data JSON's settings, as `CountData.to_stan_data` takes them.
 _SWITCHES = ("mu_rate", "alpha_sd", "phi_sd", "use_sufficient_stats", "prior_only",
@@ -152,12 +160,28 @@ def read_labels(path: str | Path, n_entities: int) -> pd.DataFrame:
     return table
 
 
-def _layout_error(path: Path, what: str) -> DataError:
+def _layout_error(path: Path, what: str, program: str = STATIC_PROGRAM) -> DataError:
     return DataError(
         f"data JSON {path} {what}: it does not have the layout this version of ratepool "
-        "writes for stan/hierarchical_negbinom.stan (an older or newer ratepool wrote it, or "
-        "it was edited). Export the data again with 'ratepool export-data' and rerun CmdStan"
+        f"writes for {program} (an older or newer ratepool wrote it, or it was edited). "
+        "Export the data again with 'ratepool export-data' and rerun CmdStan"
     )
+
+
+def _temporal_layout_error(path: Path, what: str) -> DataError:
+    return _layout_error(path, what, TEMPORAL_PROGRAM)
+
+
+def _check_label_totals(path: Path, labels_path: Path, table: pd.DataFrame,
+                        data: CountData) -> None:
+    """The label table's windows and totals per entity must be those of the JSON."""
+    for column, from_json in (("n_windows", data.n_windows),
+                              ("total_count", data.entity_total)):
+        if not np.array_equal(table[column].to_numpy(dtype=np.int64), from_json):
+            raise DataError(
+                f"label table {labels_path} does not match {path}: its {column!r} column "
+                "differs from the JSON's. Use the table written together with that JSON"
+            )
 
 
 def read_stan_data(
@@ -166,7 +190,9 @@ def read_stan_data(
     """Rebuild `CountData` from a data JSON and its label table.
 
     The JSON must be exactly what `write_stan_data` writes for that data and those settings:
-    same fields, no others, consistent values.
+    same fields, no others, consistent values. Which program it is for follows from its fields
+    (`is_temporal_data`); a temporal JSON's rows get windows counted in steps since each
+    entity's first window (`read_temporal_data`).
 
     Returns
     -------
@@ -188,6 +214,9 @@ def read_stan_data(
         raise DataError(f"data JSON {path} is not valid JSON: {error}") from None
     if not isinstance(values, dict):
         raise _layout_error(path, "is not a JSON object")
+    labels_path = Path(labels_path) if labels_path is not None else labels_path_for(path)
+    if is_temporal_data(values):
+        return _read_temporal(path, values, labels_path), values
     try:
         n_entities = int(values["J"])
         rows = int(values["N"]) > 0
@@ -196,22 +225,19 @@ def read_stan_data(
         switches = {name: values[name] for name in _SWITCHES}
     except KeyError as error:
         raise _layout_error(path, f"has no field {error}") from None
-    labels_path = Path(labels_path) if labels_path is not None else labels_path_for(path)
     table = read_labels(labels_path, n_entities)
     as_int = {name: np.rint(value).astype(np.int64) for name, value in arrays.items()}
-    for column, from_json in (("n_windows", "n_windows"), ("total_count", "entity_total")):
-        if not np.array_equal(table[column].to_numpy(dtype=np.int64), as_int[from_json]):
-            raise DataError(
-                f"label table {labels_path} does not match {path}: its {column!r} column "
-                "differs from the JSON's. Use the table written together with that JSON"
-            )
-    _refuse_options(path, values)
     labels = pd.Index(table["entity"].to_numpy(), name="entity")
     exposure = None
     if int(values.get("has_exposure", 0) or 0):
         if not rows:
             raise _layout_error(path, "switches exposure on without the rows")
         exposure = np.asarray(values["exposure"], dtype=float)
+    window_bytes = None
+    if int(values.get("has_bytes", 0) or 0):
+        if not rows:
+            raise _layout_error(path, "switches the bytes factor on without the rows")
+        window_bytes = np.asarray(values["bytes"], dtype=float)
     covariates = _covariates_from_table(table, labels)
     data = CountData(
         labels=labels,
@@ -224,10 +250,12 @@ def read_stan_data(
         exposure=exposure,
         covariates=covariates,
         exposure_col="exposure" if exposure is not None else None,
+        window_bytes=window_bytes,
     )
+    _check_label_totals(path, labels_path, table, data)
     expected = data.to_stan_data(**switches)
     if OPTION_FIELDS & set(values):
-        expected = stan_data(data, _options_config(values, covariates), keep_rows=rows,
+        expected = stan_data(data, model_config(values, covariates), keep_rows=rows,
                              prior_only=bool(switches["prior_only"]),
                              obs_predictions=bool(switches["obs_predictions"]))
     else:
@@ -245,45 +273,72 @@ def read_stan_data(
 OPTION_FIELDS = option_field_names()
 
 
-def _refuse_options(path: Path, values: dict[str, Any]) -> None:
-    """The CmdStan round trip does not rebuild the bytes factor yet."""
-    if int(values.get("has_bytes", 0) or 0):
-        raise DataError(
-            f"data JSON {path} switches on the bytes factor (has_bytes = 1): reading CmdStan "
-            "output back with 'ratepool report' does not support it yet. Fit with 'ratepool "
-            "fit --engine cmdstan' (same program, same option) instead")
-
-
-def _options_config(values: dict[str, Any], covariates: Any) -> ModelConfig:
-    """The config whose options (and priors and switches) give the JSON's data fields."""
+def _read_temporal(path: Path, values: dict[str, Any], labels_path: Path) -> CountData:
+    """`read_stan_data` of the temporal program's JSON."""
     try:
+        n_entities = int(values["J"])
+    except (KeyError, TypeError, ValueError):
+        raise _temporal_layout_error(path, "has no valid field 'J'") from None
+    table = read_labels(labels_path, n_entities)
+    data = read_temporal_data(path, values, table, _temporal_layout_error)
+    _check_label_totals(path, labels_path, table, data)
+    try:
+        expected = expected_temporal_data(data, temporal_config(values), values)
+    except (KeyError, TypeError, ValueError, ConfigError) as error:
+        raise _temporal_layout_error(path, f"has invalid settings ({error})") from None
+    _check_layout(path, values, expected, TEMPORAL_PROGRAM)
+    return data
+
+
+def model_config(values: dict[str, Any], covariates: Any = None) -> ModelConfig:
+    """The model settings (priors, options, switches) that give a data JSON's fields.
+
+    Sampler settings are left at their defaults (`config_from_run` adds the run's). A JSON
+    that predates the model options is the base model (every option off).
+    """
+    try:
+        if is_temporal_data(values):
+            return temporal_config(values)
+        has_bytes = bool(int(values.get("has_bytes", 0)))
         return ModelConfig(
             mu_prior_rate=float(values["mu_rate"]), alpha_prior_sd=float(values["alpha_sd"]),
             overdispersion_prior_sd=float(values["phi_sd"]),
             parameterization="non_centered" if int(values["non_centered"]) else "centered",
             likelihood="sufficient" if int(values["use_sufficient_stats"]) else "observation",
+            obs_predictions=bool(int(values["obs_predictions"])),
             entity_predictions=bool(int(values["entity_predictions"])),
-            zero_inflation=bool(int(values["zero_inflation"])),
-            beta_prior_sd=float(values["beta_sd"]),
-            exposure_col="exposure" if int(values["has_exposure"]) else None,
-            covariates=covariates.source_columns if covariates is not None else ())
-    except (KeyError, ValueError, ConfigError) as error:
+            engine="cmdstan",
+            zero_inflation=bool(int(values.get("zero_inflation", 0))),
+            beta_prior_sd=float(values.get("beta_sd", ModelConfig.beta_prior_sd)),
+            exposure_col="exposure" if int(values.get("has_exposure", 0)) else None,
+            covariates=covariates.source_columns if covariates is not None else (),
+            bytes_col="bytes" if has_bytes else None,
+            **{name: float(values.get(field, getattr(ModelConfig, name)))
+               for name, field in _BYTES_PRIORS.items()})
+    except (KeyError, TypeError, ValueError, ConfigError) as error:
         raise DataError(f"the data JSON's settings are not valid: {error}") from None
 
 
-def _check_layout(path: Path, values: dict[str, Any], expected: dict[str, Any]) -> None:
+#: The bytes factor's priors: config name -> data JSON field.
+_BYTES_PRIORS = {"bytes_m0_prior_mean": "m0_prior_mean", "bytes_m0_prior_sd": "m0_prior_sd",
+                 "bytes_tau_prior_sd": "tau_sd", "bytes_sigma_prior_sd": "sigma_b_sd"}
+
+
+def _check_layout(path: Path, values: dict[str, Any], expected: dict[str, Any],
+                  program: str = STATIC_PROGRAM) -> None:
     """Same fields as this version writes for the same data and settings, and the same values."""
     extra = sorted(set(values) - set(expected))
     if extra:
-        raise _layout_error(path, f"has field(s) {extra} that this version does not write")
+        raise _layout_error(path, f"has field(s) {extra} that this version does not write",
+                            program)
     missing = sorted(set(expected) - set(values))
     if missing:
-        raise _layout_error(path, f"has no field(s) {missing}")
+        raise _layout_error(path, f"has no field(s) {missing}", program)
     differ = [name for name in expected
               if not np.array_equal(np.asarray(values[name], dtype=float),
                                     np.asarray(expected[name], dtype=float))]
     if differ:
-        raise _layout_error(path, f"has inconsistent field(s) {differ}")
+        raise _layout_error(path, f"has inconsistent field(s) {differ}", program)
 
 
 # --------------------------------------------------------------------------------------------
@@ -375,7 +430,10 @@ def read_cmdstan_csv(paths: Sequence[str | Path]) -> CmdStanRun:
 
 
 def _expected_outputs(stan_data: dict[str, Any]) -> dict[str, tuple[int, ...]]:
-    """The non-empty outputs (name -> dims) of a posterior run of the program on ``stan_data``."""
+    """The non-empty outputs (name -> dims) of a posterior run of the program on ``stan_data``
+    (the temporal program's for its data JSON)."""
+    if is_temporal_data(stan_data):
+        return temporal_outputs(stan_data)
     n_entities, n_rows = int(stan_data["J"]), int(stan_data["N"])
     outputs: dict[str, tuple[int, ...]] = {"mu": (), "alpha": (), "phi": (), "theta_new": (),
                                            "y_new": ()}
@@ -383,9 +441,10 @@ def _expected_outputs(stan_data: dict[str, Any]) -> dict[str, tuple[int, ...]]:
         outputs.update(theta_raw=(n_entities,), theta_from_raw=(n_entities,))
     else:
         outputs.update(theta=(n_entities,))
-    if int(stan_data["obs_predictions"]):
+    obs, entity = int(stan_data["obs_predictions"]), int(stan_data["entity_predictions"])
+    if obs:
         outputs.update(y_rep=(n_rows,), log_lik=(n_rows,))
-    if int(stan_data["entity_predictions"]):
+    if entity:
         outputs.update({name: (n_entities,) for name in
                         ("y_pred", "y_rep_total", "y_rep_zeros", "log_lik_entity")})
         if int(stan_data.get("G", 0)):  # exposure or zero-inflation: no closed-form total law
@@ -394,12 +453,28 @@ def _expected_outputs(stan_data: dict[str, Any]) -> dict[str, tuple[int, ...]]:
         outputs["beta"] = (int(stan_data["P"]),)
     if int(stan_data.get("zero_inflation", 0)):
         outputs["pi"] = (1,)
+    if int(stan_data.get("has_bytes", 0)):
+        outputs.update(m0=(1,), tau=(1,), sigma_b=(1,), m=(n_entities,), m_new=(1,))
+        if obs:
+            outputs.update(bytes_rep=(n_rows,), bytes_log_lik=(n_rows,))
+        if entity:
+            outputs["bytes_pred"] = (n_entities,)
     return outputs
+
+
+#: Outputs only the temporal program has (how its CSVs are told from the static program's).
+_TEMPORAL_ONLY = frozenset({"rho", "sigma", "z"})
+
+
+def _program_of(outputs: Any) -> str:
+    """The program whose outputs these are, by name."""
+    return TEMPORAL_PROGRAM if _TEMPORAL_ONLY <= set(outputs) else STATIC_PROGRAM
 
 
 def check_ratepool_run(run: CmdStanRun, stan_data: dict[str, Any]) -> None:
     """Raise `DataError` unless the CSVs are a posterior run of ratepool's program on this data:
-    NUTS, and exactly the outputs (names and sizes) the program gives for that data JSON."""
+    NUTS, and exactly the outputs (names and sizes) the program gives for that data JSON. The
+    message names both programs when the CSVs are a run of the other one."""
     if int(stan_data.get("prior_only", 0)):
         raise DataError("the data JSON has prior_only = 1: these are prior draws, not a posterior; "
                         "export the data without --prior-only and sample again")
@@ -408,19 +483,27 @@ def check_ratepool_run(run: CmdStanRun, stan_data: dict[str, Any]) -> None:
                         "posterior to report")
     found = {name: tuple(values.shape[2:]) for name, values in run.draws.variables.items()}
     expected = _expected_outputs(stan_data)
-    if found != expected:
-        differ = sorted(name for name in set(found) | set(expected)
-                        if found.get(name) != expected.get(name))
-        shown = {name: (found.get(name), expected.get(name)) for name in differ[:6]}
+    if found == expected:
+        return
+    program, ran = _program_of(expected), _program_of(found)
+    if ran != program:
         raise DataError(
-            "the CSVs are not a run of ratepool's program (stan/hierarchical_negbinom.stan) on "
-            f"this data JSON: outputs differ as (in the CSVs, expected) {shown}. Give the data "
-            "JSON CmdStan read, and CSVs of this version's program"
-        )
+            f"the CSVs are a run of {ran} (model {run.setting('model')!r}), but the data JSON "
+            f"is for {program}: give the data JSON that CmdStan read for this run (the CSV "
+            "header's 'data file'), or the CSVs of the program run on this JSON")
+    differ = sorted(name for name in set(found) | set(expected)
+                    if found.get(name) != expected.get(name))
+    shown = {name: (found.get(name), expected.get(name)) for name in differ[:6]}
+    raise DataError(
+        f"the CSVs are not a run of ratepool's program ({program}) on this data JSON: outputs "
+        f"differ as (in the CSVs, expected) {shown}. Give the data JSON CmdStan read, and CSVs "
+        "of this version's program"
+    )
 
 
 def config_from_run(run: CmdStanRun, stan_data: dict[str, Any]) -> ModelConfig:
-    """The `ModelConfig` equivalent to a CmdStan run on an exported data JSON.
+    """The `ModelConfig` equivalent to a CmdStan run on an exported data JSON: its model
+    settings (`model_config`) with the run's sampler settings.
 
     A seed outside ModelConfig's range (CmdStan draws its own up to 2^32 - 1 when none is
     given) is replaced by the default; the run record keeps CmdStan's seed.
@@ -430,24 +513,11 @@ def config_from_run(run: CmdStanRun, stan_data: dict[str, Any]) -> ModelConfig:
     if not isinstance(seed, int) or not 0 <= seed <= 2**31 - 1:
         seed = ModelConfig.random_seed
     try:
-        return ModelConfig(
-            n_samples=int(draws),
-            n_tune=int(run.setting("num_warmup", 0)),
-            n_chains=int(chains),
-            target_accept=float(run.setting("delta", 0.8)),
-            random_seed=seed,
-            mu_prior_rate=float(stan_data["mu_rate"]),
-            alpha_prior_sd=float(stan_data["alpha_sd"]),
-            overdispersion_prior_sd=float(stan_data["phi_sd"]),
-            parameterization="non_centered" if int(stan_data["non_centered"]) else "centered",
-            likelihood="sufficient" if int(stan_data["use_sufficient_stats"]) else "observation",
-            obs_predictions=bool(int(stan_data["obs_predictions"])),
-            entity_predictions=bool(int(stan_data["entity_predictions"])),
-            engine="cmdstan",
-            zero_inflation=bool(int(stan_data.get("zero_inflation", 0))),
-            beta_prior_sd=float(stan_data.get("beta_sd", ModelConfig.beta_prior_sd)),
-        )
-    except (KeyError, ConfigError) as error:
+        return model_config(stan_data).replace(
+            n_samples=int(draws), n_tune=int(run.setting("num_warmup", 0)),
+            n_chains=int(chains), target_accept=float(run.setting("delta", 0.8)),
+            random_seed=seed)
+    except ConfigError as error:
         raise DataError(f"cannot rebuild the run's settings from the CSVs and data JSON: "
                         f"{error}") from None
 
@@ -458,21 +528,26 @@ def fit_result_from_run(
     """A `FitResult` of a CmdStan run on a data JSON written by `write_stan_data`.
 
     The entity labels come from the label table (``labels_path``, by default the one next to
-    the JSON), so the InferenceData and tables look exactly like those of `ratepool.fit`. The
-    program is unknown (``program=None``): CmdStan's CSVs name the model but hold no source.
+    the JSON), so the InferenceData and tables look exactly like those of `ratepool.fit` of
+    the same program (static, with any option including bytes; or temporal, built with
+    `ratepool.temporal`'s builders). The program's source is unknown (``program=None``):
+    CmdStan's CSVs name the model but hold no source.
 
     Raises
     ------
     DataError
         If the files are missing, do not belong together, or are not a posterior run of
-        ratepool's program.
+        ratepool's program on that data JSON.
     """
     data, values = read_stan_data(data_json, labels_path)
     check_ratepool_run(run, values)
+    config = _with_data_columns(config_from_run(run, values), data)
+    idata = (temporal_inference_data(run.draws, data, config) if config.temporal is not None
+             else build_inference_data(run.draws, data))
     return FitResult(
-        idata=build_inference_data(run.draws, data),
+        idata=idata,
         data=data,
-        config=_with_data_columns(config_from_run(run, values), data),
+        config=config,
         engine="cmdstan",
         versions={"engine": "cmdstan", "stan": run.stan_version,
                   "stanc": str(run.setting("stanc_version", "unknown"))},
