@@ -109,7 +109,7 @@ def interrupt_at(phase: str, disposition: signal.Handlers, out: Path, temp: Path
                  config: Path) -> subprocess.CompletedProcess:
     """Run ``ratepool fit`` paused at ``phase``, send SIGINT to it, and return how it ended;
     asserts that no process of its group is left."""
-    marker = temp.parent / f"{temp.name}.marker"
+    marker = out.parent / "paused.marker"  # not in TMPDIR: that must end up empty
     env = dict(os.environ, TMPDIR=str(temp), RATEPOOL_TEST_PAUSE_AT=phase,
                RATEPOOL_TEST_PAUSE_FILE=str(marker))
     process = subprocess.Popen(fit_command(out, config), env=env, stdout=subprocess.PIPE,
