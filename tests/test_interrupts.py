@@ -173,3 +173,13 @@ def test_import_ratepool_is_light() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           timeout=EXIT_TIMEOUT, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_importing_the_fit_submodule_keeps_ratepool_fit_the_function() -> None:
+    """``ratepool.fit`` is both a function and a submodule; importing the submodule first must
+    not rebind the package attribute to the module."""
+    probe = ("import ratepool.fit, ratepool\n"
+             "assert callable(ratepool.fit) and ratepool.fit.__module__ == 'ratepool.fit'\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=EXIT_TIMEOUT)
+    assert done.returncode == 0, done.stderr

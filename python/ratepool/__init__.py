@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -87,6 +89,21 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
+
+
+class _Package(types.ModuleType):
+    """Keeps a public name that is also a submodule's name (``fit``) bound to the function:
+    importing the submodule ``ratepool.fit`` sets the package attribute to the module, which
+    the eager ``from .fit import fit`` used to overwrite."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if (_SOURCES.get(name) == name and isinstance(value, types.ModuleType)
+                and value.__name__ == f"{__name__}.{name}"):
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
