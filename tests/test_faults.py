@@ -8,8 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +20,9 @@ from ratepool.fit import stan_data
 from ratepool.program import StanProgram, default_program
 
 from .conftest import EXAMPLE_CSV
+from .test_interrupts import (DISPOSITIONS, EXIT_TIMEOUT, MARKER_TIMEOUT, fit_command,
+                              short_tmp, snapshot, start_with_sigint, wait_for_file,
+                              wait_for_group_exit, write_config)
 
 SETTINGS = SamplerSettings(chains=1, warmup=50, draws=50, adapt_delta=0.8, seed=1)
 
@@ -58,68 +59,40 @@ def test_initialisation_failure_shows_the_engine_message(tmp_path: Path) -> None
 # ---------------------------------------------------------------------------------------------
 # interrupted and killed runs
 
-def _fit_command(out: Path, config: Path) -> list[str]:
-    return [sys.executable, "-m", "ratepool.cli", "fit", str(EXAMPLE_CSV), "--window-col",
-            "window", "--engine", "pystan", "--out", str(out), "--config", str(config),
-            "--quiet"]
-
-
-def _write_config(path: Path, samples: int) -> Path:
-    path.write_text(f"[sampling]\nn_samples = {samples}\nn_tune = 300\nn_chains = 2\n")
-    return path
-
-
-def _snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in folder.iterdir()}
-
-
-def _wait_for_sampling(temp: Path, process: subprocess.Popen, timeout: float = 120) -> None:
-    """Until the run's private engine directory exists (it is then building or sampling)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any(p.name.startswith("ratepool-pystan-") for p in temp.iterdir()):
-            time.sleep(1.0)
-            return
-        assert process.poll() is None, process.communicate()
-        time.sleep(0.1)
-    raise AssertionError("the run never started sampling")
-
-
-@pytest.fixture()
-def short_tmp():
-    path = Path(tempfile.mkdtemp(prefix="rp-fault-", dir="/tmp"))
-    yield path
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
-
-
 @pytest.mark.slow
+@pytest.mark.parametrize("disposition", list(DISPOSITIONS))
 @pytest.mark.parametrize("how", ["sigint", "sigkill"])
-def test_interrupted_run_keeps_earlier_results(tmp_path: Path, short_tmp: Path, how: str) -> None:
+def test_interrupted_run_keeps_earlier_results(tmp_path: Path, short_tmp: Path, how: str,
+                                               disposition: str) -> None:
+    """SIGINT or SIGKILL while the chains run (paused there by the test hook, so the run
+    cannot finish first however fast the machine), whatever SIGINT disposition the command
+    inherited (the test sets it: pytest may run in the foreground or under nohup)."""
     out = tmp_path / "results"
-    quick = _write_config(tmp_path / "quick.toml", 100)
-    slow = _write_config(tmp_path / "slow.toml", 20000)
+    quick = write_config(tmp_path / "quick.toml", 100, 300)
     env = dict(os.environ, TMPDIR=str(short_tmp))
-    first = subprocess.run(_fit_command(out, quick), env=env, capture_output=True, text=True,
-                           timeout=600)
+    first = subprocess.run(fit_command(out, quick), env=env, capture_output=True, text=True,
+                           timeout=1800)
     assert first.returncode == 0, first.stderr[-2000:]
-    before = _snapshot(out)
+    before = snapshot(out)
 
-    process = subprocess.Popen(_fit_command(out, slow), env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    marker = tmp_path / "paused"
+    env.update(RATEPOOL_TEST_PAUSE_AT="sample", RATEPOOL_TEST_PAUSE_FILE=str(marker))
+    process = subprocess.Popen(fit_command(out, quick), env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True,
+                               preexec_fn=start_with_sigint(DISPOSITIONS[disposition]))
     try:
-        _wait_for_sampling(short_tmp, process)
+        wait_for_file(marker, process, MARKER_TIMEOUT)
+        marker.unlink()
         process.send_signal(signal.SIGINT if how == "sigint" else signal.SIGKILL)
-        process.communicate(timeout=60)
+        process.communicate(timeout=EXIT_TIMEOUT)
         # the engine's child process and its chains must not outlive the run
-        survivors = _wait_for_group_exit(process.pid, timeout=30)
+        survivors = wait_for_group_exit(process.pid, timeout=EXIT_TIMEOUT)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
     assert survivors == []
     assert process.returncode == (130 if how == "sigint" else -signal.SIGKILL)
-    assert _snapshot(out) == before  # earlier results intact, byte for byte
+    assert snapshot(out) == before  # earlier results intact, byte for byte
     # Cleaned up by the interrupted process itself. A killed one cannot clean up: its engine
     # child tries to, but a run directory the parent made can be left behind (known defect,
     # see the README's "Engines"); what is guaranteed is that nobody holds its lock any more,
@@ -131,26 +104,12 @@ def test_interrupted_run_keeps_earlier_results(tmp_path: Path, short_tmp: Path, 
         assert all(owner_gone(p) for p in left), left
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
     if how == "sigkill":  # and the next run works as usual
-        again = subprocess.run(_fit_command(out, quick), env=env, capture_output=True,
-                               text=True, timeout=600)
+        env.pop("RATEPOOL_TEST_PAUSE_AT")
+        again = subprocess.run(fit_command(out, quick), env=env, capture_output=True,
+                               text=True, timeout=1800)
         assert again.returncode == 0, again.stderr[-2000:]
         assert set(short_tmp.iterdir()) <= set(left)  # the next run leaves nothing of its own
         assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
-
-
-def _wait_for_group_exit(group: int, timeout: float) -> list[int]:
-    """Wait until no live (non-zombie) process is in process group ``group``; return those left."""
-    deadline = time.monotonic() + timeout
-    while True:
-        alive = []
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            with contextlib.suppress(OSError):
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-                if int(fields[2]) == group and fields[0] != "Z":
-                    alive.append(int(stat.parent.name))
-        if not alive or time.monotonic() > deadline:
-            return alive
-        time.sleep(0.2)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -186,7 +186,9 @@ def _owned_dir_in_child(parent: Path, prefix: str, *, kill: bool) -> tuple[Path,
     env = dict(os.environ, PYTHONPATH=str(PACKAGE.parent))
     child = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(parent), prefix, "600"],
                              stdout=subprocess.PIPE, text=True, env=env)
-    path = Path(child.stdout.readline().strip())
+    line = child.stdout.readline().strip()  # returns (empty) if the child fails to start
+    assert line, f"the lock-holding child printed no path (exit {child.wait()})"
+    path = Path(line)
     if kill:
         child.kill()
         child.wait()

@@ -5,6 +5,10 @@ Subcommands: ``fit``, ``prior-check``, ``export-data``, ``report --from-cmdstan-
 file could not be written or read (or ``diagnose --strict`` found a problem), 2 invalid
 arguments, data or config, 3 the Stan engine is missing or failed (compile, sampling), 130
 interrupted.
+
+The console script and ``python -m ratepool`` enter through `ratepool.__main__`, which installs
+the Ctrl-C handler before this module's imports (and overrides an inherited "ignore SIGINT";
+its docstring says why); `main` turns Ctrl-C in any later phase into ``interrupted``, exit 130.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Sequence
 import pandas as pd
 
 from . import __version__
+from ._testhooks import pause_at
 from .config import ENGINES, ModelConfig
 from .data import CountData, load_counts
 from .diagnostics import PROBLEM, format_diagnostics
@@ -305,6 +310,7 @@ def _config(args: argparse.Namespace) -> ModelConfig:
 
 
 def _load(args: argparse.Namespace, config: ModelConfig | None = None) -> CountData:
+    pause_at("load")
     config = config or _config(args)
     return load_counts(args.data, entity_col=args.entity_col, count_col=args.count_col,
                        window_col=args.window_col,
@@ -614,11 +620,11 @@ def _configure_logging(*, quiet: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``ratepool`` console script; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    args.argv = argv
-    _configure_logging(quiet=getattr(args, "quiet", False))
+    """Run the command line with ``argv`` (``sys.argv[1:]`` by default); return the exit code."""
     try:
+        args = build_parser().parse_args(argv)
+        args.argv = argv
+        _configure_logging(quiet=getattr(args, "quiet", False))
         return args.handler(args)
     except EngineError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -634,5 +640,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # prefer python -m ratepool: its handler is in place before imports
+    from .__main__ import main as _entry
+
+    sys.exit(_entry())

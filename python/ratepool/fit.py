@@ -13,6 +13,7 @@ import arviz as az
 import pandas as pd
 import xarray as xr
 
+from ._testhooks import pause_at
 from .coefficients import coefficient_summary
 from .config import ModelConfig
 from .data import CountData, load_counts
@@ -300,6 +301,7 @@ def fit(
              data.n_windows_total, runner.name)
     draws = runner.sample(program, stan_data(data, config), settings)
     prior = _prior_draws(runner, program, data, config, prior_draws) if prior_draws else None
+    pause_at("summarise")
     idata = build_inference_data(draws, data, prior=prior)
     return FitResult(idata=idata, data=data, config=config, engine=runner.name,
                      versions=runner.versions(), sampling_seconds=draws.elapsed_seconds,

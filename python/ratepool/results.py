@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from . import plots
+from ._testhooks import pause_at
 from .config import ModelConfig
 from .errors import RatepoolError
 from .files import atomic_directory, atomic_write_text, file_sha256
@@ -317,6 +318,7 @@ def write_results(
     with atomic_directory(out) as staging:
         log.info("writing results to %s", out)
         _encode_labels(idata).to_netcdf(str(staging / FILES["idata"]))
+        pause_at("write")
         entities.to_csv(staging / FILES["entities"])
         result.mapping_table().to_csv(staging / FILES["mapping"], index=False)
         population.to_csv(staging / FILES["population"])

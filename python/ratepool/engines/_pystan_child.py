@@ -27,6 +27,7 @@ import io
 import json
 import multiprocessing
 import os
+import runpy
 import shutil
 import signal
 import sys
@@ -41,6 +42,8 @@ _FIXED = "stan::services::sample::fixed_param"
 _PR_SET_PDEATHSIG = 1
 #: Lines of console output kept for messages.
 _TAIL_LINES = 40
+#: The test-only pause points, loaded by path (this process does not import ratepool).
+_TEST_HOOKS = runpy.run_path(str(Path(__file__).parents[1] / "_testhooks.py"))
 
 
 def _tail(text: str) -> str:
@@ -60,6 +63,7 @@ def _init_worker() -> None:  # pragma: no cover - runs in the chain processes
     """Chain processes ignore Ctrl-C (the parent handles it) and die with this process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(signal.SIGKILL)
+    _TEST_HOOKS["pause_at"]("sample")  # test-only (ratepool/_testhooks.py); a no-op unless set
 
 
 def _chain_processes() -> list[Any]:

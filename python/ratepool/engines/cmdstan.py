@@ -19,6 +19,7 @@ from typing import Any, Mapping
 import numpy as np
 import stanio
 
+from .._testhooks import pause_at
 from ..errors import CompileError, EngineError, EngineNotFoundError, SamplingError
 from ..program import StanProgram, cache_root
 from ..tempdirs import owned_dir, owned_tempdir, release_lock
@@ -101,6 +102,7 @@ class CmdStanEngine(Engine):
         return directory / ("model" + (".exe" if os.name == "nt" else ""))
 
     def compile(self, program: StanProgram) -> bool:
+        pause_at("compile")
         exe = self._exe_path(program)
         if exe.is_file():
             return False

@@ -33,6 +33,7 @@ from typing import Any, BinaryIO, Mapping, TextIO
 import numpy as np
 import stanio
 
+from .._testhooks import pause_at
 from ..errors import CompileError, EngineError, EngineNotFoundError, SamplingError
 from ..program import StanProgram
 from ..tempdirs import owned_tempdir
@@ -177,6 +178,7 @@ class PyStanEngine(Engine):
             if self._child is None or not self._child.alive():
                 self._child = _Child()
             child = self._child
+            pause_at("compile")
             child.console.text = ""  # the child is idle: nothing is being written
             child.console.echo = sys.stderr if show_progress else None
             try:
