@@ -16,7 +16,8 @@ import pytest
 
 import ratepool
 from ratepool.engines.cmdstan import find_cmdstan
-from ratepool.errors import EngineNotFoundError
+from ratepool.errors import CompileError, EngineNotFoundError
+from ratepool.program import StanProgram, default_program
 
 from .conftest import CMDSTAN_SKIP_REASON, EXAMPLE_CSV
 
@@ -122,3 +123,55 @@ def test_engines_agree_within_monte_carlo_error(example_data) -> None:
     assert set(fits["cmdstan"].groups()) == set(fits["pystan"].groups())
     for group in fits["pystan"].groups():
         assert set(fits["cmdstan"][group].data_vars) == set(fits["pystan"][group].data_vars)
+
+
+# ---------------------------------------------------------------------------------------------
+# compiles on a busy machine: httpstan allows its own stanc run 1 second
+
+
+def _fresh_cache(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # nothing compiled yet
+
+
+def test_stanc_over_its_time_budget_is_a_compile_error(monkeypatch, tmp_path) -> None:
+    _fresh_cache(monkeypatch, tmp_path)
+    monkeypatch.setenv("RATEPOOL_STANC_SECONDS", "0.0001")  # no stanc run is that quick
+    engine = ratepool.get_engine("pystan")
+    with pytest.raises(CompileError, match=r"stanc took more than 0\.0001 s to translate "
+                                           r".*hierarchical_negbinom\.stan.*less loaded"):
+        engine.compile(default_program())
+
+
+def test_cli_compile_failure_prints_one_message_and_exits_3(tmp_path: Path) -> None:
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"),
+               RATEPOOL_STANC_SECONDS="0.0001")
+    done = subprocess.run(
+        [sys.executable, "-m", "ratepool.cli", "fit", str(EXAMPLE_CSV), "--engine", "pystan",
+         "--out", str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 3, done.stderr
+    assert "error: stanc took more than 0.0001 s" in done.stderr
+    assert "Traceback" not in done.stderr and "TimeoutExpired" not in done.stderr
+
+
+def _slow_to_translate(statements: int) -> str:
+    """A valid program that takes stanc seconds to translate (stanc's pedantic checks grow
+    faster than linearly with a model block's statements: 2,000 take about 5 s here)."""
+    lines = [f"  acc += {i}.5 * x;" for i in range(statements)]
+    return "\n".join(["parameters { real x; }", "model {", "  real acc = 0;", *lines,
+                      "  target += normal_lpdf(x | 0, 1) + 0 * acc;", "}"])
+
+
+@pytest.mark.slow
+def test_httpstan_stanc_timeouts_are_retried_then_reported(monkeypatch, tmp_path, caplog):
+    _fresh_cache(monkeypatch, tmp_path)
+    path = tmp_path / "slow_to_translate.stan"
+    path.write_text(_slow_to_translate(3000))
+    engine = ratepool.get_engine("pystan")
+    with caplog.at_level(logging.DEBUG, logger="ratepool"), pytest.raises(CompileError) as caught:
+        engine.compile(StanProgram.from_file(path))
+    message = str(caught.value)
+    assert "httpstan's stanc run (it allows 1 second) timed out 4 times" in message
+    assert "slow_to_translate.stan" in message and "CmdStan" in message
+    assert "Traceback" not in message
+    assert any("TimeoutExpired" in record.getMessage() for record in caplog.records)
+    assert not list((tmp_path / "cache").rglob("*.so"))

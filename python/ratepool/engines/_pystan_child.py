@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import hashlib
 import io
 import json
 import multiprocessing
@@ -30,6 +31,7 @@ import os
 import runpy
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +42,14 @@ from typing import Any, Iterator
 _NUTS = "stan::services::sample::hmc_nuts_diag_e_adapt"
 _FIXED = "stan::services::sample::fixed_param"
 _PR_SET_PDEATHSIG = 1
+#: Lock files for seeded runs (identical runs share one; unrelated runs rarely do).
+_FIT_LOCK_STRIPES = 16
+#: Seconds stanc may take to translate a program here (httpstan allows it 1 second).
+_STANC_SECONDS = 300.0
+#: Overrides _STANC_SECONDS; tests set it to make the translation time out.
+_STANC_SECONDS_ENV = "RATEPOOL_STANC_SECONDS"
+#: Pauses (seconds) between attempts when httpstan's own stanc run times out.
+_BUILD_PAUSES = (2.0, 5.0, 15.0)
 #: Lines of console output kept for messages.
 _TAIL_LINES = 40
 #: The test-only pause points, loaded by path (this process does not import ratepool).
@@ -119,14 +129,7 @@ class _Child:
     def compile_lock(self) -> Iterator[None]:
         """An exclusive lock on httpstan's cache while building (httpstan writes the module in
         place, so two processes compiling the same program could load a half-written one)."""
-        import fcntl
-
-        import httpstan.cache
-
-        directory = httpstan.cache.cache_directory()
-        directory.mkdir(parents=True, exist_ok=True)
-        with open(directory / "ratepool-compile.lock", "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        with _cache_lock("ratepool-compile.lock"):
             yield
 
     # -- build -----------------------------------------------------------------------------
@@ -136,28 +139,72 @@ class _Child:
         Its console output is kept out of sight: stanc warns that the parameters "have no
         priors" because the program uses ``target +=`` (to keep every constant), which is noise.
         """
-        import stan
-
         with self.compile_lock():
             compiled_before = self.is_compiled()
             if not compiled_before:
                 self.event("compiling")
+                self.translate()
             start = time.perf_counter()
-            record = io.StringIO()
-            try:
-                with contextlib.redirect_stdout(record), contextlib.redirect_stderr(record):
-                    model = stan.build(self.request["program_code"], data=data,
-                                       random_seed=seed)
-            except (ValueError, RuntimeError) as error:
-                if not self.is_compiled():
-                    raise _Failure("compile", f"PyStan could not compile "
-                                   f"{self.request['program_path']}: {error}\n"
-                                   f"{_tail(record.getvalue())}") from None
-                raise _Failure("data", f"the Stan program rejected the data: {error}\n"
-                               f"{_tail(record.getvalue())}") from None
+            model = self.build_retrying(data, seed)
         if not compiled_before:
             self.event("compiled", seconds=time.perf_counter() - start)
         return model
+
+    def translate(self) -> None:
+        """Run httpstan's own stanc on the program once, with a generous time budget.
+
+        httpstan gives stanc 1 second, which a busy machine's first run can exceed; this run
+        reports syntax errors in stanc's words and leaves stanc's files in the page cache, so
+        httpstan's own run that follows is a quick one.
+        """
+        import importlib.resources
+
+        seconds = float(os.environ.get(_STANC_SECONDS_ENV, _STANC_SECONDS))
+        path = self.request["program_path"]
+        program = self.run_dir / "program.stan"  # type: ignore[operator]
+        program.write_text(self.request["program_code"], encoding="utf-8")
+        with importlib.resources.as_file(
+                importlib.resources.files("httpstan") / "stanc") as stanc:
+            try:
+                done = subprocess.run([str(stanc), "--warn-pedantic", "--print-cpp",
+                                       str(program)], capture_output=True, timeout=seconds)
+            except subprocess.TimeoutExpired:
+                raise _Failure("compile", f"stanc took more than {seconds:g} s to translate "
+                               f"{path}; the machine may be very busy: try again when it is "
+                               "less loaded") from None
+        if done.returncode != 0:
+            raise _Failure("compile", f"PyStan could not compile {path}: "
+                           f"{done.stderr.decode(errors='replace').strip()}")
+
+    def build_retrying(self, data: dict[str, Any], seed: int | None) -> Any:
+        """``stan.build``, again after a pause when httpstan's 1-second stanc run timed out."""
+        import stan
+
+        for attempt, pause in enumerate((*_BUILD_PAUSES, None), start=1):
+            record = io.StringIO()
+            try:
+                with contextlib.redirect_stdout(record), contextlib.redirect_stderr(record):
+                    return stan.build(self.request["program_code"], data=data,
+                                      random_seed=seed)
+            except (ValueError, RuntimeError) as error:
+                console = record.getvalue()
+                if self.is_compiled():
+                    raise _Failure("data", f"the Stan program rejected the data: {error}\n"
+                                   f"{_tail(console)}") from None
+                if "TimeoutExpired" not in f"{error}\n{console}":
+                    raise _Failure("compile", f"PyStan could not compile "
+                                   f"{self.request['program_path']}: {error}",
+                                   detail=console) from None
+                if pause is None:
+                    raise _Failure("compile", f"httpstan's stanc run (it allows 1 second) timed "
+                                   f"out {attempt} times compiling "
+                                   f"{self.request['program_path']}: the machine is too busy; "
+                                   "try again when it is less loaded, or use the CmdStan "
+                                   "engine", detail=console) from None
+                print(f"httpstan's stanc run timed out (attempt {attempt}); again in "
+                      f"{pause:g} s", file=sys.stderr)
+                time.sleep(pause)
+        raise AssertionError("unreachable")
 
     def data(self) -> dict[str, Any]:
         assert self.run_dir is not None
@@ -186,12 +233,19 @@ class _Child:
             function, run = _NUTS, model.sample
             kwargs.update(num_warmup=settings["warmup"], delta=settings["adapt_delta"])
         start = time.perf_counter()
-        try:
-            fit = run(num_chains=settings["chains"], **kwargs)
-        except (RuntimeError, ValueError) as error:
-            raise _Failure("sampling", f"PyStan's sampler failed: {error}") from None
-        finally:
-            self.delete_cached_fits(model, function, kwargs, settings)
+        fits = self.fit_paths(model, function, kwargs, settings)
+        # httpstan names a seeded fit by its request and answers an identical request with the
+        # stored fit: identical runs at once would share, and each delete, one file. So a run
+        # holds a lock for its fit names (one of a few stripes) from start to clean-up.
+        stripe = int(hashlib.sha256("".join(map(str, fits)).encode()).hexdigest(), 16)
+        with _cache_lock(f"ratepool-fit-{stripe % _FIT_LOCK_STRIPES}.lock"):
+            _unlink(fits)  # left by a run that was killed before its clean-up
+            try:
+                fit = run(num_chains=settings["chains"], **kwargs)
+            except (RuntimeError, ValueError) as error:
+                raise _Failure("sampling", f"PyStan's sampler failed: {error}") from None
+            finally:
+                _unlink(fits)
         if fit is None:  # PyStan returns None when interrupted
             raise _Failure("interrupted", "the sampler was interrupted")
         chains = settings["chains"]
@@ -227,9 +281,11 @@ class _Child:
         try:
             result = {"ok": True, **action()}
         except _Failure as failure:
-            result = {"ok": False, "kind": failure.kind, "message": str(failure)}
-        except Exception:  # noqa: BLE001 - reported to the parent with the traceback
-            result = {"ok": False, "kind": "crash", "message": traceback.format_exc()}
+            result = {"ok": False, "kind": failure.kind, "message": str(failure),
+                      "detail": failure.detail}
+        except Exception as error:  # noqa: BLE001 - reported to the parent with the traceback
+            result = {"ok": False, "kind": "crash", "message": f"{type(error).__name__}: {error}",
+                      "detail": traceback.format_exc()}
         finally:
             os.chdir("/")
             tempfile.tempdir = None
@@ -251,9 +307,10 @@ class _Child:
         stub.executor = concurrent.futures.ProcessPoolExecutor(
             mp_context=multiprocessing.get_context("fork"), initializer=_init_worker)
 
-    def delete_cached_fits(self, model: Any, function: str, kwargs: dict[str, Any],
-                           settings: dict[str, Any]) -> None:
-        """Remove the fits httpstan stored for this run (it keeps every seeded fit for ever).
+    @staticmethod
+    def fit_paths(model: Any, function: str, kwargs: dict[str, Any],
+                  settings: dict[str, Any]) -> list[Path]:
+        """Where httpstan stores this run's fits (it keeps every seeded fit for ever).
 
         httpstan names a seeded fit by hashing its request; the same request is rebuilt here.
         """
@@ -263,21 +320,43 @@ class _Child:
         import stan
 
         encoded = json.loads(stan.model.DataJSONEncoder().encode(dict(kwargs)))
+        paths = []
         for chain in range(1, settings["chains"] + 1):
             request = dict(encoded, function=function, chain=chain, data=model.data, init={},
                            random_seed=settings["seed"])
             args = httpstan.schemas.CreateFitRequest().load(request)
             name = httpstan.fits.calculate_fit_name(args.pop("function"), model.model_name, args)
-            with contextlib.suppress(FileNotFoundError):
-                httpstan.cache.fit_path(name).unlink()
+            paths.append(httpstan.cache.fit_path(name))
+        return paths
+
+
+def _unlink(paths: list[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _cache_lock(name: str) -> Iterator[None]:
+    """An exclusive lock on the file ``name`` in httpstan's cache directory (held by one process
+    at a time, released when it ends, however it ends)."""
+    import fcntl
+
+    import httpstan.cache
+
+    directory = httpstan.cache.cache_directory()
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / name, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 class _Failure(Exception):
     """A failure to report to the parent: ``kind`` is compile, data, sampling or interrupted."""
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: str, message: str, *, detail: str = "") -> None:
         super().__init__(message)
         self.kind = kind
+        self.detail = detail
 
 
 def _by_chain(flat: Any, chains: int) -> Any:

@@ -195,8 +195,11 @@ class PyStanEngine(Engine):
             if not result_file.exists():
                 child.stop()
                 child.console.join(_STOP_GRACE_SECONDS)
+                log.error("the PyStan process's output:\n%s", tail(child.console.text))
                 raise EngineError(f"the PyStan process ended without a result (exit code "
-                                  f"{child.process.returncode}):\n{tail(child.console.text)}")
+                                  f"{child.process.returncode}); its output is in the log "
+                                  "(logger ratepool.engines.pystan). Run again; if it happens "
+                                  "again, try engine='cmdstan'")
             result = json.loads(result_file.read_text(encoding="utf-8"))
             arrays: dict[str, np.ndarray] = {}
             if (run_dir / "draws.npz").exists():
@@ -217,12 +220,18 @@ class PyStanEngine(Engine):
     @staticmethod
     def _raise(result: Mapping[str, Any], console: str) -> None:
         kind, message = result["kind"], result["message"]
+        if result.get("detail"):
+            log.debug("PyStan's %s failure in detail:\n%s", kind, result["detail"])
         if kind == "compile":
             raise CompileError(message)
         if kind == "interrupted":
             raise KeyboardInterrupt
         if kind == "crash":
-            raise EngineError(f"the PyStan process failed:\n{message}\n{tail(console)}")
+            log.error("the PyStan process failed:\n%s\n%s", result.get("detail", ""),
+                      tail(console))
+            raise EngineError(f"the PyStan process failed unexpectedly ({shorten(message)}); "
+                              "the detail is in the log (logger ratepool.engines.pystan). Run "
+                              "again; if it happens again, try engine='cmdstan'")
         raise SamplingError(f"{shorten(message)}\n--- engine output (tail) ---\n{tail(console)}")
 
     # -- compile -------------------------------------------------------------------------
