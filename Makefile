@@ -15,7 +15,8 @@ $(VENV)/.installed: $(SOURCES)
 demo: $(VENV)/.installed  ## fit the bundled example data; prints diagnostics and the entity table
 	$(VENV)/bin/ratepool fit data/example_counts.csv --window-col window
 
-test: $(VENV)/.installed  ## the whole test suite (runs python -m pytest)
+test: $(VENV)/.installed  ## import contracts (lint-imports), then the whole test suite
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
 test-fast: $(VENV)/.installed  ## only the tests that do not sample
