@@ -70,3 +70,27 @@ def test_identical_seeded_runs_at_once_all_succeed_with_identical_draws(
         np.testing.assert_array_equal(loaded[1][name], loaded[0][name], err_msg=name)
         np.testing.assert_array_equal(loaded[2][name], loaded[0][name], err_msg=name)
     assert not list((tmp_path / "cache").rglob("*.jsonlines.gz"))  # no fit left behind
+
+
+SEQUENTIAL = """
+import sys
+import numpy as np
+import ratepool
+data = ratepool.load_counts(sys.argv[1])
+config = ratepool.ModelConfig(n_samples=50, n_tune=50, n_chains=2, random_seed=7)
+engine = ratepool.get_engine("pystan")  # one engine: both runs in its one child process
+first, second = (ratepool.fit(data, config, engine=engine) for _ in range(2))
+np.testing.assert_array_equal(first.idata.posterior["mu"].values,
+                              second.idata.posterior["mu"].values)
+print("fitted twice")
+"""
+
+
+@pytest.mark.slow
+def test_identical_seeded_runs_one_after_another_in_one_process(tmp_path: Path) -> None:
+    """The sampler's worker processes outlive a run and inherit the run's fit lock: the lock is
+    released explicitly, or the next run with the same fit names waits on it for ever."""
+    done = subprocess.run([sys.executable, "-c", SEQUENTIAL, str(EXAMPLE_CSV)],
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "fitted twice" in done.stdout

@@ -338,7 +338,12 @@ def _unlink(paths: list[Path]) -> None:
 @contextlib.contextmanager
 def _cache_lock(name: str) -> Iterator[None]:
     """An exclusive lock on the file ``name`` in httpstan's cache directory (held by one process
-    at a time, released when it ends, however it ends)."""
+    at a time, released when it ends, however it ends).
+
+    The lock is released explicitly: the sampler forks worker processes that outlive the run and
+    share the open file, so closing our descriptor alone would leave the lock held by them, and
+    the next run of this process with the same lock name would wait for ever.
+    """
     import fcntl
 
     import httpstan.cache
@@ -347,7 +352,10 @@ def _cache_lock(name: str) -> Iterator[None]:
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / name, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class _Failure(Exception):
