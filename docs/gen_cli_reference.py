@@ -7,7 +7,7 @@ import argparse
 
 import mkdocs_gen_files
 
-from ratepool.cli import build_parser
+from ratepool.cli.parser import build_parser
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:

@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 
 from ratepool import cli
-from ratepool.results import atomic_write_text, load_results
+from ratepool.files import atomic_write_text
+from ratepool.outputs.results import load_results
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "example_counts.csv"

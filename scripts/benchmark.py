@@ -9,8 +9,8 @@ phi = 3) are fitted twice, each in a fresh process:
 - ``ratepool``: `ratepool.fit` with the DEFAULT `ModelConfig` (4 chains, 1000 warmup, 2000
   draws; `obs_predictions` and `entity_predictions` automatic), then the summaries the command
   line computes (`FitResult.diagnostics`, `FitResult.entity_summary`,
-  `ratepool.results.population_summary`) and, with ``--write``, the results folder
-  (`ratepool.results.write_results`: netCDF, CSVs, figures; no HTML report);
+  `ratepool.outputs.results.population_summary`) and, with ``--write``, the results folder
+  (`ratepool.outputs.results.write_results`: netCDF, CSVs, figures; no HTML report);
 - ``bare``: ``stan/bench_bare.stan`` — the same priors and sufficient-statistics likelihood
   with only mu, alpha, phi and theta and no generated quantities — on the same engine, same
   data, seed and sampler settings, through the same engine code (its draws come back the same
@@ -89,7 +89,7 @@ def simulate_rows(n_rows: int, n_entities: int, seed: int) -> pd.DataFrame:
     Window shares are Gamma(1) weights, so entity sizes vary roughly exponentially. Counts are
     NB2(theta_i, phi) with theta_i ~ Gamma(mu * alpha, alpha).
     """
-    from ratepool.simulate import draw_entity_rates, nb2_draws
+    from ratepool.model.simulate import draw_entity_rates, nb2_draws
 
     rng = np.random.default_rng(seed)
     n_windows = _window_split(rng, n_rows, n_entities)
@@ -107,7 +107,7 @@ def simulate_aggregates(n_rows: int, n_entities: int, seed: int) -> tuple[pd.Dat
     Returns the entity table (entity, n_windows, total_count) and the count histogram (value,
     frequency) that `ratepool.from_aggregates` reads.
     """
-    from ratepool.simulate import draw_entity_rates, nb2_draws
+    from ratepool.model.simulate import draw_entity_rates, nb2_draws
 
     rng = np.random.default_rng(seed)
     n_windows = _window_split(rng, n_rows, n_entities)
@@ -287,7 +287,7 @@ def run_worker(spec: dict) -> dict:
 
 def run_ratepool(spec: dict, data: object, tree: TreeMemory) -> dict:
     import ratepool
-    from ratepool.results import population_summary
+    from ratepool.outputs.results import population_summary
 
     config = _config(spec)
     start = time.perf_counter()
@@ -302,7 +302,7 @@ def run_ratepool(spec: dict, data: object, tree: TreeMemory) -> dict:
     peaks["summarise"] = tree.phase_peak()
     write = None
     if spec.get("write"):
-        from ratepool.results import write_results
+        from ratepool.outputs.results import write_results
 
         with tempfile.TemporaryDirectory(prefix="ratepool-bench-") as out:
             start = time.perf_counter()
@@ -329,11 +329,11 @@ def run_bare(spec: dict, data: object, tree: TreeMemory) -> dict:
     import arviz as az
 
     import ratepool
-    from ratepool.engines import SamplerSettings
-    from ratepool.program import StanProgram
+    from ratepool.engines.base import SamplerSettings
+    from ratepool.model.program import StanProgram
 
     config = _config(spec)
-    from ratepool.standata import stan_data
+    from ratepool.model.standata import stan_data
 
     values = stan_data(data, config)
     runner = ratepool.get_engine(config.engine)
@@ -355,7 +355,7 @@ def run_bare(spec: dict, data: object, tree: TreeMemory) -> dict:
 def compile_once(engine: str) -> dict:
     """Compile the packaged and the bare program (or find them cached)."""
     import ratepool
-    from ratepool.program import StanProgram, default_program
+    from ratepool.model.program import StanProgram, default_program
 
     runner = ratepool.get_engine(engine)
     seconds = {}

@@ -29,9 +29,9 @@ import pandas as pd
 
 
 def run_case(kind: str, rows: int, draws: int, entities: int, seed: int = 0) -> dict:
-    from ratepool.predictive import PosteriorRates
-    from ratepool.score import score_rows
-    from ratepool.simulate import nb2_draws
+    from ratepool.model.simulate import nb2_draws
+    from ratepool.posterior.predictive import PosteriorRates
+    from ratepool.posterior.score import score_rows
 
     rng = np.random.default_rng(seed)
     base = np.exp(rng.uniform(np.log(0.5), np.log(50), entities))

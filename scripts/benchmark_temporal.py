@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmark of the AR(1) temporal model: sampling time against the number of windows N.
 
-For each N, a panel simulated from the temporal model (`ratepool.simulate.simulate_ar_counts`:
+For each N, a panel simulated from the temporal model (`ratepool.model.simulate.simulate_ar_counts`:
 40 windows per entity of which about 36 are kept, so J = N / 36; mu 5, alpha 2, phi 3, rho 0.7, sigma 0.35, 10% of
 windows missing, seeded) is fitted with the DEFAULT sampler settings (4 chains x (1000 warmup
 + 2000 draws), adapt delta 0.9; obs_predictions auto) on PyStan, each N in a fresh process.
@@ -60,8 +60,9 @@ def tree_cpu_seconds() -> float:
 def run_one(n_rows: int, seed: int) -> dict:
     """One measurement (inside a fresh subprocess)."""
     import arviz as az
+
     import ratepool
-    from ratepool.simulate import simulate_ar_counts
+    from ratepool.model.simulate import simulate_ar_counts
 
     kept_per_entity = 1 + (WINDOWS_PER_ENTITY - 1) * (1 - TRUTH["missing"])
     n_entities = max(2, round(n_rows / kept_per_entity))
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_one(int(args.worker[0]), args.seed)))
         return 0
 
-    subprocess.run([sys.executable, "-c", "import ratepool; from ratepool.program import "
+    subprocess.run([sys.executable, "-c", "import ratepool; from ratepool.model.program import "
                     "temporal_program; ratepool.get_engine('pystan').compile(temporal_program())"],
                    check=True)
     rows = []

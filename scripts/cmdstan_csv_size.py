@@ -41,7 +41,7 @@ MAX_OBS_PREDICTION_VALUES = 20_000_000
 
 READER = """
 import json, resource, sys, time
-from ratepool.engines.cmdstan_files import read_cmdstan_csv
+from ratepool.engines.cmdstan_csv import read_cmdstan_csv
 start = time.perf_counter()
 run = read_cmdstan_csv(sys.argv[1:])
 seconds = time.perf_counter() - start

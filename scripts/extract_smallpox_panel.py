@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ratepool.results import atomic_write_text
+from ratepool.files import atomic_write_text
 
 FIRST_YEAR, LAST_YEAR = 1932, 1939
 OUT = Path(__file__).resolve().parent.parent / "data" / "smallpox_states_1932_1939.csv"

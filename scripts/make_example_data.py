@@ -5,7 +5,7 @@
 The committed files were written with ratepool up to commit df77c85, whose `simulate_counts`
 drew the counts with numpy's ``negative_binomial``. It now draws them as the explicit
 Gamma–Poisson mixture that simulation-based calibration uses too (one generative process in
-`ratepool.simulate`), so this script writes the same entities, windows and true rates but other
+`ratepool.model.simulate`), so this script writes the same entities, windows and true rates but other
 counts from the same model. The committed files are kept: the CmdStan fixtures and results in
 the docs were made from them.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ratepool.simulate import simulate_counts
+from ratepool.model.simulate import simulate_counts
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = dict(n_entities=40, windows=(3, 30), mu=4.0, alpha=0.8, phi=3.0, seed=20261124,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ratepool.simulate import simulate_counts
+from ratepool.model.simulate import simulate_counts
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ratepool.simulate import nb2_draws
+from ratepool.model.simulate import nb2_draws
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED, NEW_WINDOWS, SPIKES, FACTOR = 20261125, 7, 12, 5.0

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ratepool.simulate import simulate_ar_counts
+from ratepool.model.simulate import simulate_ar_counts
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = 2026

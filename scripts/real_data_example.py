@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 import ratepool
-from ratepool.results import atomic_write_text
+from ratepool.files import atomic_write_text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sbc import markdown_table  # noqa: E402  (the scripts' shared Markdown table writer)

@@ -23,18 +23,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ratepool.diagnostics import MAX_TREEDEPTH
 from ratepool.errors import RatepoolError
-from ratepool.results import atomic_write_text
-from ratepool.sbc import (
-    SBCPrior,
-    fit_ran,
-    SBCSettings,
+from ratepool.files import atomic_write_text
+from ratepool.posterior.diagnostics import MAX_TREEDEPTH
+from ratepool.posterior.sbc_checks import (
     divergence_breakdown,
+    fit_ran,
     rank_histograms,
-    run_sbc,
     uniformity_tests,
 )
+from ratepool.workflow.sbc import SBCPrior, SBCSettings, run_sbc
 
 BARS = " ▁▂▃▄▅▆▇█"
 #: Rewrite the CSV after this many simulations, so that a long run's progress is kept.
@@ -187,7 +185,7 @@ def compare(runs: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
-    logging.getLogger("ratepool.sbc").setLevel(logging.INFO)
+    logging.getLogger("ratepool.workflow.sbc").setLevel(logging.INFO)
     try:
         settings = SBCSettings(
             n_entities=args.entities, n_windows=args.windows, n_ranked_draws=args.ranked_draws,

@@ -22,10 +22,10 @@ import numpy as np
 from scipy import stats
 
 import ratepool
-from ratepool.predictive import PosteriorRates
-from ratepool.results import load_results
-from ratepool.score import score_rows
-from ratepool.score_check import null_flag_rates, predictive_rows, spike_power
+from ratepool.outputs.results import load_results
+from ratepool.posterior.predictive import PosteriorRates
+from ratepool.posterior.score import score_rows
+from ratepool.posterior.score_check import null_flag_rates, predictive_rows, spike_power
 
 
 def main() -> None:

@@ -13,18 +13,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ratepool.data import (
+from ratepool.data.counts import MAX_STAN_INT, CountData
+from ratepool.data.frame import from_dataframe
+from ratepool.data.validate import (
     COUNT_FRACTION,
     COUNT_INFINITE,
     COUNT_MISSING,
     COUNT_NEGATIVE,
     COUNT_TOO_LARGE,
-    MAX_STAN_INT,
     MISSING_LABELS,
     MISSING_WINDOWS,
-    CountData,
-    from_dataframe,
 )
+from ratepool.model.standata import base_stan_data
 
 STAN_SWITCHES = dict(mu_rate=0.1, alpha_sd=2.0, phi_sd=2.0, prior_only=False,
                      non_centered=False, entity_predictions=True, use_sufficient_stats=True,
@@ -91,7 +91,7 @@ def assert_same_statistics(cluster: CountData, frame: pd.DataFrame, **kwargs) ->
         assert got.dtype == np.int64, name
         np.testing.assert_array_equal(got, want, err_msg=name)
     assert cluster.mapping_table().equals(local.mapping_table())
-    assert cluster.to_stan_data(**STAN_SWITCHES) == local.to_stan_data(**STAN_SWITCHES)
+    assert base_stan_data(cluster, **STAN_SWITCHES) == base_stan_data(local, **STAN_SWITCHES)
     assert not cluster.has_rows
 
 

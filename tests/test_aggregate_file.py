@@ -13,11 +13,12 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+
 import ratepool
 from ratepool import aggregate_file, from_duckdb
-from ratepool.data import MAX_STAN_INT
+from ratepool.data.counts import MAX_STAN_INT
 from ratepool.engines.pystan import pystan_available
-from ratepool.fit import stan_data
+from ratepool.model.standata import stan_data
 
 
 def _rows(seed: int = 3, n_rows: int = 400, n_entities: int = 23) -> pd.DataFrame:

@@ -10,8 +10,8 @@ import pytest
 from scipy import stats
 
 import ratepool
-from ratepool.event_bytes import bytes_statistics
-from ratepool.standata import stan_data
+from ratepool.model.event_bytes import bytes_statistics
+from ratepool.model.standata import stan_data
 
 from .conftest import engine_params
 from .test_options import CONFIG, _point, assert_both_paths_equal, panel, scipy_log_density
@@ -171,7 +171,7 @@ RECOVERY_SEED = 1
 
 @pytest.fixture(scope="module")
 def recovery_fit():
-    from ratepool.simulate import simulate_counts
+    from ratepool.model.simulate import simulate_counts
 
     if not ratepool.available_engines():
         pytest.skip("no Stan engine")
@@ -217,7 +217,7 @@ def test_bytes_outputs(recovery_fit, tmp_path) -> None:
     """The entity table against the draws, predictive bytes that are 0 exactly where the
     replicated window has no events, exact prior draws, and bytes_summary.csv in the results
     folder."""
-    from ratepool.results import BYTES_FILE, FILES, population_summary, write_results
+    from ratepool.outputs.results import BYTES_FILE, FILES, population_summary, write_results
 
     _, result = recovery_fit
     idata = result.idata
@@ -241,7 +241,7 @@ def test_bytes_outputs(recovery_fit, tmp_path) -> None:
     prior_m0 = idata.prior["m0"].to_numpy().ravel()
     assert abs(prior_m0.mean() - 8.0) < 4 * 5 / np.sqrt(200)
     assert set(population_summary(idata).index) >= {"m0", "tau", "sigma_b"}
-    from ratepool.report import render_report
+    from ratepool.outputs.report import render_report
 
     out = write_results(tmp_path / "run", result, record={"data": {}},
                         render_report=render_report)
@@ -255,7 +255,7 @@ def test_bytes_outputs(recovery_fit, tmp_path) -> None:
 
 
 def test_cli_refuses_bad_bytes_naming_the_line_before_compiling(tmp_path, capsys) -> None:
-    from ratepool.cli import main
+    from ratepool.cli.main import main
 
     path = tmp_path / "counts.csv"
     _rows(bytes=[100.0, 0.0, 900.0, -40.0, 0.0, 5e6]).to_csv(path, index=False)
@@ -270,8 +270,8 @@ def test_cli_refuses_bad_bytes_naming_the_line_before_compiling(tmp_path, capsys
 def test_cli_fits_the_shipped_bytes_example(tmp_path, capsys) -> None:
     """`ratepool fit data/bytes_example.csv --bytes-col bytes` prints the bytes parameters
     and table and writes bytes_summary.csv (a short run: the output, not the estimates)."""
-    from ratepool.cli import main
-    from ratepool.results import BYTES_FILE
+    from ratepool.cli.main import main
+    from ratepool.outputs.results import BYTES_FILE
 
     from .conftest import ROOT
     from .test_cli import _small_config
@@ -293,8 +293,8 @@ def test_residual_variance_by_events_tells_window_from_event_level_variation() -
     when each event's size is an independent lognormal (sd 0.6) it falls with y, roughly like
     sqrt(log(1 + (e^0.36 - 1) / y)). Bins of >= 200 windows: an sd estimate has relative
     standard error <= 1 / sqrt(2 * 200) = 5%, so 12% is over 2 standard errors."""
-    from ratepool.event_bytes import residual_variance_by_events
-    from ratepool.simulate import simulate_counts
+    from ratepool.model.simulate import simulate_counts
+    from ratepool.posterior.bytes_summary import residual_variance_by_events
 
     simulated = simulate_counts(n_entities=60, windows=40, mu=8.0, alpha=1.0, phi=5.0, seed=5,
                                 bytes_per_event={"m0": 6.0, "tau": 1.0, "sigma_b": 0.6})

@@ -15,11 +15,13 @@ import pandas as pd
 import pytest
 
 import ratepool
-from ratepool.cli import build_parser, main
-from ratepool.engines.cmdstan_files import CmdStanRun, fit_result_from_run
+from ratepool.cli.main import main
+from ratepool.cli.parser import build_parser
 from ratepool.engines.cmdstan import find_cmdstan
+from ratepool.engines.cmdstan_csv import CmdStanRun
 from ratepool.engines.pystan import pystan_available
-from ratepool.results import FILES, load_inference_data
+from ratepool.outputs.results import FILES, load_inference_data
+from ratepool.workflow.cmdstan_run import fit_result_from_run
 
 from .conftest import CMDSTAN_SKIP_REASON, EXAMPLE_CSV
 
@@ -105,7 +107,7 @@ def test_engine_failures_exit_3(tmp_path: Path, monkeypatch, capsys) -> None:
     def failing(*args, **kwargs):
         raise ratepool.SamplingError("the sampler failed: Initialization failed")
 
-    monkeypatch.setattr("ratepool.cli.fit", failing)
+    monkeypatch.setattr("ratepool.cli.fit_commands.fit", failing)
     assert main(["fit", str(EXAMPLE_CSV), "--quiet", "--out", str(tmp_path / "out")]) == 3
     assert "Initialization failed" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
@@ -353,8 +355,9 @@ def test_report_labels_logic_with_draws_from_pystan(tmp_path: Path) -> None:
     data_json = tmp_path / "data.json"
     assert main(["export-data", str(EXAMPLE_CSV), "--window-col", "window", "-o",
                  str(data_json)]) == 0
-    from ratepool.engines import SamplerSettings, get_engine
-    from ratepool.program import default_program
+    from ratepool.engines import get_engine
+    from ratepool.engines.base import SamplerSettings
+    from ratepool.model.program import default_program
 
     settings = SamplerSettings(chains=2, warmup=200, draws=200, adapt_delta=0.9, seed=3)
     draws = get_engine("pystan").sample(default_program(), json.loads(data_json.read_text()),
@@ -374,7 +377,7 @@ def test_report_labels_logic_with_draws_from_pystan(tmp_path: Path) -> None:
 def test_report_from_real_cmdstan_output(tmp_path: Path) -> None:
     import cmdstanpy
 
-    from ratepool.program import default_program
+    from ratepool.model.program import default_program
 
     data_json = tmp_path / "run" / "data.json"
     assert main(["export-data", str(EXAMPLE_CSV), "--window-col", "window", "-o",

@@ -17,14 +17,15 @@ import pandas as pd
 import pytest
 
 import ratepool
-from ratepool.cli import main
+from ratepool.cli.main import main
 from ratepool.engines.cmdstan import CONTINUOUS_SIG_FIGS, EXACT_SIG_FIGS, output_sig_figs
-from ratepool.engines.cmdstan_files import read_cmdstan_csv, read_stan_data
+from ratepool.engines.cmdstan_csv import read_cmdstan_csv
 from ratepool.errors import DataError
-from ratepool.program import default_program
-from ratepool.plots import PLOT_FILES
-from ratepool.results import BYTES_FILE, COEFFICIENTS_FILE, FILES, load_inference_data
-from ratepool.temporal_plots import TEMPORAL_FILES
+from ratepool.model.program import default_program
+from ratepool.outputs.plots import PLOT_FILES
+from ratepool.outputs.results import BYTES_FILE, COEFFICIENTS_FILE, FILES, load_inference_data
+from ratepool.outputs.temporal_plots import TEMPORAL_FILES
+from ratepool.workflow.cmdstan_files import read_stan_data
 
 from .conftest import CMDSTAN_FIXTURES as FIXTURES
 from .conftest import EXAMPLE_CSV, ROOT
@@ -160,7 +161,7 @@ def test_export_with_every_option_is_read_back_as_the_same_data(tmp_path: Path) 
     """export-data with exposure, covariates (numeric and categorical) and zero-inflation writes
     the rows and the entity covariates; read_stan_data rebuilds the same data (exposures,
     covariate encoding) and the same Stan data, which is what 'report' needs."""
-    from ratepool.simulate import simulate_counts
+    from ratepool.model.simulate import simulate_counts
 
     frame = simulate_counts(n_entities=6, windows=(2, 5), mu=3.0, alpha=1.0, phi=2.0, seed=4,
                             exposure=(0.5, 5.0), covariate_effects={"x1": 0.1},
@@ -187,7 +188,7 @@ def test_export_with_every_option_is_read_back_as_the_same_data(tmp_path: Path) 
 def test_expected_outputs_follow_the_options() -> None:
     """What a run of the program with the options must hold: beta[P], pi, and no entity-total
     log likelihood with grouped statistics (its law has no closed form there)."""
-    from ratepool.engines.cmdstan_files import _expected_outputs
+    from ratepool.workflow.cmdstan_run import _expected_outputs
 
     base = {"J": 3, "N": 0, "non_centered": 0, "obs_predictions": 0, "entity_predictions": 1}
     assert _expected_outputs(base)["log_lik_entity"] == (3,)

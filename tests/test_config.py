@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from ratepool import ConfigError, ModelConfig
-from ratepool.cli import main
-from ratepool.config import SECTIONS
+from ratepool.cli.main import main
+from ratepool.model.config import SECTIONS
 
 from .conftest import EXAMPLE_CSV, ROOT
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import ratepool
-from ratepool.data import from_dataframe
+from ratepool.data.frame import from_dataframe
 from ratepool.errors import DataError, MissingDependencyError
 
 from . import cluster_cases as cases

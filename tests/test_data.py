@@ -9,15 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ratepool.data import (
-    MAX_STAN_INT,
-    _exact_bincount,
-    count_histogram,
-    from_aggregates,
-    from_dataframe,
-    load_counts,
-)
+from ratepool.data.counts import MAX_STAN_INT, _exact_bincount, count_histogram
+from ratepool.data.frame import from_aggregates, from_dataframe
+from ratepool.data.tables import load_counts
 from ratepool.errors import DataError
+from ratepool.model.standata import base_stan_data
 
 STAN_SWITCHES = dict(mu_rate=0.1, alpha_sd=2.0, phi_sd=2.0, prior_only=False,
                      non_centered=False, entity_predictions=True)
@@ -94,7 +90,7 @@ def test_from_aggregates_equals_from_dataframe_on_the_same_windows() -> None:
         assert getattr(aggregated, name).tolist() == getattr(raw, name).tolist(), name
     assert not aggregated.has_rows and raw.has_rows
     kwargs = dict(STAN_SWITCHES, use_sufficient_stats=True, obs_predictions=False)
-    assert aggregated.to_stan_data(**kwargs) == raw.to_stan_data(**kwargs)
+    assert base_stan_data(aggregated, **kwargs) == base_stan_data(raw, **kwargs)
 
 
 def test_histogram_rows_with_zero_frequency_are_dropped() -> None:
@@ -106,14 +102,14 @@ def test_histogram_rows_with_zero_frequency_are_dropped() -> None:
 
 def test_stan_data_is_consistent_with_the_rows() -> None:
     data = from_dataframe(random_rows(6))
-    full = data.to_stan_data(**STAN_SWITCHES, use_sufficient_stats=False, obs_predictions=True)
+    full = base_stan_data(data, **STAN_SWITCHES, use_sufficient_stats=False, obs_predictions=True)
     assert full["N"] == len(full["y"]) == len(full["entity"]) == data.n_windows_total
     assert min(full["entity"]) == 1 and max(full["entity"]) == full["J"]
     assert sum(full["count_freq"]) == full["N"]
     np.testing.assert_array_equal(
         np.bincount(np.asarray(full["entity"]) - 1, weights=full["y"]), full["entity_total"])
     assert full["use_sufficient_stats"] == 0 and full["obs_predictions"] == 1
-    lean = data.to_stan_data(**STAN_SWITCHES, use_sufficient_stats=True, obs_predictions=False)
+    lean = base_stan_data(data, **STAN_SWITCHES, use_sufficient_stats=True, obs_predictions=False)
     assert lean["N"] == 0 and lean["y"] == [] and lean["entity"] == []
     assert lean["entity_total"] == full["entity_total"]
 
@@ -124,7 +120,7 @@ def test_aggregates_cannot_give_per_observation_outputs() -> None:
     data = from_aggregates(entities, histogram)
     for use_sufficient_stats, obs_predictions in ((False, False), (True, True)):
         with pytest.raises(DataError, match="likelihood='sufficient' and obs_predictions=False"):
-            data.to_stan_data(**STAN_SWITCHES, use_sufficient_stats=use_sufficient_stats,
+            base_stan_data(data, **STAN_SWITCHES, use_sufficient_stats=use_sufficient_stats,
                               obs_predictions=obs_predictions)
 
 
@@ -132,7 +128,7 @@ def test_entity_totals_beyond_the_stan_int_range_are_exact() -> None:
     counts = [MAX_STAN_INT, MAX_STAN_INT, MAX_STAN_INT, 5, 0]
     data = from_dataframe(pd.DataFrame({"entity": ["a", "a", "a", "b", "b"], "count": counts}))
     assert data.entity_total.tolist() == [3 * MAX_STAN_INT, 5]
-    stan = data.to_stan_data(**STAN_SWITCHES, use_sufficient_stats=True, obs_predictions=False)
+    stan = base_stan_data(data, **STAN_SWITCHES, use_sufficient_stats=True, obs_predictions=False)
     assert stan["entity_total"] == [float(3 * MAX_STAN_INT), 5.0]
 
 

@@ -6,17 +6,17 @@ import arviz as az
 import numpy as np
 import pytest
 
-from ratepool.diagnostics import (
+from ratepool.posterior.diagnostics import (
     GOOD,
     PROBLEM,
     WARNING,
+    diagnostic_rows,
     format_diagnostics,
     get_model_diagnostics,
     grade_divergences,
+    grade_ebfmi,
     grade_ess,
     grade_r_hat,
-    grade_ebfmi,
-    diagnostic_rows,
 )
 
 

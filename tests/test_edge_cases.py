@@ -12,12 +12,13 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-import ratepool
-from ratepool.data import MAX_STAN_INT
-from ratepool.fit import stan_data
-from ratepool.program import default_program
-from ratepool.simulate import simulate_counts
 from scipy import special, stats
+
+import ratepool
+from ratepool.data.counts import MAX_STAN_INT
+from ratepool.model.program import default_program
+from ratepool.model.simulate import simulate_counts
+from ratepool.model.standata import stan_data
 
 from .conftest import CMDSTAN_RUNS, engine_params
 

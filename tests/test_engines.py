@@ -17,7 +17,7 @@ import pytest
 import ratepool
 from ratepool.engines.cmdstan import find_cmdstan
 from ratepool.errors import CompileError, EngineNotFoundError
-from ratepool.program import StanProgram, default_program
+from ratepool.model.program import StanProgram, default_program
 
 from .conftest import CMDSTAN_SKIP_REASON, EXAMPLE_CSV
 

@@ -18,15 +18,15 @@ from scipy import stats
 import ratepool
 from ratepool import ConfigError, ModelConfig
 from ratepool.engines.base import Draws
-from ratepool.entity_predictive import (
+from ratepool.model.predictions import entity_predictions_on
+from ratepool.model.simulate import entity_replicates, simulate_counts
+from ratepool.model.standata import stan_data
+from ratepool.outputs.plots import ppc_figure
+from ratepool.posterior.entity_predictive import (
     add_prior_replicates,
-    entity_predictions_on,
     entity_predictive,
     entity_total_log_lik,
 )
-from ratepool.plots import ppc_figure
-from ratepool.simulate import entity_replicates, simulate_counts
-from ratepool.standata import stan_data
 
 
 def _data(n_entities: int, seed: int = 3) -> ratepool.CountData:

@@ -13,16 +13,25 @@ from pathlib import Path
 import pytest
 
 import ratepool
-from ratepool.tempdirs import owner_gone
-from ratepool.engines import SamplerSettings
+from ratepool.engines.base import SamplerSettings
 from ratepool.errors import CompileError, SamplingError
-from ratepool.fit import stan_data
-from ratepool.program import StanProgram, default_program
+from ratepool.model.program import StanProgram, default_program
+from ratepool.model.standata import stan_data
+from ratepool.tempdirs import owner_gone
 
 from .conftest import EXAMPLE_CSV
-from .test_interrupts import (DISPOSITIONS, EXIT_TIMEOUT, MARKER_TIMEOUT, fit_command,
-                              short_tmp, snapshot, start_with_sigint, wait_for_file,
-                              wait_for_group_exit, write_config)
+from .test_interrupts import (
+    DISPOSITIONS,
+    EXIT_TIMEOUT,
+    MARKER_TIMEOUT,
+    fit_command,
+    short_tmp,
+    snapshot,
+    start_with_sigint,
+    wait_for_file,
+    wait_for_group_exit,
+    write_config,
+)
 
 SETTINGS = SamplerSettings(chains=1, warmup=50, draws=50, adapt_delta=0.8, seed=1)
 

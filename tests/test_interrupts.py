@@ -176,10 +176,10 @@ def test_import_ratepool_is_light() -> None:
 
 
 def test_importing_the_fit_submodule_keeps_ratepool_fit_the_function() -> None:
-    """``ratepool.fit`` is both a function and a submodule; importing the submodule first must
-    not rebind the package attribute to the module."""
-    probe = ("import ratepool.fit, ratepool\n"
-             "assert callable(ratepool.fit) and ratepool.fit.__module__ == 'ratepool.fit'\n")
+    """``ratepool.fit`` is the function; importing the module that defines it first must not
+    change that."""
+    probe = ("import ratepool.workflow.fit, ratepool\n"
+             "assert callable(ratepool.fit) and ratepool.fit.__module__ == 'ratepool.workflow.fit'\n")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           timeout=EXIT_TIMEOUT)
     assert done.returncode == 0, done.stderr

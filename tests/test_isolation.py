@@ -22,7 +22,7 @@ import pytest
 import ratepool
 from ratepool import tempdirs
 from ratepool.engines.pystan import pystan_available
-from ratepool.program import StanProgram, default_program
+from ratepool.model.program import StanProgram, default_program
 
 from .conftest import ROOT
 
@@ -68,7 +68,7 @@ def _process_wide_changes(path: Path) -> list[str]:
 def test_library_code_changes_no_process_wide_state() -> None:
     """Only the command line (cli.py) configures logging; the PyStan child process (a program of
     its own) may set up its own process. Everything else leaves the process alone."""
-    allowed = {PACKAGE / "cli.py", PACKAGE / "engines" / "_pystan_child.py"}
+    allowed = {PACKAGE / "cli" / "main.py", PACKAGE / "engines" / "_pystan_child.py"}
     found = [hit for path in sorted(PACKAGE.rglob("*.py")) if path not in allowed
              for hit in _process_wide_changes(path)]
     assert found == []
@@ -77,7 +77,7 @@ def test_library_code_changes_no_process_wide_state() -> None:
 def test_writing_files_does_not_flip_the_umask(tmp_path: Path, monkeypatch) -> None:
     """Atomic files and folders get the permissions the umask gives, without os.umask calls
     (flipping the umask races with every other thread creating files)."""
-    from ratepool.results import atomic_directory, atomic_write_text
+    from ratepool.files import atomic_directory, atomic_write_text
 
     calls = []
     real = os.umask

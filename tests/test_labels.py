@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 
 import ratepool
-from ratepool.cli import main
-from ratepool.engines.cmdstan_files import read_stan_data
+from ratepool.cli.main import main
+from ratepool.data.labels import label_order
 from ratepool.errors import DataError
-from ratepool.labels import label_order
-from ratepool.results import FILES, load_inference_data, load_results, write_results
+from ratepool.outputs.results import FILES, load_inference_data, load_results, write_results
+from ratepool.workflow.cmdstan_files import read_stan_data
 
 from .test_results import record_for, synthetic_result
 

@@ -13,8 +13,8 @@ import pytest
 from scipy import stats
 
 import ratepool
-from ratepool.fit import stan_data
-from ratepool.program import default_program
+from ratepool.model.program import default_program
+from ratepool.model.standata import stan_data
 
 from .conftest import engine_params
 

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 import ratepool
+from ratepool.model.standata import base_stan_data
 
 
 def _frame(labels, counts) -> pd.DataFrame:
@@ -55,7 +56,7 @@ def test_mixed_type_labels_have_a_deterministic_order() -> None:
 
 def test_stan_data_uses_one_based_indices() -> None:
     data = ratepool.from_dataframe(_frame(["x", "y", "y"], [2, 0, 5]))
-    stan = data.to_stan_data(mu_rate=0.1, alpha_sd=2, phi_sd=2, use_sufficient_stats=False,
+    stan = base_stan_data(data, mu_rate=0.1, alpha_sd=2, phi_sd=2, use_sufficient_stats=False,
                              prior_only=False, non_centered=False, obs_predictions=True,
                              entity_predictions=True)
     assert stan["entity"] == [1, 2, 2] and stan["y"] == [2, 0, 5]

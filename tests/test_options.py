@@ -9,8 +9,8 @@ import pytest
 from scipy import stats
 
 import ratepool
-from ratepool.program import default_program
-from ratepool.standata import group_statistics, stan_data
+from ratepool.model.program import default_program
+from ratepool.model.standata import group_statistics, stan_data
 
 from .conftest import engine_params
 
@@ -132,7 +132,7 @@ def test_options_off_gives_the_base_programs_draws_bit_for_bit(engine: str,
     seed gives identical posterior and predictive arrays (the base program is the one before
     the options were added, kept as a fixture). The base program reads the same data fields
     but the options', which CmdStan and PyStan ignore when present."""
-    from ratepool.program import StanProgram
+    from ratepool.model.program import StanProgram
 
     config = ratepool.ModelConfig(n_samples=150, n_tune=150, n_chains=2,
                                   parameterization=parameterization)
@@ -168,7 +168,7 @@ SIMULATIONS = {
 
 
 def _fit_simulation(option: str, engine: str):
-    from ratepool.simulate import simulate_counts
+    from ratepool.model.simulate import simulate_counts
 
     options = SIMULATIONS[option]
     simulated = simulate_counts(n_entities=40, windows=(10, 30), mu=4.0, alpha=1.5, phi=3.0,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import ratepool
-from ratepool.simulate import simulate_counts
+from ratepool.model.simulate import simulate_counts
 
 #: z bound on the difference of two independent Monte Carlo estimates of the same mean.
 Z = 4.0

@@ -9,12 +9,12 @@ import math
 
 import numpy as np
 
-from ratepool import plots
-from ratepool.config import ModelConfig
-from ratepool.diagnostics import THRESHOLDS
-from ratepool.prior import prior_predictive_check
-from ratepool.report import render_report
-from ratepool.results import population_summary
+from ratepool.model.config import ModelConfig
+from ratepool.model.prior import prior_predictive_check
+from ratepool.outputs import plots
+from ratepool.outputs.report import render_report
+from ratepool.outputs.results import population_summary
+from ratepool.posterior.diagnostics import THRESHOLDS
 
 from .test_results import record_for, synthetic_result
 
@@ -74,7 +74,7 @@ def test_coefficient_forest_plot_shows_rate_ratios_per_original_unit() -> None:
     own scale (here a scale of 2: beta = log 4 per sd is a ratio of 2 per unit)."""
     import arviz as az
 
-    from ratepool.covariates import EntityCovariates
+    from ratepool.data.covariates import EntityCovariates
 
     covariates = EntityCovariates(("x",), np.zeros((3, 1)), np.zeros(1), np.array([2.0]), {},
                                   ("x",))

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import ratepool
-from ratepool.prior import PLAUSIBLE_RANGE, prior_predictive_check
+from ratepool.model.prior import PLAUSIBLE_RANGE, prior_predictive_check
 
 
 def _prior_idata(y_pred: np.ndarray) -> az.InferenceData:

@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 from scipy import stats
 from scipy.special import gammaln
 
-from ratepool.data import from_aggregates, from_dataframe
+from ratepool.data.frame import from_aggregates, from_dataframe
 from ratepool.engines.pystan import pystan_available
-from ratepool.program import default_program
+from ratepool.model.program import default_program
+from ratepool.model.standata import base_stan_data
 
 # Hashable labels of two types that never compare equal to each other (so that no two distinct
 # labels collapse into one entity), including empty strings, unicode and huge integers.
@@ -129,7 +130,7 @@ def test_stan_likelihood_paths_agree(case: Any) -> None:
               "theta": point["theta"]}
     values = []
     for sufficient in (True, False):
-        stan_data = data.to_stan_data(mu_rate=0.1, alpha_sd=2.0, phi_sd=2.0,
+        stan_data = base_stan_data(data, mu_rate=0.1, alpha_sd=2.0, phi_sd=2.0,
                                       use_sufficient_stats=sufficient, prior_only=False,
                                       non_centered=False, obs_predictions=False,
                                       entity_predictions=False)

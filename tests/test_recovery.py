@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import ratepool
-from ratepool.simulate import simulate_counts
+from ratepool.model.simulate import simulate_counts
 
 CONFIG = ratepool.ModelConfig(n_samples=1000, n_tune=1000)
 

@@ -18,23 +18,22 @@ import pytest
 
 import ratepool
 from ratepool import DataError, ModelConfig, RatepoolError
-from ratepool import results as results_module
-from ratepool.cli import main
-from ratepool.engines.cmdstan_files import labels_path_for, read_stan_data
+from ratepool.cli.main import main
 from ratepool.engines.base import Draws
-from ratepool.fit import FitResult
-from ratepool.inference import build_inference_data
-from ratepool.program import default_program
-from ratepool.report import render_report
-from ratepool.results import (
+from ratepool.files import atomic_directory, atomic_write_text
+from ratepool.model.program import default_program
+from ratepool.outputs import results as results_module
+from ratepool.outputs.report import render_report
+from ratepool.outputs.results import (
     FILES,
-    atomic_directory,
-    atomic_write_text,
     json_ready,
     load_inference_data,
     load_results,
     write_results,
 )
+from ratepool.posterior.fit_result import FitResult
+from ratepool.posterior.inference import build_inference_data
+from ratepool.workflow.cmdstan_files import labels_path_for, read_stan_data
 
 from .conftest import EXAMPLE_CSV
 
@@ -353,7 +352,7 @@ def test_run_record_names_the_program_that_ran(tmp_path: Path) -> None:
     other = tmp_path / "my_variant.stan"
     other.write_text(default_program().code + "\n// a variant\n")
     result = synthetic_result(["a", "b"])
-    result.program = ratepool.program.StanProgram.from_file(other)
+    result.program = ratepool.model.program.StanProgram.from_file(other)
     record = record_for(result)
     assert record["stan_program"] == {"file": "my_variant.stan",
                                       "sha256": result.program.sha256}

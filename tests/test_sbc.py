@@ -9,18 +9,16 @@ import pytest
 from scipy import stats
 
 from ratepool.errors import ConfigError
-from ratepool.sbc import (
+from ratepool.posterior.sbc_checks import divergence_breakdown, rank_histograms, uniformity_tests
+from ratepool.workflow.sbc import (
     SBCPrior,
     SBCSettings,
-    divergence_breakdown,
     draw_parameters,
-    rank_histograms,
     rank_of,
     ranked_parameters,
     run_sbc,
     simulate_data,
     thin_draws,
-    uniformity_tests,
 )
 
 from .conftest import engine_params

@@ -1,4 +1,4 @@
-"""Scoring new windows and predicting totals (`ratepool.score`, `ratepool.predict`).
+"""Scoring new windows and predicting totals (`ratepool.posterior.score`, `ratepool.posterior.predict`).
 
 The fast tests use synthetic posterior draws and check every probability against an independent
 computation: mpmath at 50 digits (explicit sums), scipy.stats.nbinom per draw, brute-force
@@ -22,20 +22,25 @@ from scipy import stats
 
 import ratepool
 from ratepool import DataError, ModelConfig, RatepoolError
-from ratepool.cli import main
+from ratepool.cli.main import main
 from ratepool.engines.pystan import pystan_available
-from ratepool.predict import predict_totals
-from ratepool.predictive import MixtureLaw, PosteriorRates, mixture_moments, mixture_quantiles
-from ratepool.predictive import tail_probabilities
-from ratepool.results import load_results, write_results
-from ratepool.score import AnomalyRule, benjamini_hochberg, score_frame
-from ratepool.score_check import null_flag_rates, predictive_rows, spike_power
-from ratepool.score_plots import anomalies_figure
-from ratepool.simulate import nb2_draws
+from ratepool.model.simulate import nb2_draws
+from ratepool.outputs.results import load_results, write_results
+from ratepool.outputs.score_plots import anomalies_figure
+from ratepool.posterior.anomaly import AnomalyRule, benjamini_hochberg
+from ratepool.posterior.predict import predict_totals
+from ratepool.posterior.predictive import (
+    MixtureLaw,
+    PosteriorRates,
+    mixture_moments,
+    mixture_quantiles,
+    tail_probabilities,
+)
+from ratepool.posterior.score import score_frame
+from ratepool.posterior.score_check import null_flag_rates, predictive_rows, spike_power
 
 from .conftest import EXAMPLE_CSV, engine_params
 from .test_results import record_for, synthetic_result
-
 
 
 def make_rates(labels: list, n_draws: int = 60, seed: int = 0,
@@ -486,7 +491,7 @@ def test_injected_spikes_are_flagged(example_rates: PosteriorRates) -> None:
 
 @pytest.fixture(scope="module")
 def options_fit():
-    from ratepool.simulate import simulate_counts
+    from ratepool.model.simulate import simulate_counts
 
     simulated = simulate_counts(n_entities=10, windows=(5, 10), mu=4.0, alpha=1.5, phi=3.0,
                                 seed=5, exposure=(0.5, 20.0), covariate_effects={"x1": 0.1},

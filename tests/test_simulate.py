@@ -1,11 +1,11 @@
-"""The one numpy generative process (``ratepool.simulate``), against scipy (no sampling)."""
+"""The one numpy generative process (``ratepool.model.simulate``), against scipy (no sampling)."""
 
 from __future__ import annotations
 
 import numpy as np
 from scipy import stats
 
-from ratepool.simulate import nb2_draws, simulate_counts
+from ratepool.model.simulate import nb2_draws, simulate_counts
 
 
 def test_nb2_draws_match_scipy_and_survive_the_prior_extremes() -> None:

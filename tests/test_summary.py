@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 import ratepool
-from ratepool.summary import entity_summary
+from ratepool.posterior.summary import entity_summary
 
 
 def _data() -> ratepool.CountData:

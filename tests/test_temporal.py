@@ -10,9 +10,9 @@ import pytest
 from scipy import linalg, stats
 
 import ratepool
-from ratepool.program import temporal_program
-from ratepool.simulate import simulate_ar_counts, simulate_counts
-from ratepool.temporal import check_temporal, temporal_stan_data, window_layout
+from ratepool.model.program import temporal_program
+from ratepool.model.simulate import simulate_ar_counts, simulate_counts
+from ratepool.model.temporal import check_temporal, temporal_stan_data, window_layout
 
 from .conftest import engine_params
 
@@ -287,8 +287,8 @@ def test_cli_fit_prints_rho_sigma_and_writes_the_temporal_outputs(tmp_path, caps
     written; prior draws carry rho and sigma too."""
     import json
 
-    from ratepool.cli import main
-    from ratepool.results import load_inference_data
+    from ratepool.cli.main import main
+    from ratepool.outputs.results import load_inference_data
 
     simulated = simulate_ar_counts(n_entities=4, windows=12, mu=5.0, alpha=2.0, phi=3.0,
                                    rho=0.6, sigma=0.3, seed=2, missing=0.2)
@@ -331,7 +331,7 @@ def test_diagnostics_grade_rho_and_sigma() -> None:
     over mu, alpha and phi, and `diagnose --strict` fails on any Problem."""
     import arviz as az
 
-    from ratepool.diagnostics import get_model_diagnostics
+    from ratepool.posterior.diagnostics import get_model_diagnostics
 
     rng = np.random.default_rng(0)
     mixed = {name: rng.normal(1.0, 0.1, (4, 500)) for name in ("mu", "alpha", "phi", "sigma")}

@@ -19,7 +19,7 @@ import pytest
 from scipy import integrate, stats
 
 import ratepool
-from ratepool.simulate import simulate_ar_counts
+from ratepool.model.simulate import simulate_ar_counts
 
 # The brief's example: theta 5, phi 3, rho 0.8, sigma 0.3, the state 0.8 at the last window.
 THETA, PHI, RHO, SIGMA, ETA_LAST = 5.0, 3.0, 0.8, 0.3, 0.8
@@ -29,7 +29,7 @@ S2 = SIGMA**2 / (1 - RHO**2)
 def one_draw_rates():
     """The temporal rates of one posterior draw at the example's values: entity "a" last fitted
     at window 10 (integer windows)."""
-    from ratepool.temporal_score import TemporalRates
+    from ratepool.posterior.temporal_score import TemporalRates
 
     labels = np.array(["a"], dtype=object)
     return TemporalRates(labels=labels, theta=np.array([[THETA]]), theta_new=np.array([THETA]),
@@ -61,7 +61,7 @@ def test_one_draw_matches_simulation_and_quadrature(gap: int) -> None:
     """P(Y >= y) and P(Y <= y) at a window g steps after the last: within 4 binomial standard
     errors of 10^6 counts simulated step by step through the AR(1) (eta <- rho eta + sigma z,
     g times), and within 1e-9 relative of scipy quadrature over the state's normal law."""
-    from ratepool.score import score_rows
+    from ratepool.posterior.score import score_rows
 
     rng = np.random.default_rng(20261203 + gap)
     n = 1_000_000
@@ -89,7 +89,7 @@ def test_pit_of_counts_drawn_from_the_model_is_uniform() -> None:
     """Counts simulated through the AR(1) three steps after the last window: their randomised
     PIT is Uniform(0, 1) (Kolmogorov-Smirnov at level 0.001), which needs cdf, pmf and their
     use in the table to agree with the law."""
-    from ratepool.score import score_rows
+    from ratepool.posterior.score import score_rows
 
     rng = np.random.default_rng(7)
     n = 4000
@@ -105,7 +105,7 @@ def test_pit_of_counts_drawn_from_the_model_is_uniform() -> None:
 def test_far_tails_keep_their_relative_precision() -> None:
     """Counts far above the predictive (P down to ~1e-35) and a zero far below a large rate:
     the adaptive quadrature against scipy quadrature to 1e-9 relative."""
-    from ratepool.temporal_law import temporal_tails
+    from ratepool.posterior.temporal_law import temporal_tails
 
     cases = [(60, 1.5, 0.4, 3.0), (400, 1.5, 0.4, 3.0), (2000, 1.2, 0.3, 3.0),
              (150, -0.5, 1.0, 2.0), (0, 4.0, 0.3, 10.0)]
@@ -120,7 +120,7 @@ def test_far_tails_keep_their_relative_precision() -> None:
 def test_the_static_law_flags_fifteen_times_too_often() -> None:
     """The example of the issue: P(Y >= 25) is 4.4e-4 under NB2(5, 3), but 6.9e-3 at a typical
     window (50 steps on: nearly stationary) and 3.0e-2 one step after eta = 0.8."""
-    from ratepool.score import score_rows
+    from ratepool.posterior.score import score_rows
 
     table = score_rows(one_draw_rates(), pd.Series(["a", "a"], dtype=object),
                        np.array([25, 25]), window=np.array([11, 60])).table
@@ -130,9 +130,9 @@ def test_the_static_law_flags_fifteen_times_too_often() -> None:
 
 
 def test_windows_in_or_before_the_fitted_span_are_refused() -> None:
-    from ratepool.predict import predict_totals
-    from ratepool.score import score_rows
-    from ratepool.temporal_score import TemporalWindowError
+    from ratepool.posterior.predict import predict_totals
+    from ratepool.posterior.score import score_rows
+    from ratepool.posterior.temporal_score import TemporalWindowError
 
     rates = one_draw_rates()
     for window in (10, 4):
@@ -252,8 +252,8 @@ def test_cli_scores_a_temporal_results_folder_with_date_windows(tmp_path, capsys
     """``ratepool fit --temporal ar1`` on daily windows, then ``ratepool score`` on later days:
     the written p-values are the model's law at each day, and a day inside the fitted span is
     refused naming the entity and the day."""
-    from ratepool.cli import main
-    from ratepool.results import load_inference_data
+    from ratepool.cli.main import main
+    from ratepool.outputs.results import load_inference_data
 
     frame = _simulated()
     start = pd.Timestamp("2026-01-01")

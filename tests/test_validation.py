@@ -12,8 +12,10 @@ import pandas as pd
 import pytest
 
 import ratepool
-from ratepool.data import MAX_STAN_INT, from_aggregates, from_dataframe, load_counts
-from ratepool.engines import Engine
+from ratepool.data.counts import MAX_STAN_INT
+from ratepool.data.frame import from_aggregates, from_dataframe
+from ratepool.data.tables import load_counts
+from ratepool.engines.base import Engine
 from ratepool.errors import ConfigError, DataError, RatepoolError
 
 

@@ -7,36 +7,33 @@ Stan model.
 
 The public names load on first use (PEP 562), so ``import ratepool`` is cheap: the ``ratepool``
 command installs its Ctrl-C handler before arviz, pandas and the engines are imported.
-``from ratepool import fit`` and ``ratepool.fit`` work as usual.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
 #: Public name -> the submodule defining it.
 _SOURCES = {
-    "ModelConfig": "config",
-    "CountData": "data",
-    "load_counts": "data",
-    "from_dataframe": "data",
-    "from_aggregates": "data",
-    "aggregate_file": "duckdb_source",
-    "from_duckdb": "duckdb_source",
-    "from_dask": "dask_source",
-    "from_spark": "spark_source",
-    "fit": "fit",
-    "sample_prior": "fit",
-    "FitResult": "fit",
-    "get_model_diagnostics": "diagnostics",
-    "entity_summary": "summary",
-    "prior_predictive_check": "prior",
+    "ModelConfig": "model.config",
+    "CountData": "data.counts",
+    "load_counts": "data.tables",
+    "from_dataframe": "data.frame",
+    "from_aggregates": "data.frame",
+    "aggregate_file": "data.duckdb_source",
+    "from_duckdb": "data.duckdb_source",
+    "from_dask": "data.dask_source",
+    "from_spark": "data.spark_source",
+    "fit": "workflow.fit",
+    "sample_prior": "workflow.fit",
+    "FitResult": "posterior.fit_result",
+    "get_model_diagnostics": "posterior.diagnostics",
+    "entity_summary": "posterior.summary",
+    "prior_predictive_check": "model.prior",
     "get_engine": "engines",
     "available_engines": "engines",
     "RatepoolError": "errors",
@@ -52,19 +49,20 @@ _SOURCES = {
 __all__ = [*_SOURCES, "__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
-    from .config import ModelConfig
-    from .dask_source import from_dask
-    from .data import CountData, from_aggregates, from_dataframe, load_counts
-    from .diagnostics import get_model_diagnostics
-    from .duckdb_source import aggregate_file, from_duckdb
-    from .engines import available_engines, get_engine
-    from .errors import (CompileError, ConfigError, DataError, EngineError,
-                         EngineNotFoundError, MissingDependencyError, RatepoolError,
-                         SamplingError)
-    from .fit import FitResult, fit, sample_prior
-    from .prior import prior_predictive_check
-    from .spark_source import from_spark
-    from .summary import entity_summary
+    from ratepool.data.counts import CountData
+    from ratepool.data.dask_source import from_dask
+    from ratepool.data.duckdb_source import aggregate_file, from_duckdb
+    from ratepool.data.frame import from_aggregates, from_dataframe
+    from ratepool.data.spark_source import from_spark
+    from ratepool.data.tables import load_counts
+    from ratepool.engines import available_engines, get_engine
+    from ratepool.errors import CompileError, ConfigError, DataError, EngineError, EngineNotFoundError, MissingDependencyError, RatepoolError, SamplingError
+    from ratepool.model.config import ModelConfig
+    from ratepool.model.prior import prior_predictive_check
+    from ratepool.posterior.diagnostics import get_model_diagnostics
+    from ratepool.posterior.fit_result import FitResult
+    from ratepool.posterior.summary import entity_summary
+    from ratepool.workflow.fit import fit, sample_prior
 
 
 def _import_arviz() -> None:
@@ -89,21 +87,6 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
-
-
-class _Package(types.ModuleType):
-    """Keeps a public name that is also a submodule's name (``fit``) bound to the function:
-    importing the submodule ``ratepool.fit`` sets the package attribute to the module, which
-    the eager ``from .fit import fit`` used to overwrite."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if (_SOURCES.get(name) == name and isinstance(value, types.ModuleType)
-                and value.__name__ == f"{__name__}.{name}"):
-            value = getattr(value, name)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
 
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -27,10 +27,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``ratepool`` command line; return its exit code (130 when interrupted)."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        from ._testhooks import pause_at
+        from ratepool._testhooks import pause_at
 
         pause_at("import")
-        from .cli import main as cli_main
+        from ratepool.cli.main import main as cli_main
 
         return cli_main(argv)
     except KeyboardInterrupt:

@@ -16,8 +16,8 @@ import secrets
 from pathlib import Path
 from typing import Iterator
 
-from .errors import RatepoolError
-from .tempdirs import owned_dir, owner_gone, release_lock
+from ratepool.errors import RatepoolError
+from ratepool.tempdirs import owned_dir, owner_gone, release_lock
 
 __all__ = ["atomic_file", "atomic_write_text", "atomic_directory", "file_sha256"]
 

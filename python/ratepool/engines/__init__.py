@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import logging
 
-from ..config import ENGINES
-from ..errors import ConfigError, EngineNotFoundError
-from .base import Draws, Engine, SamplerSettings
+from ratepool.engines.base import Draws, Engine, SamplerSettings
+from ratepool.errors import ConfigError, EngineNotFoundError
+from ratepool.model.config import ENGINES
 
 __all__ = ["Draws", "Engine", "SamplerSettings", "get_engine", "available_engines"]
 
@@ -18,8 +18,8 @@ log = logging.getLogger(__name__)
 
 def available_engines() -> list[str]:
     """Names of the engines that can run on this machine, in order of preference."""
-    from .cmdstan import find_cmdstan
-    from .pystan import pystan_available
+    from ratepool.engines.cmdstan import find_cmdstan
+    from ratepool.engines.pystan import pystan_available
 
     names = []
     if find_cmdstan() is not None:
@@ -43,8 +43,8 @@ def get_engine(name: str = "auto") -> Engine:
     if name not in ENGINES:
         raise ConfigError(f"engine must be one of {list(ENGINES)}, got {name!r}")
     if name == "auto":
-        from .cmdstan import CMDSTAN_INSTALL_HINT, find_cmdstan
-        from .pystan import pystan_available
+        from ratepool.engines.cmdstan import CMDSTAN_INSTALL_HINT, find_cmdstan
+        from ratepool.engines.pystan import pystan_available
 
         home = find_cmdstan()
         if home is not None:
@@ -59,9 +59,9 @@ def get_engine(name: str = "auto") -> Engine:
                 f"no Stan engine is available: {CMDSTAN_INSTALL_HINT} (pip install pystan)"
             )
     if name == "cmdstan":
-        from .cmdstan import CmdStanEngine
+        from ratepool.engines.cmdstan import CmdStanEngine
 
         return CmdStanEngine()
-    from .pystan import PyStanEngine
+    from ratepool.engines.pystan import PyStanEngine
 
     return PyStanEngine()

@@ -317,6 +317,7 @@ class _Child:
         import httpstan.cache
         import httpstan.fits
         import httpstan.schemas
+
         import stan
 
         encoded = json.loads(stan.model.DataJSONEncoder().encode(dict(kwargs)))

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..program import StanProgram
+from ratepool.model.program import StanProgram
 
 __all__ = ["Draws", "SamplerSettings", "Engine", "SAMPLE_STAT_NAMES", "shorten", "tail"]
 

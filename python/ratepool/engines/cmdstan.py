@@ -1,6 +1,6 @@
 """The CmdStan engine (through cmdstanpy): the default wherever CmdStan is installed.
 
-Compiled executables live in the per-user cache (`ratepool.program.cache_root`), keyed by the
+Compiled executables live in the per-user cache (`ratepool.model.program.cache_root`), keyed by the
 program's SHA-256 and the CmdStan version; a build happens in an owned directory that is
 renamed into place, so concurrent processes never see a half-written executable. Each run
 writes its data JSON and CmdStan's CSVs into a private directory that is deleted afterwards.
@@ -19,12 +19,12 @@ from typing import Any, Mapping
 import numpy as np
 import stanio
 
-from .._testhooks import pause_at
-from ..errors import CompileError, EngineError, EngineNotFoundError, SamplingError
-from ..program import StanProgram, cache_root
-from ..tempdirs import owned_dir, owned_tempdir, release_lock
-from .base import Draws, Engine, SamplerSettings, shorten, tail
-from .cmdstan_files import draws_from_fit
+from ratepool._testhooks import pause_at
+from ratepool.engines.base import Draws, Engine, SamplerSettings, shorten, tail
+from ratepool.engines.cmdstan_csv import draws_from_fit
+from ratepool.errors import CompileError, EngineError, EngineNotFoundError, SamplingError
+from ratepool.model.program import StanProgram, cache_root
+from ratepool.tempdirs import owned_dir, owned_tempdir, release_lock
 
 __all__ = ["CmdStanEngine", "find_cmdstan", "output_sig_figs", "CMDSTAN_INSTALL_HINT"]
 

@@ -33,11 +33,11 @@ from typing import Any, BinaryIO, Mapping, TextIO
 import numpy as np
 import stanio
 
-from .._testhooks import pause_at
-from ..errors import CompileError, EngineError, EngineNotFoundError, SamplingError
-from ..program import StanProgram
-from ..tempdirs import owned_tempdir
-from .base import Draws, Engine, SamplerSettings, shorten, split_sample_stats, tail
+from ratepool._testhooks import pause_at
+from ratepool.engines.base import Draws, Engine, SamplerSettings, shorten, split_sample_stats, tail
+from ratepool.errors import CompileError, EngineError, EngineNotFoundError, SamplingError
+from ratepool.model.program import StanProgram
+from ratepool.tempdirs import owned_tempdir
 
 __all__ = ["PyStanEngine", "pystan_available"]
 

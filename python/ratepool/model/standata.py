@@ -1,0 +1,201 @@
+"""The one place that turns `CountData` + `ModelConfig` into the Stan program's data dict.
+
+`CountData` knows the data's statistics; the config knows the priors and switches; this module
+knows which fields each model option adds to the program's data block (see the data JSON
+layout at the top of ``stan/hierarchical_negbinom.stan``):
+
+- exposure and zero-inflation: windows grouped by (entity, exposure value), with per group the
+  number of windows n_g, of zero windows z_g and the total count S_g; O(G) with G <= N groups
+  (G = J without exposure), so a gradient still costs O(G + K + J), not O(N);
+- covariates: the J x P matrix of centred and scaled entity covariates and the prior sd of beta;
+- bytes: per-entity statistics of log bytes per event (`ratepool.model.event_bytes`), O(J).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ratepool.data.counts import CountData
+from ratepool.errors import ConfigError, DataError
+from ratepool.model.config import ModelConfig
+from ratepool.model.event_bytes import bytes_fields_off, bytes_stan_fields
+from ratepool.model.predictions import entity_predictions_on
+
+__all__ = ["stan_data", "base_stan_data", "group_statistics", "check_options"]
+
+log = logging.getLogger(__name__)
+
+
+def check_options(data: CountData, config: ModelConfig) -> None:
+    """Refuse a config whose options the data cannot serve (before anything compiles)."""
+    if config.exposure_col is not None and data.exposure is None:
+        raise ConfigError(
+            f"the config names exposure_col = {config.exposure_col!r} but the data was loaded "
+            f"without exposure; load it with load_counts(..., exposure_col="
+            f"{config.exposure_col!r})")
+    if config.covariates and data.covariates is None:
+        raise ConfigError(
+            f"the config names covariates {list(config.covariates)} but the data was loaded "
+            "without them; load it with load_counts(..., covariates=[...])")
+    if config.bytes_col is not None and data.window_bytes is None:
+        raise ConfigError(
+            f"the config names bytes_col = {config.bytes_col!r} but the data was loaded "
+            f"without bytes; load it with load_counts(..., bytes_col={config.bytes_col!r})")
+    if (data.exposure is not None or config.zero_inflation) and not data.has_rows:
+        raise DataError(
+            "exposure and zero-inflation need the rows (per-window exposures and zeros); this "
+            "data was given as aggregates")
+
+
+def group_statistics(data: CountData) -> dict[str, np.ndarray]:
+    """Windows grouped by (entity, exposure): entity index (1-based), exposure, windows, zero
+    windows and total count per group, ordered by entity then exposure."""
+    if not data.has_rows:
+        raise DataError("grouped statistics need the rows; this data was given as aggregates")
+    exposure = data.exposure if data.exposure is not None else np.ones(len(data.y))
+    frame = pd.DataFrame({"entity": data.entity_index, "exposure": exposure, "y": data.y,
+                          "zero": data.y == 0})
+    groups = frame.groupby(["entity", "exposure"], sort=True).agg(
+        windows=("y", "size"), zeros=("zero", "sum"), total=("y", "sum"))
+    entity = groups.index.get_level_values("entity").to_numpy()
+    return {
+        "group_entity": entity + 1,
+        "group_exposure": groups.index.get_level_values("exposure").to_numpy(dtype=float),
+        "group_windows": groups["windows"].to_numpy(dtype=np.int64),
+        "group_zeros": groups["zeros"].to_numpy(dtype=np.int64),
+        "group_total": groups["total"].to_numpy(dtype=float),
+    }
+
+
+def base_stan_data(
+    data: CountData,
+    *,
+    mu_rate: float,
+    alpha_sd: float,
+    phi_sd: float,
+    use_sufficient_stats: bool,
+    prior_only: bool,
+    non_centered: bool,
+    obs_predictions: bool,
+    entity_predictions: bool,
+    keep_rows: bool = False,
+) -> dict[str, Any]:
+    """The data dict of the base model (every option off): counts, statistics, priors and
+    switches. `stan_data` adds the options' fields on top. The rows are included when the
+    program needs them (per-row likelihood or outputs) or ``keep_rows`` asks for them (an
+    export with exposure or zero-inflation, so that a reader can rebuild the data)."""
+    if (obs_predictions or not use_sufficient_stats) and not data.has_rows:
+        raise DataError(
+            "per-observation likelihood or predictions need the raw rows, but this data was "
+            "given as aggregates; use likelihood='sufficient' and obs_predictions=False"
+        )
+    rows = data.has_rows and (keep_rows or obs_predictions or not use_sufficient_stats)
+    return {
+        "J": data.n_entities,
+        "N": len(data.y) if rows else 0,
+        "entity": (data.entity_index + 1).tolist() if rows else [],
+        "y": data.y.tolist() if rows else [],
+        "n_windows": data.n_windows.tolist(),
+        "entity_total": data.entity_total.astype(float).tolist(),
+        "K": len(data.count_value),
+        "count_value": data.count_value.tolist(),
+        "count_freq": data.count_freq.astype(float).tolist(),
+        "mu_rate": float(mu_rate),
+        "alpha_sd": float(alpha_sd),
+        "phi_sd": float(phi_sd),
+        "use_sufficient_stats": int(use_sufficient_stats),
+        "prior_only": int(prior_only),
+        "non_centered": int(non_centered),
+        "obs_predictions": int(obs_predictions),
+        "entity_predictions": int(entity_predictions),
+        **_options_off(data.n_entities),
+    }
+
+
+def option_field_names() -> frozenset[str]:
+    """The data fields the model options added to the program (absent from exports made
+    before them)."""
+    return frozenset(_options_off(1)) | frozenset(bytes_fields_off())
+
+
+def _options_off(n_entities: int) -> dict[str, Any]:
+    return {"has_exposure": 0, "exposure": [], "zero_inflation": 0, "G": 0,
+            "group_entity": [], "group_exposure": [], "group_windows": [], "group_zeros": [],
+            "group_total": [], "P": 0, "X": [[] for _ in range(n_entities)], "beta_sd": 1.0,
+            **bytes_fields_off()}
+
+
+def _option_fields(data: CountData, config: ModelConfig, rows: bool) -> dict[str, Any]:
+    has_exposure = data.exposure is not None
+    grouped = has_exposure or config.zero_inflation
+    groups = group_statistics(data) if grouped else {
+        "group_entity": [], "group_exposure": [], "group_windows": [], "group_zeros": [],
+        "group_total": []}
+    covariates = data.covariates
+    matrix = (covariates.scaled if covariates is not None
+              else np.zeros((data.n_entities, 0)))
+    return {
+        "has_exposure": int(has_exposure),
+        "exposure": data.exposure.tolist() if has_exposure and rows else [],
+        "zero_inflation": int(config.zero_inflation),
+        "G": len(groups["group_entity"]),
+        **{name: np.asarray(values).tolist() for name, values in groups.items()},
+        "P": matrix.shape[1],
+        "X": matrix.tolist(),
+        "beta_sd": float(config.beta_prior_sd),
+    }
+
+
+def stan_data(
+    data: CountData, config: ModelConfig, *, prior_only: bool = False,
+    obs_predictions: bool | None = None, entity_predictions: bool | None = None,
+    keep_rows: bool = False,
+) -> dict[str, Any]:
+    """The Stan data dict for ``data`` under ``config`` (JSON-ready Python types).
+
+    ``obs_predictions`` and ``entity_predictions`` override the config's (resolved) switches;
+    see `base_stan_data` for ``keep_rows``.
+    """
+    if obs_predictions is None:
+        obs_predictions = _obs_predictions(config, data, config.total_draws)
+    if entity_predictions is None:
+        entity_predictions = entity_predictions_on(config, data, config.total_draws)
+    check_options(data, config)
+    values = base_stan_data(
+        data,
+        mu_rate=config.mu_prior_rate,
+        alpha_sd=config.alpha_prior_sd,
+        phi_sd=config.overdispersion_prior_sd,
+        use_sufficient_stats=config.likelihood == "sufficient",
+        prior_only=prior_only,
+        non_centered=config.parameterization == "non_centered",
+        obs_predictions=obs_predictions,
+        entity_predictions=entity_predictions,
+        keep_rows=keep_rows,
+    )
+    values.update(_option_fields(data, config, rows=values["N"] > 0))
+    values.update(bytes_stan_fields(data, config, rows=values["N"] > 0))
+    if values["has_exposure"] and values["N"] == 0 and not values["use_sufficient_stats"]:
+        raise DataError("the per-observation likelihood with exposure needs the rows")
+    return values
+
+
+def _obs_predictions(config: ModelConfig, data: CountData, draws: int) -> bool:
+    """Per-observation y_rep/log_lik: as configured, else on while rows x draws is small."""
+    if config.obs_predictions is not None:
+        return config.obs_predictions
+    if not data.has_rows:
+        return False
+    size = data.n_windows_total * draws
+    if size > config.max_obs_prediction_values:
+        log.info(
+            "per-observation y_rep/log_lik are off: %d observations x %d draws exceeds "
+            "max_obs_prediction_values=%d; entity-level checks remain (set obs_predictions=True "
+            "to force them)", data.n_windows_total, draws, config.max_obs_prediction_values,
+        )
+        return False
+    return True

@@ -1,0 +1,1 @@
+"""The outputs layer: the results folder, its figures and the HTML report."""

@@ -1,0 +1,439 @@
+"""The exact posterior predictive of a count: a mixture of NegBinomial2 laws over the draws.
+
+Given the posterior draws s = 1..S, a new count of entity i in one window is
+
+    Y | s  ~  z_s [Y = 0] + (1 - z_s) NegBinomial2(m_s, phi_s),   m_s = e * theta_{i,s}
+
+and its predictive law is the average of these S laws. ``e`` is a mean multiplier (an exposure;
+1 today) and ``z_s`` a structural-zero probability (zero-inflation; none today): both are
+arguments of the functions here so that the model's planned options (issue 8) plug in without
+changing them. The sum of k windows of one entity given its draw is NegBinomial2(k m_s, k phi_s)
+(no zero-inflation), so the same functions give the law of k-window totals.
+
+Every probability is the **exact** average over draws of the NB2 CDF / survival function /
+probability mass at that draw's parameters (Rao-Blackwellised): never a share of simulated counts,
+which could not resolve tail probabilities below 1/S. NB2(mean m, phi) is scipy's
+``nbinom(n=phi, p=phi/(m+phi))``; the CDF is the regularised incomplete beta function
+``I_p(phi, y+1)`` and the survival function ``I_{1-p}(y+1, phi)`` (what ``scipy.stats.nbinom``
+evaluates). For each draw the tail on the far side of the mean is computed directly and the
+other as its complement, so a small tail probability keeps its relative precision (to ~1e-300)
+instead of drowning in ``1 - cdf``.
+
+Work is done in chunks of columns so that memory is bounded by ``memory_bytes`` (about 12
+arrays of S x chunk doubles), whatever the number of rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import arviz as az
+import numpy as np
+import pandas as pd
+from scipy import special
+
+from ratepool.errors import DataError, RatepoolError
+from ratepool.posterior.inference import covariate_encoding
+
+__all__ = [
+    "PosteriorRates",
+    "MixtureLaw",
+    "label_key",
+    "tail_probabilities",
+    "mixture_cdf",
+    "mixture_moments",
+    "mixture_quantiles",
+    "chunk_size",
+    "DEFAULT_MEMORY_BYTES",
+]
+
+log = logging.getLogger(__name__)
+
+#: Memory for the S x chunk work arrays of one chunk (the output is extra, O(rows)).
+DEFAULT_MEMORY_BYTES = 256 * 2**20
+#: How many S x chunk float64 arrays a chunk holds at its peak.
+_ARRAYS_PER_CHUNK = 12
+
+
+def chunk_size(n_draws: int, memory_bytes: int = DEFAULT_MEMORY_BYTES) -> int:
+    """Columns per chunk so that the chunk's work arrays fit in ``memory_bytes``."""
+    return max(1, int(memory_bytes // (8 * _ARRAYS_PER_CHUNK * max(n_draws, 1))))
+
+
+# --------------------------------------------------------------------------------------------
+# Entity labels, matched with their types
+
+
+def label_key(value: Any) -> tuple[str, Any]:
+    """(kind, value) of an entity label: labels match only when both agree.
+
+    The kind is ``"bool"``, ``"int"``, ``"float"``, ``"str"`` or the type's name, so numpy and
+    Python scalars of one kind match each other, but ``"007"`` does not match ``7``, ``7``
+    does not match ``7.0`` and ``True`` does not match ``1``.
+    """
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool):
+        return "bool", value
+    if isinstance(value, numbers.Integral):
+        return "int", int(value)
+    if isinstance(value, numbers.Real):
+        return "float", float(value)
+    if isinstance(value, str):
+        return "str", str(value)
+    return type(value).__name__, value
+
+
+_UNIFORM_KINDS = {"string": "str", "integer": "int", "floating": "float", "boolean": "bool"}
+
+
+def _label_keys(column: pd.Series) -> tuple[np.ndarray, list[tuple[str, Any]]]:
+    """Codes into the distinct (kind, value) keys of ``column``, and those keys.
+
+    A column of one kind is factorised directly (one Python call per distinct label, not per
+    row); a mixed object column per row, because pandas would merge ``1``, ``1.0`` and ``True``.
+    """
+    kind = _UNIFORM_KINDS.get(pd.api.types.infer_dtype(column, skipna=False))
+    if kind is not None:
+        codes, uniques = pd.factorize(column, sort=False)
+        return codes, [label_key(v) for v in uniques]
+    keyed = np.empty(len(column), dtype=object)
+    keyed[:] = [label_key(v) for v in column]
+    codes, uniques = pd.factorize(keyed, sort=False)
+    return codes, list(uniques)
+
+
+# --------------------------------------------------------------------------------------------
+# Posterior draws
+
+
+@dataclass(frozen=True)
+class PosteriorRates:
+    """The posterior draws a predictive needs, flattened over chains.
+
+    Attributes
+    ----------
+    labels : numpy.ndarray
+        The fit's entity labels (object array, their own types); column j of ``theta``.
+    theta : numpy.ndarray
+        (S, J) entity rates.
+    theta_new : numpy.ndarray
+        (S,) rate of an unseen entity drawn from the population.
+    phi : numpy.ndarray
+        (S,) overdispersion.
+    zero_prob : numpy.ndarray or None
+        (S,) structural-zero probability when the model is zero-inflated; None otherwise.
+    population : dict or None
+        With entity covariates: (S,) draws of mu and alpha, (S, P) of beta, and the covariate
+        encoding, to draw the rates of unseen entities at their own covariates.
+    """
+
+    labels: np.ndarray
+    theta: np.ndarray
+    theta_new: np.ndarray
+    phi: np.ndarray
+    zero_prob: np.ndarray | None = None
+    population: dict[str, Any] | None = None
+    #: Columns of ``theta`` that are the fit's entities (the rest: unseen entities drawn at
+    #: their covariates by `with_new_entities`); all of them when None.
+    fitted_entities: int | None = None
+
+    @property
+    def n_fitted(self) -> int:
+        """How many of the columns are entities the fit has seen."""
+        return self.n_entities if self.fitted_entities is None else self.fitted_entities
+
+    @classmethod
+    def from_idata(cls, idata: az.InferenceData) -> "PosteriorRates":
+        """The draws of a fit's (or a reloaded results folder's) InferenceData.
+
+        Raises
+        ------
+        RatepoolError
+            If the InferenceData has no posterior with theta, theta_new and phi.
+        """
+        posterior = getattr(idata, "posterior", None)
+        missing = [name for name in ("theta", "theta_new", "phi")
+                   if posterior is None or name not in posterior]
+        if missing:
+            raise RatepoolError(
+                f"the fit has no posterior draws of {missing}: scoring needs a fitted model "
+                "(a results folder from 'ratepool fit' or 'ratepool report', not prior draws)")
+        if cls is PosteriorRates and "rho" in posterior:  # the AR(1) temporal model
+            raise RatepoolError(
+                "this is a temporal (AR(1)) fit: its predictive law at a window depends on the "
+                "latent state; read its draws with "
+                "ratepool.posterior.temporal_score.posterior_rates(idata)")
+        theta = posterior["theta"].transpose("chain", "draw", "entity").values
+        n_draws = theta.shape[0] * theta.shape[1]
+        labels = np.empty(theta.shape[2], dtype=object)
+        labels[:] = list(posterior["entity"].values)
+        zero_prob = (posterior["pi"].values.reshape(n_draws) if "pi" in posterior else None)
+        population = None
+        encoding = covariate_encoding(idata)
+        if encoding is not None:
+            population = {"mu": posterior["mu"].values.reshape(n_draws),
+                          "alpha": posterior["alpha"].values.reshape(n_draws),
+                          "beta": posterior["beta"].values.reshape(n_draws, -1),
+                          "covariates": encoding}
+        return cls(labels=labels, theta=theta.reshape(n_draws, -1),
+                   theta_new=posterior["theta_new"].values.reshape(n_draws),
+                   phi=posterior["phi"].values.reshape(n_draws), zero_prob=zero_prob,
+                   population=population)
+
+    def with_new_entities(self, rows: pd.DataFrame, entity_col: str,
+                          seed: int = 0) -> "PosteriorRates":
+        """These draws plus one column per entity of ``rows`` the fit has not seen, drawn at
+        that entity's covariates: theta ~ Gamma(mu exp(z' beta) alpha, alpha) per draw.
+        Without covariates the draws are returned as they are (unseen entities then use
+        theta_new)."""
+        if self.population is None:
+            return self
+        codes = self.entity_codes(rows[entity_col])
+        unseen = rows.loc[codes == self.n_entities]
+        if unseen.empty:
+            return self
+        encoding = self.population["covariates"]
+        firsts = unseen.drop_duplicates(subset=[entity_col])
+        design = encoding.scale_new(firsts)
+        mean = self.population["mu"][:, None] * np.exp(self.population["beta"] @ design.T)
+        alpha = self.population["alpha"][:, None]
+        rng = np.random.default_rng(seed)
+        new_theta = rng.gamma(mean * alpha, 1.0 / alpha)
+        labels = np.empty(self.n_entities + len(firsts), dtype=object)
+        labels[:self.n_entities] = self.labels
+        labels[self.n_entities:] = list(firsts[entity_col])
+        return PosteriorRates(labels=labels, theta=np.hstack([self.theta, new_theta]),
+                              theta_new=self.theta_new, phi=self.phi,
+                              zero_prob=self.zero_prob, population=None,
+                              fitted_entities=self.n_entities)
+
+    @property
+    def n_draws(self) -> int:
+        """S, the number of posterior draws."""
+        return len(self.phi)
+
+    @property
+    def n_entities(self) -> int:
+        """J; code J stands for an unseen entity."""
+        return len(self.labels)
+
+    def entity_codes(self, labels: pd.Series | Sequence[Any]) -> np.ndarray:
+        """Column of each label in ``theta``; J (`n_entities`) for labels the fit has not seen.
+
+        Labels match with their types (see `label_key`). Unseen labels whose text equals a
+        fitted label's (``"7"`` against ``7``) are logged as a warning: the types differ.
+        """
+        column = labels if isinstance(labels, pd.Series) else pd.Series(list(labels),
+                                                                         dtype=object)
+        codes, keys = _label_keys(column)
+        fitted = {label_key(v): j for j, v in enumerate(self.labels)}
+        code_of_key = np.array([fitted.get(key, self.n_entities) for key in keys] or [0],
+                               dtype=np.int64)
+        self._warn_type_mismatch([key for key in keys if key not in fitted])
+        return code_of_key[codes] if len(codes) else np.zeros(0, dtype=np.int64)
+
+    def _warn_type_mismatch(self, unseen: list[tuple[str, Any]]) -> None:
+        by_text = {str(label_key(v)[1]): v for v in self.labels}
+        clashes = [(value, by_text[str(value)]) for _, value in unseen if str(value) in by_text]
+        if clashes:
+            new, old = clashes[0]
+            log.warning(
+                "%d entity label(s) are not in the fit but their text is, with another type, "
+                "e.g. %r (%s) against the fit's %r (%s); they are scored as unseen entities. "
+                "Labels match with their types ('007' is not 7): convert the column to the "
+                "fit's type if they are the same entities", len(clashes), new,
+                type(new).__name__, old, type(old).__name__)
+
+    def rates(self, codes: np.ndarray) -> np.ndarray:
+        """(S, len(codes)) rate draws; code J gives theta_new."""
+        codes = np.asarray(codes, dtype=np.int64)
+        out = np.empty((self.n_draws, len(codes)))
+        known = codes < self.n_entities
+        out[:, known] = self.theta[:, codes[known]]
+        out[:, ~known] = self.theta_new[:, None]
+        return out
+
+    def law(self, codes: np.ndarray, mean_scale: np.ndarray | float = 1.0,
+            phi_scale: float = 1.0) -> "MixtureLaw":
+        """Per-draw NB2 laws of the entities ``codes``: mean theta x ``mean_scale``, phi x
+        ``phi_scale`` (k windows' total: both scales k); with this fit's zero-inflation."""
+        if self.zero_prob is not None and phi_scale != 1.0:
+            raise RatepoolError("the total of several windows of a zero-inflated model is not "
+                                "NB2; only single windows are supported there")
+        scale = np.broadcast_to(np.asarray(mean_scale, dtype=float), (len(codes),))
+        zero = None if self.zero_prob is None else self.zero_prob[:, None]
+        return MixtureLaw(mean=self.rates(codes) * scale[None, :],
+                          phi=(self.phi * phi_scale)[:, None], zero_prob=zero)
+
+
+# --------------------------------------------------------------------------------------------
+# The mixture law
+
+
+@dataclass(frozen=True)
+class MixtureLaw:
+    """Per-draw NB2 laws of a set of columns (rows or groups), to be averaged over draws.
+
+    Attributes
+    ----------
+    mean : numpy.ndarray
+        (S, C) NB2 means.
+    phi : numpy.ndarray
+        (S, 1) or (S, C) NB2 overdispersion.
+    zero_prob : numpy.ndarray or None
+        (S, 1) structural-zero probability, or None.
+    """
+
+    mean: np.ndarray
+    phi: np.ndarray
+    zero_prob: np.ndarray | None = None
+
+    def columns(self, index: np.ndarray | slice) -> "MixtureLaw":
+        """The law of a subset of the columns."""
+        phi = self.phi if self.phi.shape[1] == 1 else self.phi[:, index]
+        return MixtureLaw(self.mean[:, index], phi, self.zero_prob)
+
+
+def _nb2_parts(y: np.ndarray, law: MixtureLaw) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per draw: P(Y <= y), P(Y > y), P(Y = y) of NB2(mean, phi) (no zero-inflation)."""
+    mean, phi = law.mean, law.phi
+    total = mean + phi
+    p = phi / total                 # scipy's success probability
+    q = mean / total                # 1 - p without cancellation
+    above = y >= mean               # the upper tail is the small one: compute it directly
+    direct = special.betainc(np.where(above, y + 1.0, phi), np.where(above, phi, y + 1.0),
+                             np.where(above, q, p))
+    cdf = np.where(above, 1.0 - direct, direct)
+    sf = np.where(above, direct, 1.0 - direct)
+    # log pmf = log Gamma(y+phi) - log Gamma(phi) - log y! + phi log p + y log q, written with
+    # betaln so that nothing cancels when phi is large.
+    log_pmf = (-special.betaln(phi, y + 1.0) - np.log(phi + y)
+               - phi * np.log1p(mean / phi) + special.xlogy(y, q))
+    pmf = np.exp(log_pmf)
+    return cdf, sf, pmf
+
+
+def tail_probabilities(
+    y: np.ndarray, law: MixtureLaw
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact mixture probabilities P(Y <= y), P(Y > y), P(Y = y) for each column.
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        (C,) counts, one per column of ``law``.
+    law : MixtureLaw
+        The per-draw laws.
+
+    Returns
+    -------
+    (cdf, sf, pmf) : tuple of numpy.ndarray
+        (C,) each, averaged over the draws. P(Y >= y) is ``sf + pmf``.
+    """
+    y = np.asarray(y, dtype=float)[None, :]
+    cdf, sf, pmf = _nb2_parts(y, law)
+    if law.zero_prob is not None:
+        z = law.zero_prob
+        at_zero = z * (y == 0)
+        cdf = z + (1.0 - z) * cdf
+        sf = (1.0 - z) * sf
+        pmf = (1.0 - z) * pmf + at_zero
+    return cdf.mean(axis=0), sf.mean(axis=0), pmf.mean(axis=0)
+
+
+def mixture_cdf(y: np.ndarray, law: MixtureLaw) -> np.ndarray:
+    """Exact mixture P(Y <= y) for each column: the average of I_p(phi, y + 1) over draws.
+
+    (Absolute precision only, which is what a quantile search needs; `tail_probabilities`
+    keeps small tails relatively precise.)
+    """
+    y = np.asarray(y, dtype=float)[None, :]
+    cdf = special.betainc(law.phi, y + 1.0, law.phi / (law.mean + law.phi))
+    if law.zero_prob is not None:
+        cdf = law.zero_prob + (1.0 - law.zero_prob) * cdf
+    return cdf.mean(axis=0)
+
+
+def mixture_moments(law: MixtureLaw) -> tuple[np.ndarray, np.ndarray]:
+    """Exact mixture mean and variance of each column.
+
+    Per draw E[Y] = (1 - z) m and E[Y^2] = (1 - z)(m + m^2 / phi + m^2); the mixture's are their
+    averages, and Var = E[Y^2] - E[Y]^2.
+    """
+    keep = 1.0 if law.zero_prob is None else 1.0 - law.zero_prob
+    m = law.mean
+    first = (keep * m).mean(axis=0)
+    second = (keep * (m + m * m / law.phi + m * m)).mean(axis=0)
+    return first, np.maximum(second - first * first, 0.0)
+
+
+def mixture_quantiles(law: MixtureLaw, probs: Sequence[float],
+                      memory_bytes: int = DEFAULT_MEMORY_BYTES) -> np.ndarray:
+    """Exact quantiles of the mixture: for each column and p, the least y with P(Y <= y) >= p.
+
+    Found by integer bisection on the exact mixture CDF, between brackets from Cantelli's
+    inequality (P(Y - mean >= t) <= var / (var + t^2) and the same below), so each column
+    needs about log2(4.6 sd) CDF evaluations.
+
+    Returns
+    -------
+    numpy.ndarray
+        (C, len(probs)) int64.
+    """
+    n_columns = law.mean.shape[1]
+    out = np.zeros((n_columns, len(probs)), dtype=np.int64)
+    step = chunk_size(law.mean.shape[0], memory_bytes)
+    for start in range(0, n_columns, step):
+        part = law.columns(slice(start, start + step))
+        mean, var = mixture_moments(part)
+        sd = np.sqrt(var)
+        for k, prob in enumerate(probs):
+            if not 0.0 < prob < 1.0:
+                raise RatepoolError(f"quantile probabilities must lie in (0, 1), got {prob}")
+            above = sd * math.sqrt(prob / (1.0 - prob))
+            below = sd * math.sqrt((1.0 - prob) / prob) * (1.0 + 1e-9) + 1e-12
+            lo = np.maximum(np.floor(mean - below) + 1.0, 0.0)   # F(lo - 1) < prob
+            hi = np.maximum(np.ceil(mean + above), lo)           # F(hi) >= prob
+            while True:
+                open_ = np.flatnonzero(lo < hi)
+                if open_.size == 0:
+                    break
+                mid = np.floor((lo[open_] + hi[open_]) / 2.0)
+                reached = mixture_cdf(mid, part.columns(open_)) >= prob
+                hi[open_] = np.where(reached, mid, hi[open_])
+                lo[open_] = np.where(reached, lo[open_], mid + 1.0)
+            out[start:start + step, k] = lo.astype(np.int64)
+    return out
+
+
+def check_probability(value: float, name: str, *, flag: str | None = None) -> float:
+    """``value`` as a float strictly between 0 and 1, or a `RatepoolError` naming it."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not 0.0 < number < 1.0:
+        where = f" ({flag})" if flag else ""
+        raise RatepoolError(f"{name}{where} must be a number strictly between 0 and 1, "
+                            f"got {value!r}")
+    return number
+
+
+def check_multiplier(values: Any, name: str, size: int) -> np.ndarray:
+    """A positive, finite mean multiplier (scalar or one per item) as a float array."""
+    array = np.asarray(values, dtype=float) if not isinstance(values, str) else np.array([])
+    if array.ndim == 0:
+        array = np.full(size, float(array))
+    if array.shape != (size,):
+        raise DataError(f"{name} must be one positive number or one per entity ({size}), "
+                        f"got {values!r}")
+    bad = ~np.isfinite(array) | (array <= 0)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{name} must be positive and finite; item {first} is {array[first]!r}")
+    return array

@@ -1,0 +1,180 @@
+"""Fitting: data + config -> engine run -> `FitResult` (`fit`), and exact prior draws
+(`sample_prior`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import arviz as az
+import pandas as pd
+
+from ratepool._testhooks import pause_at
+from ratepool.data.counts import CountData
+from ratepool.data.tables import load_counts
+from ratepool.engines import get_engine
+from ratepool.engines.base import Engine, SamplerSettings
+from ratepool.model.config import ModelConfig
+from ratepool.model.event_bytes import warn_if_bytes_prior_clashes
+from ratepool.model.predictions import entity_predictions_on
+from ratepool.model.program import StanProgram, default_program
+from ratepool.model.standata import _obs_predictions, check_options, stan_data
+from ratepool.posterior.entity_predictive import add_prior_replicates
+from ratepool.posterior.fit_result import FitResult
+from ratepool.posterior.inference import build_inference_data, build_prior_data
+
+if TYPE_CHECKING:
+    pass
+
+__all__ = ["FitResult", "fit", "sample_prior", "stan_data"]
+
+log = logging.getLogger(__name__)
+
+#: Draws of the prior predictive check in the design document.
+DEFAULT_PRIOR_DRAWS = 1000
+
+
+def _prepare(
+    data: CountData | pd.DataFrame | str | Path, config: ModelConfig | None,
+    engine: Engine | str | None,
+) -> tuple[CountData, ModelConfig, Engine]:
+    """Validate everything before any compile or sampling starts."""
+    config = config or ModelConfig()
+    if not isinstance(data, CountData):
+        data = load_counts(data, exposure_col=config.exposure_col,
+                           covariates=list(config.covariates) or None,
+                           bytes_col=config.bytes_col)
+    config = _with_data_columns(config, data)
+    check_options(data, config)
+    if config.temporal is not None:
+        from ratepool.model.temporal import check_temporal
+
+        check_temporal(data, config)
+    _warn_if_prior_clashes(data, config)
+    warn_if_bytes_prior_clashes(data, config)
+    if isinstance(engine, Engine):
+        return data, config, engine
+    return data, config, get_engine(engine or config.engine)
+
+
+def _with_data_columns(config: ModelConfig, data: CountData) -> ModelConfig:
+    """The config naming the exposure and covariate columns the data came with, so that the
+    saved run (config.toml, run.json) says which model was fitted and scoring finds them."""
+    changes: dict[str, Any] = {}
+    if config.exposure_col is None and data.exposure_col is not None:
+        changes["exposure_col"] = data.exposure_col
+    if not config.covariates and data.covariates is not None:
+        changes["covariates"] = data.covariates.source_columns
+    return config.replace(**changes) if changes else config
+
+
+#: Prior tail probability below which the data's mean rate is called implausible under mu's prior.
+_PRIOR_TAIL = 1e-6
+
+
+def _warn_if_prior_clashes(data: CountData, config: ModelConfig) -> None:
+    """Log a warning when the data's mean rate sits far in the tail of mu's Exponential prior."""
+    mean_rate = float(data.entity_total.sum() / data.entity_exposure.sum())
+    tail = math.exp(-config.mu_prior_rate * mean_rate)  # P(mu > mean_rate) under the prior
+    if tail < _PRIOR_TAIL:
+        log.warning(
+            "the mean rate in the data (%.3g per window) is implausible under mu ~ "
+            "Exponential(%g) (prior tail probability %.1e); the entity rates will still fit, "
+            "but mu, alpha and predictions for new entities will be distorted. Set "
+            "mu_prior_rate to about 1 / typical rate, e.g. %.3g",
+            mean_rate, config.mu_prior_rate, tail, 1 / mean_rate,
+        )
+
+
+def fit(
+    data: CountData | pd.DataFrame | str | Path,
+    config: ModelConfig | None = None,
+    *,
+    engine: Engine | str | None = None,
+    prior_draws: int = 0,
+    show_progress: bool = False,
+    program: StanProgram | None = None,
+) -> FitResult:
+    """Fit the hierarchical Gamma–Negative-Binomial model.
+
+    Parameters
+    ----------
+    data : CountData, pandas.DataFrame or path
+        Validated data, or raw rows with columns ``entity`` and ``count`` (use
+        `ratepool.load_counts` for other column names).
+    config : ModelConfig, optional
+        Priors, sampler settings and switches; the defaults of `ModelConfig` if omitted.
+    engine : str or Engine, optional
+        ``"auto"``, ``"cmdstan"`` or ``"pystan"``; defaults to ``config.engine``.
+    prior_draws : int
+        If positive, also add that many exact prior (ancestral) draws as the ``prior`` and
+        ``prior_predictive`` groups.
+    show_progress : bool
+        Show the engine's progress output.
+    program : StanProgram, optional
+        The Stan program; the packaged one by default (``temporal_negbinom.stan`` when
+        ``config.temporal`` is set, see `ratepool.model.temporal`).
+
+    Returns
+    -------
+    FitResult
+    """
+    data, config, runner = _prepare(data, config, engine)
+    settings = SamplerSettings(
+        chains=config.n_chains, warmup=config.n_tune, draws=config.n_samples,
+        adapt_delta=config.target_accept, seed=config.random_seed, show_progress=show_progress,
+    )
+    if config.temporal is not None:
+        from ratepool.workflow.temporal import fit_temporal
+
+        return fit_temporal(data, config, runner, settings, prior_draws=prior_draws,
+                            program=program)
+    program = program or default_program()
+    log.info("fitting %d entities, %d windows with %s", data.n_entities,
+             data.n_windows_total, runner.name)
+    draws = runner.sample(program, stan_data(data, config), settings)
+    prior = _prior_draws(runner, program, data, config, prior_draws) if prior_draws else None
+    pause_at("summarise")
+    idata = build_inference_data(draws, data, prior=prior)
+    return FitResult(idata=idata, data=data, config=config, engine=runner.name,
+                     versions=runner.versions(), sampling_seconds=draws.elapsed_seconds,
+                     program=program)
+
+
+def _prior_draws(runner: Engine, program: StanProgram, data: CountData, config: ModelConfig,
+                 n_draws: int) -> Any:
+    settings = SamplerSettings(chains=1, warmup=0, draws=n_draws, adapt_delta=0.8,
+                               seed=config.random_seed, fixed_param=True)
+    obs = _obs_predictions(config, data, n_draws)
+    entity = entity_predictions_on(config, data, n_draws)
+    prior = runner.sample(program, stan_data(data, config, prior_only=True, obs_predictions=obs,
+                                             entity_predictions=entity), settings)
+    if not entity and config.entity_predictions == "auto":
+        add_prior_replicates(prior, data, seed=config.random_seed)
+    return prior
+
+
+def sample_prior(
+    data: CountData | pd.DataFrame | str | Path,
+    config: ModelConfig | None = None,
+    *,
+    draws: int = DEFAULT_PRIOR_DRAWS,
+    engine: Engine | str | None = None,
+    program: StanProgram | None = None,
+) -> az.InferenceData:
+    """Exact prior predictive draws (ancestral sampling under the fixed_param sampler).
+
+    Returns an InferenceData with ``prior`` (mu, alpha, phi, theta, theta_new) and
+    ``prior_predictive`` (y_pred per entity, y_new, and y_rep per observation when the data are
+    small enough) for the entities in ``data``.
+    """
+    data, config, runner = _prepare(data, config, engine)
+    if config.temporal is not None:
+        from ratepool.workflow.temporal import sample_temporal_prior
+
+        return sample_temporal_prior(data, config, runner, draws=draws, program=program)
+    prior = _prior_draws(runner, program or default_program(), data, config, draws)
+    return build_prior_data(prior, data)
