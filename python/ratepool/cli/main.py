@@ -24,13 +24,6 @@ from ratepool.errors import EngineError, RatepoolError
 __all__ = ["main"]
 
 
-
-
-
-# --------------------------------------------------------------------------------------------
-# Entry point
-
-
 class _StderrHandler(logging.Handler):
     """Writes records to the current ``sys.stderr`` (looked up at each record)."""
 
@@ -41,16 +34,20 @@ class _StderrHandler(logging.Handler):
             self.handleError(record)
 
 
-def _configure_logging(*, quiet: bool) -> None:
-    """Show the library's INFO lines (engine choice, compiling, writing) unless quiet, and only
-    cmdstanpy's warnings (it logs every chain's start and end at INFO).
+def _configure_logging(*, quiet: bool, verbose: bool = False) -> None:
+    """Show the library's INFO lines (one per phase: reading, compiling, sampling, writing)
+    unless quiet; with ``verbose``, also its DEBUG lines (the compiler's and the sampler's own
+    messages) and cmdstanpy's INFO. cmdstanpy's warnings (Stan's informational "proposal
+    rejected" messages during warmup) show only with ``verbose``: the diagnostics report what
+    matters about the run.
 
     The ``ratepool`` and ``cmdstanpy`` loggers get a handler once per process (cmdstanpy adds
     its own INFO handler only to a logger without one); each call sets their levels, so repeated
-    `main` calls in one process honour their own ``--quiet``.
+    `main` calls in one process honour their own ``--quiet`` / ``--verbose``.
     """
-    for name, level in (("ratepool", logging.WARNING if quiet else logging.INFO),
-                        ("cmdstanpy", logging.WARNING)):
+    ours = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    for name, level in (("ratepool", ours),
+                        ("cmdstanpy", logging.INFO if verbose else logging.ERROR)):
         logger = logging.getLogger(name)
         if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
             handler = _StderrHandler()
@@ -64,7 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         args.argv = argv
-        _configure_logging(quiet=getattr(args, "quiet", False))
+        _configure_logging(quiet=getattr(args, "quiet", False),
+                           verbose=getattr(args, "verbose", False))
         return args.handler(args)
     except EngineError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -93,8 +93,12 @@ def _add_out(command: argparse.ArgumentParser, what: str, default: str) -> None:
 
 
 def _add_quiet(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--quiet", "-q", action="store_true",
-                         help="no progress bar and no progress lines; results and errors only")
+    loudness = command.add_mutually_exclusive_group()
+    loudness.add_argument("--quiet", "-q", action="store_true",
+                          help="no progress bar and no progress lines; results and errors only")
+    loudness.add_argument("--verbose", "-v", action="store_true",
+                          help="also the compiler's and the sampler's own messages (Stan's "
+                               "informational warnings during warmup) and debug lines")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,6 +7,7 @@ statistics under ArviZ's names, so everything downstream is engine-agnostic.
 from __future__ import annotations
 
 import abc
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -14,7 +15,8 @@ import numpy as np
 
 from ratepool.model.program import StanProgram
 
-__all__ = ["Draws", "SamplerSettings", "Engine", "SAMPLE_STAT_NAMES", "shorten", "tail"]
+__all__ = ["Draws", "SamplerSettings", "Engine", "SAMPLE_STAT_NAMES", "shorten", "tail",
+           "sampler_messages"]
 
 #: Stan's sampler-diagnostic columns and their ArviZ names.
 SAMPLE_STAT_NAMES = {
@@ -125,3 +127,18 @@ def split_sample_stats(columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarra
                 values = values.astype(np.int64)
             stats[arviz_name] = values
     return stats
+
+
+#: A Stan program's path as Stan quotes it in a message: ``(in '/tmp/.../model.stan', line 3``.
+_QUOTED_PROGRAM = re.compile(r"'[^'\n]*\.stan'")
+#: A line naming a file in a run's temporary folder (gone once the run ends): CmdStan's echo of
+#: its arguments (``file = /tmp/ratepool-cmdstan-.../data.json``), httpstan's build folders.
+_TEMP_PATH_LINE = re.compile(r"^.*(ratepool-(cmdstan|pystan)-|httpstan_)[^\n]*\n?", re.M)
+
+
+def sampler_messages(console: str, program: StanProgram) -> str:
+    """The sampler's own messages (e.g. Stan's "the Metropolis proposal is about to be rejected"),
+    with the temporary copy of the program they quote replaced by the program's name, and the
+    lines that name files of the run's temporary folders (gone after the run) left out."""
+    named = _QUOTED_PROGRAM.sub(f"'{program.path.name}'", console)
+    return _TEMP_PATH_LINE.sub("", named).strip()

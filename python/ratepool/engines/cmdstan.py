@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -20,7 +21,7 @@ import numpy as np
 import stanio
 
 from ratepool._testhooks import pause_at
-from ratepool.engines.base import Draws, Engine, SamplerSettings, shorten, tail
+from ratepool.engines.base import Draws, Engine, SamplerSettings, sampler_messages, shorten, tail
 from ratepool.engines.cmdstan_csv import draws_from_fit
 from ratepool.errors import CompileError, EngineError, EngineNotFoundError, SamplingError
 from ratepool.model.program import StanProgram, cache_root
@@ -151,7 +152,8 @@ class CmdStanEngine(Engine):
                     fixed_param=settings.fixed_param,
                     output_dir=str(run_dir),
                     sig_figs=output_sig_figs(data),
-                    show_progress=settings.show_progress,
+                    # cmdstanpy's bars (one per chain) only where they redraw in place
+                    show_progress=settings.show_progress and sys.stderr.isatty(),
                 )
             except (RuntimeError, ValueError) as error:
                 raise SamplingError(
@@ -160,6 +162,7 @@ class CmdStanEngine(Engine):
                 ) from None
             draws = draws_from_fit(fit, self.name)
             draws.console = _console_tail(run_dir)
+        log.debug("CmdStan's messages:\n%s", sampler_messages(draws.console, program))
         draws.elapsed_seconds = time.perf_counter() - start
         return draws
 

@@ -34,7 +34,15 @@ import numpy as np
 import stanio
 
 from ratepool._testhooks import pause_at
-from ratepool.engines.base import Draws, Engine, SamplerSettings, shorten, split_sample_stats, tail
+from ratepool.engines.base import (
+    Draws,
+    Engine,
+    SamplerSettings,
+    sampler_messages,
+    shorten,
+    split_sample_stats,
+    tail,
+)
 from ratepool.errors import CompileError, EngineError, EngineNotFoundError, SamplingError
 from ratepool.model.program import StanProgram
 from ratepool.tempdirs import owned_tempdir
@@ -80,24 +88,43 @@ def _temp_base() -> str:
 
 
 class _Console(threading.Thread):
-    """Reads the child's console output: keeps its tail, echoes it to ``echo`` when set."""
+    """Reads the child's console output and keeps its tail. When ``echo`` is set, it shows
+    PyStan's sampling progress there and nothing else: on a terminal one line updated in place,
+    elsewhere only the final ``Sampling: 100%, done.`` line. Compiler output and Stan's
+    messages stay in the text (logged at DEBUG after the run, shown with ``--verbose``)."""
 
     def __init__(self, stream: BinaryIO) -> None:
         super().__init__(daemon=True)
         self._stream = stream
         self.echo: TextIO | None = None
         self.text = ""
+        self._line = ""
 
     def run(self) -> None:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         for chunk in iter(lambda: self._stream.read1(65536), b""):
             text = decoder.decode(chunk)
             self.text = (self.text + text)[-_CONSOLE_KEEP:]
+            lines = (self._line + text).split("\n")
+            self._line = lines.pop()
             echo = self.echo
             if echo is not None:
-                echo.write(text)
-                echo.flush()
+                for line in lines:
+                    _show_progress(line, echo)
         self._stream.close()
+
+
+def _show_progress(line: str, echo: TextIO) -> None:
+    """Echo one of PyStan's ``Sampling: ...`` progress lines (see `_Console`)."""
+    line = line.strip()
+    if not line.startswith("Sampling:"):
+        return
+    done = line.endswith("done.")
+    if echo.isatty():
+        echo.write("\r" + line.ljust(60) + ("\n" if done else ""))
+    elif done:
+        echo.write(line + "\n")
+    echo.flush()
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -250,6 +277,7 @@ class PyStanEngine(Engine):
             "fixed_param": settings.fixed_param}}
         _, arrays, console = self._run(request, program, data,
                                        show_progress=settings.show_progress)
+        log.debug("PyStan's messages:\n%s", sampler_messages(console, program))
         return Draws(
             variables={key[2:]: value for key, value in arrays.items() if key.startswith("v.")},
             sample_stats=split_sample_stats(
