@@ -3,6 +3,7 @@ on both likelihood paths against scipy, input validation, and the option-off pro
 
 from __future__ import annotations
 
+import math
 import numpy as np
 import pandas as pd
 import pytest
@@ -271,7 +272,9 @@ def test_categorical_covariate_is_one_hot_with_a_named_reference() -> None:
     np.testing.assert_array_equal(covariates.values[:, 1], [1.0, 0.0, 1.0])  # a, b, c
     scaled = covariates.scaled
     np.testing.assert_allclose(scaled.mean(axis=0), 0.0, atol=1e-12)
-    np.testing.assert_allclose(scaled.std(axis=0), 1.0)
+    # The continuous column in sd units; the level's dummy unscaled (its two values 1 apart).
+    np.testing.assert_allclose(scaled.std(axis=0), [1.0, covariates.values[:, 1].std()])
+    np.testing.assert_allclose(covariates.scale, [covariates.values[:, 0].std(), 1.0])
 
 
 def test_config_options_round_trip_through_toml_and_need_matching_data(tmp_path) -> None:
@@ -300,3 +303,31 @@ def test_options_need_rows_not_aggregates() -> None:
     data = ratepool.from_aggregates(entities, histogram)
     with pytest.raises(ratepool.DataError, match="aggregates"):
         stan_data(data, ratepool.ModelConfig(zero_inflation=True))
+
+
+@pytest.mark.slow
+def test_a_level_s_prior_log_rate_ratio_has_sd_beta_sd_whatever_its_share() -> None:
+    """A level held by 2% of the entities and one held by half get the same prior on their log
+    rate ratio against the reference: sd beta_prior_sd (rstanarm's convention for binary
+    columns). Reference: Stan's own prior draws of beta times the difference of the rows of the
+    covariate matrix Stan receives, between two entities that differ only in that level."""
+    n = 100
+    group = np.array(["rare"] * 2 + ["common"] * 49 + ["base"] * 49)
+    frame = pd.DataFrame({"entity": np.arange(n), "count": np.arange(n) % 5,
+                          "group": group, "x": np.linspace(0.0, 3.0, n)})
+    config = ratepool.ModelConfig(covariates=("group", "x"), beta_prior_sd=0.5)
+    data = ratepool.from_dataframe(frame, covariates=["group", "x"])
+    prior = ratepool.sample_prior(data, config, draws=4000)
+    matrix = np.asarray(stan_data(data, config)["X"])  # J x P, as Stan receives it
+    beta = prior.prior["beta"].values.reshape(-1, matrix.shape[1])  # (draws, covariate)
+    x = frame["x"].to_numpy()
+    for level in ("rare", "common"):
+        # the entity of that level and the reference entity closest to it in x
+        one = int(np.flatnonzero(group == level)[0])
+        base = int(np.flatnonzero(group == "base")[np.argmin(np.abs(x[group == "base"] - x[one]))])
+        step = x[one] - x[base]
+        log_ratio = beta @ (matrix[one] - matrix[base])  # also moves x by `step`
+        slope_sd = 0.5 / x.std()  # the prior sd of the per-unit effect of x
+        expected = math.sqrt(0.5**2 + (slope_sd * step) ** 2)
+        se = expected / math.sqrt(2 * (len(log_ratio) - 1))  # sd of a sample sd (normal draws)
+        assert abs(log_ratio.std(ddof=1) - expected) < 4 * se, (level, log_ratio.std(), expected)

@@ -1,8 +1,13 @@
 """Entity covariates: validation, one-hot encoding, centring and scaling.
 
 The model uses ``log mu_i = log mu + z_i' beta`` where ``z_i = (x_i - center) / scale`` are the
-entity's covariates centred and scaled by ratepool (so ``beta ~ Normal(0, beta_sd)`` means the
-same on every column, and ``mu`` is the rate of an entity with average covariates). Reported on
+entity's covariates centred and scaled by ratepool, and ``mu`` is the rate of an entity with
+average covariates. A continuous column is scaled by its sd, so ``beta ~ Normal(0, beta_sd)`` is
+the prior of the log rate ratio per sd of the covariate; a two-valued column (a categorical
+level's 0/1 dummy, or a binary column) by the distance between its values, so ``beta_sd`` is
+the prior sd of the log rate ratio between its two values, whatever share of the entities
+holds each (dividing a 0/1 column by its sd would give a level held by 2% of the entities a
+prior sd 7.1 times ``beta_sd``). This is rstanarm's convention. Reported on
 the original scale, a coefficient is ``beta_p / scale_p`` per unit of covariate p, and its rate
 ratio ``exp(beta_p / scale_p)``. A categorical covariate with levels L_0 < L_1 < ... becomes one
 0/1 column per level but the first (the reference level, named in the output): its rate ratio
@@ -170,7 +175,7 @@ def encode_covariates(frame: pd.DataFrame, columns: Sequence[str], entity_col: s
             names.extend(f"{column}[{level}]" for level in levels[1:])
     values = np.hstack(blocks) if blocks else np.zeros((len(labels), 0))
     center = values.mean(axis=0)
-    scale = values.std(axis=0)
+    scale = _column_scales(values)
     constant = [name for name, s in zip(names, scale) if not s > 0]
     if constant:
         raise DataError(f"covariate(s) {constant} take the same value for every entity: they "
@@ -178,6 +183,19 @@ def encode_covariates(frame: pd.DataFrame, columns: Sequence[str], entity_col: s
     _check_collinear(values, center, scale, names)
     return EntityCovariates(tuple(names), values, center, scale, references, tuple(columns),
                             pd.DataFrame(source))
+
+
+def _column_scales(values: np.ndarray) -> np.ndarray:
+    """Per column: a two-valued column (a categorical level's 0/1 dummy, or any binary column)
+    is scaled by the distance between its two values, so that beta is the log rate ratio of
+    one value against the other and ``beta_sd`` is its prior sd whatever the level's share; a
+    continuous column by its sd (rstanarm's convention). 0 marks a constant column."""
+    scales = values.std(axis=0)
+    for j in range(values.shape[1]):
+        distinct = np.unique(values[:, j])
+        if len(distinct) == 2:
+            scales[j] = distinct[1] - distinct[0]
+    return scales
 
 
 def _is_numeric(series: pd.Series) -> bool:
