@@ -39,6 +39,7 @@ from ratepool.results import (
 from .conftest import EXAMPLE_CSV
 
 DIAGNOSTIC_KEYS = {"r_hat_max", "ess_bulk_min", "ess_tail_min", "divergences", "converged",
+                   "divergence_share",
                    "all_parameters", "grades", "advice"}  # no energy, tree depth: no E-BFMI
 
 

@@ -9,7 +9,7 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from .diagnostics import GOOD, PROBLEM, R_HAT_PROBLEM_ABOVE, WARNING, diagnostic_rows
+from .diagnostics import CONVERGED_RULE, GOOD, PROBLEM, WARNING, diagnostic_rows
 from .plots import PLOT_FILES
 from .prior import PLAUSIBLE_RANGE
 
@@ -81,8 +81,7 @@ def _diagnostics_section(diagnostics: Mapping[str, Any]) -> str:
         '"all" cover every parameter, the entity rates included, and name the worst one.</p>',
         '<table><tr><th class="text">diagnostic</th><th>value</th><th class="text">where</th>'
         f'<th class="text">grade</th><th class="text">thresholds</th></tr>{body}</table>',
-        f"<p>Converged (max R-hat of mu, alpha, phi &lt; {R_HAT_PROBLEM_ABOVE}): "
-        f"<b>{converged}</b></p>",
+        f"<p>Converged ({_esc(CONVERGED_RULE)}): <b>{converged}</b></p>",
     ]
     if diagnostics.get("advice"):
         items = "".join(f"<li>{_esc(line)}</li>" for line in diagnostics["advice"])
