@@ -443,6 +443,23 @@ generated quantities {
   // The entity rates when non-centred (empty otherwise: theta holds them).
   vector[non_centered ? J : 0] theta_from_raw;
 
+  // The joint log prior density of the hyperparameters at this draw (as brms's lprior): mu,
+  // alpha, phi, and beta, pi, m0, tau, sigma_b when in the model, fully normalised like the
+  // target. The population distributions of theta and m are not in it (their parameters are
+  // the hyperparameters). Power-scaling sensitivity (ArviZ's psens) scales this density.
+  real lprior = exponential_lpdf(mu | mu_rate) + normal_lpdf(alpha | 0, alpha_sd)
+                + normal_lpdf(phi | 0, phi_sd) + 2 * log2();
+  if (P > 0) {
+    lprior += normal_lpdf(beta | 0, beta_sd);
+  }
+  if (zero_inflation) {
+    lprior += beta_lpdf(pi[1] | 1, 1);
+  }
+  if (has_bytes) {
+    lprior += normal_lpdf(m0[1] | m0_prior_mean, m0_prior_sd) + normal_lpdf(tau[1] | 0, tau_sd)
+              + normal_lpdf(sigma_b[1] | 0, sigma_b_sd) + 2 * log2();
+  }
+
   // An unseen entity with covariates at their mean (x = 0 after centring): its rate per unit
   // exposure, and a count in one window of exposure 1. (At other covariate values ratepool
   // draws them in Python from mu, alpha, beta, phi and pi.)

@@ -20,6 +20,8 @@ import numpy as np
 
 from .event_bytes import BYTES_PARAMETERS
 from .inference import OPTION_PARAMETERS, PARAMETERS, TEMPORAL_PARAMETERS
+from .prior_sensitivity import CONFLICT_THRESHOLD, SENSITIVITY_THRESHOLD, conflict_advice, \
+    prior_sensitivity
 
 __all__ = [
     "get_model_diagnostics",
@@ -76,6 +78,9 @@ THRESHOLDS = {
                    f"< Problem",
     "ebfmi": f"Good >= {EBFMI_PROBLEM_BELOW} > Problem (every chain)",
     "treedepth": "Good = 0, Warning > 0 (slow sampling, not wrong results)",
+    "prior_conflict": f"Warning when a hyperparameter's power-scaling sensitivity is >= "
+                      f"{CONFLICT_THRESHOLD} to its prior and >= {SENSITIVITY_THRESHOLD} to "
+                      f"the data",
 }
 
 #: Troubleshooting advice (from the design document) for each diagnostic that is not Good.
@@ -187,7 +192,11 @@ def get_model_diagnostics(idata: az.InferenceData,
         ``max_treedepth`` (when recorded). ``grades``: Good / Warning / Problem of ``r_hat``,
         ``ess_bulk``, ``ess_tail``, ``divergences`` (the design document's), and
         ``r_hat_all``, ``ess_bulk_all``, ``ess_tail_all``, ``ebfmi``, ``treedepth``.
-        ``advice``: what to try for whatever is not Good.
+        ``prior_sensitivity`` (fits with a ``log_prior`` group): the power-scaling
+        sensitivity of each hyperparameter to its prior and to the data
+        (`ratepool.prior_sensitivity`), graded ``prior_conflict``: Warning when the data
+        fight a prior (it does not affect ``converged``: sampling went right, the model's
+        prior is in question). ``advice``: what to try for whatever is not Good.
     """
     checks = _checks(idata.posterior)  # once over mu, alpha, phi and theta
     hyper = {key: values[list(PARAMETERS)] for key, (values, _) in checks.items()}
@@ -223,6 +232,10 @@ def get_model_diagnostics(idata: az.InferenceData,
         result["treedepth_hits"] = int((stats["tree_depth"] >= max_treedepth).sum())
         result["max_treedepth"] = int(max_treedepth)
         grades["treedepth"] = grade_treedepth(result["treedepth_hits"])
+    sensitivity = prior_sensitivity(idata)
+    if sensitivity is not None:
+        result["prior_sensitivity"] = sensitivity
+        grades["prior_conflict"] = WARNING if sensitivity["conflict"] else GOOD
     result["converged"] = all(grades[key] != PROBLEM for key in CONVERGENCE_CHECKS
                               if key in grades)
     result["grades"] = grades
@@ -311,6 +324,8 @@ def _advice(result: Mapping[str, Any]) -> list[str]:
                if not v >= EBFMI_PROBLEM_BELOW]
         advice.append(f"E-BFMI below {EBFMI_PROBLEM_BELOW} in {', '.join(low)}")
         advice += ADVICE["ebfmi"]
+    if grades.get("prior_conflict", GOOD) != GOOD:
+        advice += conflict_advice(result["prior_sensitivity"])
     if grades.get("treedepth", GOOD) != GOOD:
         advice.append(f"{result['treedepth_hits']} draws reached the maximum tree depth "
                       f"({result['max_treedepth']})")
@@ -375,6 +390,13 @@ def diagnostic_rows(diagnostics: Mapping[str, Any]) -> list[DiagnosticRow]:
     if "ebfmi" in diagnostics:
         rows.append(("ebfmi", "E-BFMI per chain",
                      " ".join(_text(v, ".2f") for v in diagnostics["ebfmi"]), "", "ebfmi"))
+    sensitivity = diagnostics.get("prior_sensitivity")
+    if sensitivity:
+        prior = sensitivity["prior"]
+        worst = max(prior, key=lambda name: prior[name]) if prior else ""
+        rows.append(("prior_conflict", "prior sensitivity",
+                     f"{_text(prior.get(worst), '.3f')} {worst}".strip(),
+                     ", ".join(sensitivity["conflict"]), "prior_conflict"))
     if "treedepth_hits" in diagnostics:
         rows.append(("treedepth", f"tree depth {diagnostics['max_treedepth']} hits",
                      str(diagnostics["treedepth_hits"]), "", "treedepth"))
