@@ -126,11 +126,13 @@ functions {
   // log NegBinomial2(y | mean, phi) for a real-valued count y (entity totals may exceed int).
   // Written without cancelling terms: lgamma(y + phi) - lgamma(phi) - lgamma(y + 1) is
   // -log(y) - lbeta(phi, y) (Stan's lbeta is accurate for large arguments), and
-  // phi log(phi / (mean + phi)) is -phi log1p(mean / phi); y log(mean) is lmultiply (0 at
-  // y = 0 even when the mean underflowed to 0).
+  // phi log(phi / (mean + phi)) is -phi log1p(mean / phi); y log(mean / phi) is 0 at y = 0,
+  // even when the mean underflowed to 0 (0 log 0 = 0).
   real nb2_total_loglik(real y, real mean, real phi) {
-    real log_binomial = y > 0 ? -log(y) - lbeta(phi, y) : 0;
-    return log_binomial - (phi + y) * log1p(mean / phi) + lmultiply(y, mean) - y * log(phi);
+    if (y == 0) {
+      return -phi * log1p(mean / phi);
+    }
+    return -log(y) - lbeta(phi, y) - (phi + y) * log1p(mean / phi) + y * (log(mean) - log(phi));
   }
 }
 
