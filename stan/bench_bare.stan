@@ -37,6 +37,21 @@ transformed data {
     }
   }
   real log_positive_value_sum = dot_product(positive_freq, log(positive_value));
+  // S log(theta) over entities with S > 0 only (0 log 0 = 0, as the packaged program).
+  int J_positive = 0;
+  for (i in 1:J) {
+    J_positive += entity_total[i] > 0;
+  }
+  array[J_positive] int positive_entities;
+  {
+    int next = 1;
+    for (i in 1:J) {
+      if (entity_total[i] > 0) {
+        positive_entities[next] = i;
+        next += 1;
+      }
+    }
+  }
 }
 
 parameters {
@@ -53,5 +68,6 @@ model {
   target += gamma_lpdf(theta | mu * alpha, alpha);
   target += -log_positive_value_sum - dot_product(positive_freq, lbeta(phi, positive_value))
             - dot_product(n_windows_real * phi + entity_total, log1p(theta / phi))
-            + dot_product(entity_total, log(theta)) - grand_total * log(phi);
+            + dot_product(entity_total[positive_entities], log(theta[positive_entities]))
+            - grand_total * log(phi);
 }

@@ -102,13 +102,37 @@ functions {
     return nb2_count_rng(mean, phi);
   }
 
+  // The number of positive elements of x, and their positions.
+  int count_positive(vector x) {
+    int n = 0;
+    for (i in 1:rows(x)) {
+      n += x[i] > 0;
+    }
+    return n;
+  }
+
+  array[] int positive_positions(vector x) {
+    array[count_positive(x)] int positions;
+    int next = 1;
+    for (i in 1:rows(x)) {
+      if (x[i] > 0) {
+        positions[next] = i;
+        next += 1;
+      }
+    }
+    return positions;
+  }
+
   // log NegBinomial2(y | mean, phi) for a real-valued count y (entity totals may exceed int).
   // Written without cancelling terms: lgamma(y + phi) - lgamma(phi) - lgamma(y + 1) is
   // -log(y) - lbeta(phi, y) (Stan's lbeta is accurate for large arguments), and
-  // phi log(phi / (mean + phi)) is -phi log1p(mean / phi).
+  // phi log(phi / (mean + phi)) is -phi log1p(mean / phi); y log(mean / phi) is 0 at y = 0,
+  // even when the mean underflowed to 0 (0 log 0 = 0).
   real nb2_total_loglik(real y, real mean, real phi) {
-    real log_binomial = y > 0 ? -log(y) - lbeta(phi, y) : 0;
-    return log_binomial - (phi + y) * log1p(mean / phi) + y * (log(mean) - log(phi));
+    if (y == 0) {
+      return -phi * log1p(mean / phi);
+    }
+    return -log(y) - lbeta(phi, y) - (phi + y) * log1p(mean / phi) + y * (log(mean) - log(phi));
   }
 }
 
@@ -187,6 +211,11 @@ transformed data {
     }
   }
   real log_positive_value_sum = dot_product(positive_freq, log(positive_value));
+  // Entities (and groups) with a positive total: S log(rate) is summed over these only, so
+  // that one without events whose rate underflows to 0 (theta_raw / alpha with a denormal
+  // theta_raw, or a tiny exposure) adds 0 log 0 = 0, its zero windows' exact log density, with
+  // gradient 0 (0 * log(0) is NaN, and lmultiply's gradient S / rate is 0 / 0 there).
+  array[count_positive(entity_total)] int positive_entities = positive_positions(entity_total);
 
   // Grouped sufficient statistics (exposure or zero-inflation): windows sharing an entity and
   // an exposure value have the same mean E_g * theta_i, so the likelihood needs per group only
@@ -197,6 +226,7 @@ transformed data {
   vector[G] group_nonzero = group_windows_real - group_zeros_real;
   real total_nonzero = sum(group_nonzero);
   vector[G] group_log_exposure = log(group_exposure);
+  array[count_positive(group_total)] int positive_groups = positive_positions(group_total);
 
   // Tolerances are relative: sums of doubles beyond 2^53 are not exact.
   if (abs(sum(count_freq) - n_total) > fmax(0.5, 1e-12 * n_total)) {
@@ -323,8 +353,8 @@ model {
       vector[G] log1p_mean = log1p(group_mean / phi);
       vector[G] log_p0 = -phi * log1p_mean;
       target += -log_positive_value_sum - dot_product(positive_freq, lbeta(phi, positive_value))
-                + dot_product(group_total, log(group_mean) - log1p_mean)
-                - grand_total * log(phi);
+                + dot_product(group_total[positive_groups], log(group_mean[positive_groups]))
+                - dot_product(group_total, log1p_mean) - grand_total * log(phi);
       if (zero_inflation) {
         real log_pi = log(pi[1]);
         real log1m_pi = log1m(pi[1]);
@@ -346,10 +376,12 @@ model {
       //   lgamma(k + phi) - lgamma(phi) - lgamma(k + 1) = -log(k) - lbeta(phi, k)   (k > 0; 0 at k = 0)
       //   log(phi / (theta + phi)) = -log1p(theta / phi)
       //   log(theta / (theta + phi)) = log(theta) - log(phi) - log1p(theta / phi)
-      // (rate = theta)
+      // (rate = theta). S_i log(theta_i) is summed over entities with S_i > 0 only (0 log 0 =
+      // 0, as lmultiply; see positive_entities).
       target += -log_positive_value_sum - dot_product(positive_freq, lbeta(phi, positive_value))
                 - dot_product(n_windows_real * phi + entity_total, log1p(rate / phi))
-                + dot_product(entity_total, log(rate)) - grand_total * log(phi);
+                + dot_product(entity_total[positive_entities], log(rate[positive_entities]))
+                - grand_total * log(phi);
     } else if (!has_exposure && !zero_inflation) {
       // Reference path: one term per observation.
       target += neg_binomial_2_lpmf(y | rate[entity], phi);
@@ -413,6 +445,23 @@ generated quantities {
   // The entity rates when non-centred (empty otherwise: theta holds them).
   vector[non_centered ? J : 0] theta_from_raw;
 
+  // The joint log prior density of the hyperparameters at this draw (as brms's lprior): mu,
+  // alpha, phi, and beta, pi, m0, tau, sigma_b when in the model, fully normalised like the
+  // target. The population distributions of theta and m are not in it (their parameters are
+  // the hyperparameters). Power-scaling sensitivity (ArviZ's psens) scales this density.
+  real lprior = exponential_lpdf(mu | mu_rate) + normal_lpdf(alpha | 0, alpha_sd)
+                + normal_lpdf(phi | 0, phi_sd) + 2 * log2();
+  if (P > 0) {
+    lprior += normal_lpdf(beta | 0, beta_sd);
+  }
+  if (zero_inflation) {
+    lprior += beta_lpdf(pi[1] | 1, 1);
+  }
+  if (has_bytes) {
+    lprior += normal_lpdf(m0[1] | m0_prior_mean, m0_prior_sd) + normal_lpdf(tau[1] | 0, tau_sd)
+              + normal_lpdf(sigma_b[1] | 0, sigma_b_sd) + 2 * log2();
+  }
+
   // An unseen entity with covariates at their mean (x = 0 after centring): its rate per unit
   // exposure, and a count in one window of exposure 1. (At other covariate values ratepool
   // draws them in Python from mu, alpha, beta, phi and pi.)
@@ -449,7 +498,7 @@ generated quantities {
   array[has_bytes * prior_only] real m0_prior;
   array[has_bytes * prior_only] real tau_prior;
   array[has_bytes * prior_only] real sigma_b_prior;
-  vector[has_bytes * prior_only ? J : 0] m_prior;
+  vector[has_bytes * prior_only * J] m_prior;
   array[has_bytes] real m_new;
   array[has_bytes && obs_predictions ? N : 0] real bytes_rep;
   vector[has_bytes && obs_predictions ? N : 0] bytes_log_lik;

@@ -163,6 +163,12 @@ generated quantities {
   array[prior_only] real sigma_prior;
   vector[prior_only ? J : 0] theta_prior;
 
+  // The joint log prior density of the hyperparameters mu, alpha, phi, rho and sigma at this
+  // draw (as brms's lprior), fully normalised like the target; for power-scaling sensitivity.
+  real lprior = exponential_lpdf(mu | mu_rate) + normal_lpdf(alpha | 0, alpha_sd)
+                + normal_lpdf(phi | 0, phi_sd) + uniform_lpdf(rho | -1, 1)
+                + normal_lpdf(sigma | 0, sigma_sd) + 3 * log2();
+
   // An unseen entity: its long-run rate, and a count in one window of exposure 1 at a
   // stationary draw of its log-rate deviation.
   real theta_new;

@@ -32,6 +32,7 @@ n_tune = 300
 n_chains = 2
 """
 DIAGNOSTIC_KEYS = {"r_hat_max", "ess_bulk_min", "ess_tail_min", "divergences", "converged",
+                   "divergence_share", "prior_sensitivity",
                    "all_parameters", "ebfmi", "treedepth_hits", "max_treedepth", "grades",
                    "advice"}
 PLOTS = {"trace.png", "posterior.png", "posterior_predictive.png", "entity_rates.png",

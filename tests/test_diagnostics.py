@@ -36,11 +36,13 @@ def test_ess_grades(value: float, grade: str) -> None:
     assert grade_ess(value) == grade
 
 
-@pytest.mark.parametrize("value, grade", [
-    (0, GOOD), (1, WARNING), (10, WARNING), (11, PROBLEM), (500, PROBLEM),
+@pytest.mark.parametrize("value, draws, grade", [
+    (0, 4000, GOOD), (1, 4000, WARNING), (4, 4000, WARNING), (5, 4000, PROBLEM),
+    (40, 40000, WARNING), (41, 40000, PROBLEM), (1, 400, PROBLEM), (500, 4000, PROBLEM),
 ])
-def test_divergence_grades(value: int, grade: str) -> None:
-    assert grade_divergences(value) == grade
+def test_divergence_grades_are_relative_to_the_draws(value: int, draws: int, grade: str) -> None:
+    """At most 0.1% of the post-warmup transitions is a Warning, more is a Problem."""
+    assert grade_divergences(value, draws) == grade
 
 
 def _idata(rng: np.random.Generator, *, shift_chain: float = 0.0, divergent: int = 0,
@@ -66,7 +68,8 @@ def test_keys_and_good_fit() -> None:
     # the design document's keys, plus the checks over every parameter (no energy or tree
     # depth recorded here, so no E-BFMI or tree-depth entries)
     assert set(result) == {"r_hat_max", "ess_bulk_min", "ess_tail_min", "divergences",
-                           "converged", "all_parameters", "grades", "advice"}
+                           "divergence_share", "converged", "all_parameters", "grades",
+                           "advice"}
     assert result["converged"] and result["divergences"] == 0
     assert result["grades"] == {"r_hat": GOOD, "ess_bulk": GOOD, "ess_tail": GOOD,
                                 "divergences": GOOD, "r_hat_all": GOOD, "ess_bulk_all": GOOD,
@@ -130,8 +133,11 @@ def _ebfmi(energy: np.ndarray) -> np.ndarray:
 def test_all_parameters_are_graded_and_the_worst_entity_named() -> None:
     idata = _full_idata(np.random.default_rng(5), stuck_entity="b")
     result = get_model_diagnostics(idata)
-    # the design document's keys stay over mu, alpha and phi only: those are fine
-    assert result["converged"] and result["grades"]["r_hat"] == GOOD
+    # the design document's keys stay over mu, alpha and phi only: those are fine, but one
+    # entity's chains disagree, so the fit has not converged
+    assert result["grades"]["r_hat"] == GOOD
+    assert max(float(az.rhat(idata)[name]) for name in ("mu", "alpha", "phi")) < 1.01
+    assert not result["converged"]
     every = result["all_parameters"]
     assert every["r_hat_where"] == "theta[b]"
     assert every["r_hat_max"] == pytest.approx(float(az.rhat(idata)["theta"].sel(entity="b")))
@@ -197,3 +203,74 @@ def test_checks_over_every_parameter_include_the_options_beta_and_pi() -> None:
     assert diagnostics["all_parameters"]["r_hat_where"] == "beta[x2]"
     assert diagnostics["grades"]["r_hat_all"] == "Problem"
     assert diagnostics["grades"]["r_hat"] == "Good"  # mu, alpha, phi are fine
+    assert not diagnostics["converged"]
+
+
+# ------------------------------------------------------------------------------------------
+# converged: every parameter's R-hat and no Problem grade
+
+
+def _with_divergences(idata: az.InferenceData, count: int) -> az.InferenceData:
+    diverging = np.zeros(idata.sample_stats["diverging"].shape, dtype=bool)
+    diverging[2, :count] = True
+    idata.sample_stats["diverging"] = (("chain", "draw"), diverging)
+    return idata
+
+
+@pytest.mark.parametrize("count, grade, converged", [(0, GOOD, True), (4, WARNING, True),
+                                                     (5, PROBLEM, False), (80, PROBLEM, False)])
+def test_divergence_share_grades_and_converged(count: int, grade: str, converged: bool) -> None:
+    """4 chains x 1000 draws: at most 4 divergences (0.1%) is a Warning, 5 a Problem."""
+    idata = _with_divergences(_full_idata(np.random.default_rng(8)), count)
+    result = get_model_diagnostics(idata)
+    draws = idata.sample_stats["diverging"].size
+    assert draws == 4000 and result["divergences"] == count
+    assert result["divergence_share"] == pytest.approx(count / draws)
+    assert result["grades"]["divergences"] == grade
+    assert result["converged"] is converged
+    if count:
+        assert f"({count / draws:.2%})" in format_diagnostics(result)
+        assert any("divergent transitions" in line for line in result["advice"])
+
+
+def test_converged_needs_ess_and_ebfmi_but_not_tree_depth() -> None:
+    rng = np.random.default_rng(9)
+    sticky = _full_idata(rng, sticky_energy_chain=1)
+    assert _ebfmi(sticky.sample_stats["energy"].values)[1] < 0.3
+    assert not get_model_diagnostics(sticky)["converged"]
+    slow = _full_idata(rng, depth_hits=500)
+    assert get_model_diagnostics(slow)["converged"]  # tree depth is efficiency, not bias
+    # one entity's draws nearly frozen: its ESS (arviz on the same array) is below 100
+    frozen = _full_idata(rng, draws=400)
+    theta = frozen.posterior["theta"].values.copy()
+    theta[:, :, 2] = np.repeat(rng.normal(size=(4, 8, 1)), 50, axis=1).reshape(4, 400)
+    frozen.posterior["theta"] = (("chain", "draw", "entity"), theta)
+    reference = float(az.ess(frozen, method="bulk")["theta"].sel(entity="c"))
+    result = get_model_diagnostics(frozen)
+    assert reference < 100 and result["all_parameters"]["ess_bulk_min"] == \
+        pytest.approx(reference)
+    assert result["grades"]["ess_bulk_all"] == PROBLEM and not result["converged"]
+
+
+def test_converged_on_a_real_cmdstan_run_where_only_an_entity_has_not_mixed(
+        runs_50abbe5) -> None:
+    """The fixture's bytes run (CmdStan 2.35, 2 chains x 100 draws): mu, alpha and phi have
+    R-hat below 1.05 (the old rule said converged), an entity's rate does not. The reference
+    is arviz on the CSV's own columns."""
+    from ratepool.engines.cmdstan_csv import read_cmdstan_csv
+    from ratepool.workflow.cmdstan_run import fit_result_from_run
+
+    run = read_cmdstan_csv(["bytes/out_1.csv", "bytes/out_2.csv"])
+    result = fit_result_from_run(run, "bytes/data.json")
+    columns = run.draws.variables
+    r_hat = {name: az.rhat(np.asarray(columns[name], dtype=float)).item()
+             for name in ("mu", "alpha", "phi")}
+    theta = np.asarray(columns["theta"], dtype=float)
+    theta_r_hat = np.array([az.rhat(theta[..., i]).item() for i in range(theta.shape[-1])])
+    worst = int(theta_r_hat.argmax())
+    assert max(r_hat.values()) < 1.05 < theta_r_hat[worst]
+    diagnostics = result.diagnostics()
+    assert diagnostics["r_hat_max"] == pytest.approx(max(r_hat.values()))
+    assert diagnostics["all_parameters"]["r_hat_max"] >= theta_r_hat[worst] - 1e-12
+    assert diagnostics["grades"]["r_hat_all"] == PROBLEM
+    assert diagnostics["converged"] is False

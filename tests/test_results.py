@@ -38,6 +38,7 @@ from ratepool.workflow.cmdstan_files import labels_path_for, read_stan_data
 from .conftest import EXAMPLE_CSV
 
 DIAGNOSTIC_KEYS = {"r_hat_max", "ess_bulk_min", "ess_tail_min", "divergences", "converged",
+                   "divergence_share",
                    "all_parameters", "grades", "advice"}  # no energy, tree depth: no E-BFMI
 
 

@@ -12,9 +12,9 @@ import pandas as pd
 from ratepool.model.prior import PLAUSIBLE_RANGE
 from ratepool.outputs.plots import PLOT_FILES
 from ratepool.posterior.diagnostics import (
+    CONVERGED_RULE,
     GOOD,
     PROBLEM,
-    R_HAT_PROBLEM_ABOVE,
     WARNING,
     diagnostic_rows,
 )
@@ -87,8 +87,7 @@ def _diagnostics_section(diagnostics: Mapping[str, Any]) -> str:
         '"all" cover every parameter, the entity rates included, and name the worst one.</p>',
         '<table><tr><th class="text">diagnostic</th><th>value</th><th class="text">where</th>'
         f'<th class="text">grade</th><th class="text">thresholds</th></tr>{body}</table>',
-        f"<p>Converged (max R-hat of mu, alpha, phi &lt; {R_HAT_PROBLEM_ABOVE}): "
-        f"<b>{converged}</b></p>",
+        f"<p>Converged ({_esc(CONVERGED_RULE)}): <b>{converged}</b></p>",
     ]
     if diagnostics.get("advice"):
         items = "".join(f"<li>{_esc(line)}</li>" for line in diagnostics["advice"])

@@ -1,10 +1,12 @@
 """Convergence diagnostics, graded Good / Warning / Problem, with advice.
 
-The design document's keys (``r_hat_max``, ``ess_bulk_min``, ``ess_tail_min``, ``divergences``,
-``converged``) cover mu, alpha and phi. The entity rates are what users read, so the same R-hat
-and ESS checks run over every parameter (theta included, naming the worst one), and two sampler
-checks are added: E-BFMI per chain and draws that hit the maximum tree depth. All thresholds live
-here (`THRESHOLDS`); the report reads them from this module.
+The design document's keys (``r_hat_max``, ``ess_bulk_min``, ``ess_tail_min``) cover mu, alpha
+and phi. The entity rates are what users read, so the same R-hat and ESS checks run over every
+parameter (theta included, naming the worst one), and two sampler checks are added: E-BFMI per
+chain and draws that hit the maximum tree depth. ``converged`` means what a user reads: no
+sampling check graded Problem (R-hat and ESS over every parameter, divergences as a share of the
+post-warmup transitions, E-BFMI). All thresholds live here (`THRESHOLDS`); the report reads them
+from this module.
 """
 
 from __future__ import annotations
@@ -19,6 +21,12 @@ import numpy as np
 from ratepool.model.event_bytes import BYTES_PARAMETERS
 from ratepool.model.temporal import TEMPORAL_PARAMETERS
 from ratepool.posterior.inference import OPTION_PARAMETERS, PARAMETERS
+from ratepool.posterior.prior_sensitivity import (
+    CONFLICT_THRESHOLD,
+    SENSITIVITY_THRESHOLD,
+    conflict_advice,
+    prior_sensitivity,
+)
 
 __all__ = [
     "get_model_diagnostics",
@@ -31,6 +39,8 @@ __all__ = [
     "diagnostic_rows",
     "DiagnosticRow",
     "THRESHOLDS",
+    "CONVERGENCE_CHECKS",
+    "CONVERGED_RULE",
     "MAX_TREEDEPTH",
     "GOOD",
     "WARNING",
@@ -43,21 +53,39 @@ GOOD, WARNING, PROBLEM = "Good", "Warning", "Problem"
 R_HAT_GOOD_BELOW, R_HAT_PROBLEM_ABOVE = 1.01, 1.05
 #: Bulk and tail ESS: Good above 400, Warning down to 100, Problem below.
 ESS_GOOD_ABOVE, ESS_PROBLEM_BELOW = 400, 100
-#: Divergent transitions: Good at 0, Warning up to 10, Problem above.
-DIVERGENCES_WARNING_UP_TO = 10
+#: Divergent transitions as a share of the post-warmup transitions: Good at none, Warning up
+#: to 1 in 1000 (at most 4 of the default 4 x 1000 draws), Problem above. As Stan says, any
+#: divergence is a warning: the sampler met curvature it could not follow, and the draws may be
+#: biased there. A few isolated ones (at most 1 in 1000) are often the step-size adaptation
+#: grazing a tail and are worth a look (where are they?); more than that means a region the
+#: sampler cannot enter (Betancourt 2017), so the estimates are not to be trusted. A share, not
+#: a count, so that the grade means the same at any number of draws.
+DIVERGENCE_SHARE_WARNING_UP_TO = 0.001
 #: E-BFMI: a chain below 0.3 explores the energy distribution poorly (Betancourt 2016).
 EBFMI_PROBLEM_BELOW = 0.3
 #: Neither engine is given a tree-depth limit, so both use Stan's default of 10.
 MAX_TREEDEPTH = 10
 
+#: The grades behind ``converged``: the sampling checks (not tree depth, an efficiency concern).
+CONVERGENCE_CHECKS = ("r_hat", "ess_bulk", "ess_tail", "divergences", "r_hat_all",
+                      "ess_bulk_all", "ess_tail_all", "ebfmi")
+#: What ``converged`` means, as shown in the report and the docs.
+CONVERGED_RULE = (f"no Problem grade: R-hat <= {R_HAT_PROBLEM_ABOVE} and bulk and tail ESS >= "
+                  f"{ESS_PROBLEM_BELOW} for every parameter, divergences <= "
+                  f"{DIVERGENCE_SHARE_WARNING_UP_TO:.1%} of the draws, E-BFMI >= "
+                  f"{EBFMI_PROBLEM_BELOW} in every chain")
+
 #: The thresholds of each graded check, as shown in the report.
 THRESHOLDS = {
     "r_hat": f"Good < {R_HAT_GOOD_BELOW} <= Warning <= {R_HAT_PROBLEM_ABOVE} < Problem",
     "ess": f"Good > {ESS_GOOD_ABOVE} >= Warning >= {ESS_PROBLEM_BELOW} > Problem",
-    "divergences": f"Good = 0, Warning 1-{DIVERGENCES_WARNING_UP_TO}, "
-                   f"Problem > {DIVERGENCES_WARNING_UP_TO}",
+    "divergences": f"Good = 0, Warning <= {DIVERGENCE_SHARE_WARNING_UP_TO:.1%} of draws "
+                   f"< Problem",
     "ebfmi": f"Good >= {EBFMI_PROBLEM_BELOW} > Problem (every chain)",
     "treedepth": "Good = 0, Warning > 0 (slow sampling, not wrong results)",
+    "prior_conflict": f"Warning when a hyperparameter's power-scaling sensitivity is >= "
+                      f"{CONFLICT_THRESHOLD} to its prior and >= {SENSITIVITY_THRESHOLD} to "
+                      f"the data",
 }
 
 #: Troubleshooting advice (from the design document) for each diagnostic that is not Good.
@@ -114,11 +142,12 @@ def grade_ess(ess: float) -> str:
     return GOOD if ess > ESS_GOOD_ABOVE else WARNING
 
 
-def grade_divergences(divergences: int) -> str:
-    """Good at 0, Warning from 1 to 10, Problem above 10."""
+def grade_divergences(divergences: int, draws: int) -> str:
+    """Good at 0 divergent transitions; Warning while they are at most 0.1% of the ``draws``
+    post-warmup transitions (all chains); Problem above (see `DIVERGENCE_SHARE_WARNING_UP_TO`)."""
     if divergences == 0:
         return GOOD
-    return WARNING if divergences <= DIVERGENCES_WARNING_UP_TO else PROBLEM
+    return WARNING if divergences <= DIVERGENCE_SHARE_WARNING_UP_TO * draws else PROBLEM
 
 
 def grade_ebfmi(ebfmi: Sequence[float]) -> str:
@@ -153,7 +182,13 @@ def get_model_diagnostics(idata: az.InferenceData,
     -------
     dict
         As in the design document, over mu, alpha and phi: ``r_hat_max``, ``ess_bulk_min``,
-        ``ess_tail_min``, ``divergences`` and ``converged`` (``r_hat_max < 1.05``).
+        ``ess_tail_min``. ``divergences``: divergent post-warmup transitions (all chains), and
+        ``divergence_share`` their share of the post-warmup transitions, graded Good at 0,
+        Warning up to 0.1% (any divergence is a warning, as in Stan; a few isolated ones are
+        often benign), Problem above (systematic: the draws miss a region and are biased).
+        ``converged``: what a user can rely on, True when none of `CONVERGENCE_CHECKS` is
+        graded Problem: R-hat at most 1.05 and ESS at least 100 over every parameter (not only
+        mu, alpha and phi), divergences at most 0.1%, E-BFMI at least 0.3 in every chain.
         ``all_parameters``: the same R-hat and ESS checks over mu, alpha, phi, beta and pi (when
         fitted) and every theta,
         as ``r_hat_max`` / ``ess_bulk_min`` / ``ess_tail_min`` and where each is worst
@@ -162,7 +197,11 @@ def get_model_diagnostics(idata: az.InferenceData,
         ``max_treedepth`` (when recorded). ``grades``: Good / Warning / Problem of ``r_hat``,
         ``ess_bulk``, ``ess_tail``, ``divergences`` (the design document's), and
         ``r_hat_all``, ``ess_bulk_all``, ``ess_tail_all``, ``ebfmi``, ``treedepth``.
-        ``advice``: what to try for whatever is not Good.
+        ``prior_sensitivity`` (fits with a ``log_prior`` group): the power-scaling
+        sensitivity of each hyperparameter to its prior and to the data
+        (`ratepool.posterior.prior_sensitivity`), graded ``prior_conflict``: Warning when the data
+        fight a prior (it does not affect ``converged``: sampling went right, the model's
+        prior is in question). ``advice``: what to try for whatever is not Good.
     """
     checks = _checks(idata.posterior)  # once over mu, alpha, phi and theta
     hyper = {key: values[list(PARAMETERS)] for key, (values, _) in checks.items()}
@@ -170,13 +209,15 @@ def get_model_diagnostics(idata: az.InferenceData,
     ess_bulk = _worst(hyper["ess_bulk"], largest=False)[0]
     ess_tail = _worst(hyper["ess_tail"], largest=False)[0]
     stats = idata.get("sample_stats")
-    divergences = int(stats["diverging"].sum()) if stats is not None else 0
+    diverging = stats["diverging"] if stats is not None and "diverging" in stats else None
+    divergences = int(diverging.sum()) if diverging is not None else 0
+    transitions = int(diverging.size) if diverging is not None else 0
     every = _all_parameters(checks)
     grades = {
         "r_hat": grade_r_hat(r_hat),
         "ess_bulk": grade_ess(ess_bulk),
         "ess_tail": grade_ess(ess_tail),
-        "divergences": grade_divergences(divergences),
+        "divergences": grade_divergences(divergences, transitions),
         "r_hat_all": grade_r_hat(every["r_hat_max"]),
         "ess_bulk_all": grade_ess(every["ess_bulk_min"]),
         "ess_tail_all": grade_ess(every["ess_tail_min"]),
@@ -186,7 +227,7 @@ def get_model_diagnostics(idata: az.InferenceData,
         "ess_bulk_min": ess_bulk,
         "ess_tail_min": ess_tail,
         "divergences": divergences,
-        "converged": bool(r_hat < R_HAT_PROBLEM_ABOVE),
+        "divergence_share": divergences / transitions if transitions else 0.0,
         "all_parameters": every,
     }
     if stats is not None and "energy" in stats:
@@ -196,6 +237,12 @@ def get_model_diagnostics(idata: az.InferenceData,
         result["treedepth_hits"] = int((stats["tree_depth"] >= max_treedepth).sum())
         result["max_treedepth"] = int(max_treedepth)
         grades["treedepth"] = grade_treedepth(result["treedepth_hits"])
+    sensitivity = prior_sensitivity(idata)
+    if sensitivity is not None:
+        result["prior_sensitivity"] = sensitivity
+        grades["prior_conflict"] = WARNING if sensitivity["conflict"] else GOOD
+    result["converged"] = all(grades[key] != PROBLEM for key in CONVERGENCE_CHECKS
+                              if key in grades)
     result["grades"] = grades
     result["advice"] = _advice(result)
     return result
@@ -272,12 +319,18 @@ def _advice(result: Mapping[str, Any]) -> list[str]:
             advice.append(f"Lowest {key.split('_')[1]} ESS is {every[f'{key}_where']}: its "
                           "estimate and interval are the least precise; raise n_samples")
     if grades["divergences"] != GOOD:
+        advice.append(f"{result['divergences']} divergent transitions "
+                      f"({result['divergence_share']:.2%} of the draws): see where with "
+                      "arviz.plot_pair(idata, var_names=['mu', 'alpha', 'phi'], "
+                      "divergences=True)")
         advice += ADVICE["divergences"]
     if grades.get("ebfmi", GOOD) != GOOD:
         low = [f"chain {i + 1}" for i, v in enumerate(result["ebfmi"])
                if not v >= EBFMI_PROBLEM_BELOW]
         advice.append(f"E-BFMI below {EBFMI_PROBLEM_BELOW} in {', '.join(low)}")
         advice += ADVICE["ebfmi"]
+    if grades.get("prior_conflict", GOOD) != GOOD:
+        advice += conflict_advice(result["prior_sensitivity"])
     if grades.get("treedepth", GOOD) != GOOD:
         advice.append(f"{result['treedepth_hits']} draws reached the maximum tree depth "
                       f"({result['max_treedepth']})")
@@ -310,6 +363,13 @@ def _text(value: Any, spec: str) -> str:
         return "n/a"
 
 
+def _divergences_text(diagnostics: Mapping[str, Any]) -> str:
+    """``12 (0.30%)``; the count alone from a diagnostics file written before the share."""
+    share = diagnostics.get("divergence_share")
+    text = str(diagnostics["divergences"])
+    return text if share is None else f"{text} ({_text(100 * share, '.2f')}%)"
+
+
 def diagnostic_rows(diagnostics: Mapping[str, Any]) -> list[DiagnosticRow]:
     """The graded lines of ``diagnostics``, in display order.
 
@@ -320,7 +380,7 @@ def diagnostic_rows(diagnostics: Mapping[str, Any]) -> list[DiagnosticRow]:
         ("r_hat", "max R-hat", _text(diagnostics["r_hat_max"], ".4f"), "", "r_hat"),
         ("ess_bulk", "min bulk ESS", _text(diagnostics["ess_bulk_min"], ".0f"), "", "ess"),
         ("ess_tail", "min tail ESS", _text(diagnostics["ess_tail_min"], ".0f"), "", "ess"),
-        ("divergences", "divergences", str(diagnostics["divergences"]), "", "divergences"),
+        ("divergences", "divergences", _divergences_text(diagnostics), "", "divergences"),
     ]
     every = diagnostics.get("all_parameters")
     if every:
@@ -335,6 +395,13 @@ def diagnostic_rows(diagnostics: Mapping[str, Any]) -> list[DiagnosticRow]:
     if "ebfmi" in diagnostics:
         rows.append(("ebfmi", "E-BFMI per chain",
                      " ".join(_text(v, ".2f") for v in diagnostics["ebfmi"]), "", "ebfmi"))
+    sensitivity = diagnostics.get("prior_sensitivity")
+    if sensitivity:
+        prior = sensitivity["prior"]
+        worst = max(prior, key=lambda name: prior[name]) if prior else ""
+        rows.append(("prior_conflict", "prior sensitivity",
+                     f"{_text(prior.get(worst), '.3f')} {worst}".strip(),
+                     ", ".join(sensitivity["conflict"]), "prior_conflict"))
     if "treedepth_hits" in diagnostics:
         rows.append(("treedepth", f"tree depth {diagnostics['max_treedepth']} hits",
                      str(diagnostics["treedepth_hits"]), "", "treedepth"))

@@ -121,7 +121,8 @@ def build_inference_data(
     the entity's rows, for leave-one-entity-out LOO; entity_total[entity], the log density of
     the entity's total), ``sample_stats``,
     ``observed_data`` (y[obs], entity_total and entity_zeros [entity]), ``constant_data``
-    (n_windows[entity], entity_index[obs], 1-based); with ``prior``: ``prior`` and
+    (n_windows[entity], entity_index[obs], 1-based), ``log_prior`` (lprior, the
+    hyperparameters' joint log prior density per draw); with ``prior``: ``prior`` and
     ``prior_predictive``.
     """
     coords: dict[str, Any] = {"entity": np.asarray(data.labels)}
@@ -153,6 +154,8 @@ def build_inference_data(
         groups["prior"] = _pick(prior.variables, _PRIOR_NAMES)
         groups["prior_predictive"] = _pick(prior.variables, predictive)
     idata = _from_dict(groups, coords)
+    if "lprior" in variables:  # the hyperparameters' log prior (older CmdStan CSVs lack it)
+        idata.add_groups(log_prior=az.dict_to_dataset({"lprior": variables["lprior"]}))
     if data.covariates is not None and "constant_data" in idata.groups():
         idata.constant_data.attrs[COVARIATES_ATTR] = json.dumps(data.covariates.encoding())
     return idata
