@@ -10,7 +10,7 @@ import pytest
 
 from ratepool.cli import main
 from ratepool.engines.base import sampler_messages
-from ratepool.engines.pystan import _show_progress
+from ratepool.engines.progress import SamplingProgress
 from ratepool.model.program import default_program
 
 from .conftest import EXAMPLE_CSV, engine_params
@@ -46,11 +46,15 @@ def test_sampler_messages_name_the_program_not_its_temporary_copy() -> None:
 
 def test_pystan_progress_off_a_terminal_is_the_final_line_only() -> None:
     echo = io.StringIO()  # not a terminal
+    progress = SamplingProgress(2, 600, echo)
     for line in ("Building: found in cache, done.", "Messages from stanc:",
                  "warning: unused variable", "Sampling:   0%", "Sampling:  50% (600/1200)",
                  "Informational Message: proposal rejected", "Sampling: 100%, done."):
-        _show_progress(line, echo)
-    assert echo.getvalue() == "Sampling: 100%, done.\n"
+        progress.pystan_line(line)
+    assert echo.getvalue() == ""
+    progress.finish()
+    assert echo.getvalue().startswith("Sampling: 100% in ")
+    assert echo.getvalue().rstrip().endswith("done.") and echo.getvalue().count("\n") == 1
 
 
 @pytest.mark.slow

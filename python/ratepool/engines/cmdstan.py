@@ -23,6 +23,7 @@ import stanio
 from ratepool._testhooks import pause_at
 from ratepool.engines.base import Draws, Engine, SamplerSettings, sampler_messages, shorten, tail
 from ratepool.engines.cmdstan_csv import draws_from_fit
+from ratepool.engines.progress import SamplingProgress
 from ratepool.errors import CompileError, EngineError, EngineNotFoundError, SamplingError
 from ratepool.model.program import StanProgram, cache_root
 from ratepool.tempdirs import owned_dir, owned_tempdir, release_lock
@@ -137,7 +138,11 @@ class CmdStanEngine(Engine):
     ) -> Draws:
         model = self._model(program)
         start = time.perf_counter()
-        with owned_tempdir("ratepool-cmdstan-") as run_dir:
+        iterations = settings.draws + (0 if settings.fixed_param else settings.warmup)
+        progress = SamplingProgress(settings.chains, iterations,
+                                    sys.stderr if settings.show_progress else None)
+        follow = _FollowProgress(model, progress)
+        with owned_tempdir("ratepool-cmdstan-") as run_dir, follow:
             data_file = run_dir / "data.json"
             stanio.write_stan_json(str(data_file), dict(data))
             try:
@@ -152,14 +157,16 @@ class CmdStanEngine(Engine):
                     fixed_param=settings.fixed_param,
                     output_dir=str(run_dir),
                     sig_figs=output_sig_figs(data),
-                    # cmdstanpy's bars (one per chain) only where they redraw in place
-                    show_progress=settings.show_progress and sys.stderr.isatty(),
+                    # one console line per 1% of a chain, read by `progress` (no tqdm bars)
+                    refresh=max(iterations // 100, 1),
+                    show_progress=follow.active,
                 )
             except (RuntimeError, ValueError) as error:
                 raise SamplingError(
                     f"CmdStan's sampler failed: {shorten(str(error))}\n--- console (tail) ---\n"
                     f"{_console_tail(run_dir)}"
                 ) from None
+            progress.finish()
             draws = draws_from_fit(fit, self.name)
             draws.console = _console_tail(run_dir)
         log.debug("CmdStan's messages:\n%s", sampler_messages(draws.console, program))
@@ -199,3 +206,54 @@ class CmdStanEngine(Engine):
 def _console_tail(run_dir: Path) -> str:
     texts = [path.read_text(errors="replace") for path in sorted(run_dir.glob("*stdout*.txt"))]
     return tail("\n".join(texts))
+
+
+class _FollowProgress:
+    """Within its ``with`` block, the model's sampling runs report to ``progress``.
+
+    cmdstanpy reads each chain's console lines and hands them to a hook it builds with
+    ``CmdStanModel._wrap_sampler_progress_hook`` (one tqdm bar per chain). The model object
+    gets its own hook factory instead, which feeds `SamplingProgress` (one line for all
+    chains, or log lines). When a cmdstanpy version lacks that factory, ``active`` is False
+    and the run goes without progress rather than failing. After the chains end, cmdstanpy
+    writes blank lines to ``sys.stdout`` to step past its bars; the hook sees "Done" just
+    before that, so stdout is swapped for a sink from then until the block ends.
+    """
+
+    def __init__(self, model: Any, progress: SamplingProgress) -> None:
+        self.model = model
+        self.progress = progress
+        self.active = hasattr(model, "_wrap_sampler_progress_hook")
+        self._stdout: Any = None
+
+    def _factory(self, chain_ids: list[int], total: int) -> Any:
+        def hook(line: str, idx: int) -> None:
+            if line == "Done" and idx == -1:  # all chains ended: cmdstanpy's cleanup follows
+                self._stdout = sys.stdout
+                sys.stdout = _Sink()
+                return
+            self.progress.cmdstan_line(line, chain_ids[idx] if 0 <= idx < len(chain_ids)
+                                       else idx)
+        return hook
+
+    def __enter__(self) -> "_FollowProgress":
+        if self.active:
+            self.model._wrap_sampler_progress_hook = self._factory
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._stdout is not None:
+            sys.stdout = self._stdout
+            self._stdout = None
+        if self.active:
+            del self.model._wrap_sampler_progress_hook
+
+
+class _Sink:
+    """A text stream that keeps nothing (cmdstanpy's post-bar blank lines)."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass

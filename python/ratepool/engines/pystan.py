@@ -28,7 +28,7 @@ import threading
 import time
 import weakref
 from pathlib import Path
-from typing import Any, BinaryIO, Mapping, TextIO
+from typing import Any, BinaryIO, Mapping
 
 import numpy as np
 import stanio
@@ -43,6 +43,7 @@ from ratepool.engines.base import (
     split_sample_stats,
     tail,
 )
+from ratepool.engines.progress import SamplingProgress
 from ratepool.errors import CompileError, EngineError, EngineNotFoundError, SamplingError
 from ratepool.model.program import StanProgram
 from ratepool.tempdirs import owned_tempdir
@@ -88,15 +89,15 @@ def _temp_base() -> str:
 
 
 class _Console(threading.Thread):
-    """Reads the child's console output and keeps its tail. When ``echo`` is set, it shows
-    PyStan's sampling progress there and nothing else: on a terminal one line updated in place,
-    elsewhere only the final ``Sampling: 100%, done.`` line. Compiler output and Stan's
-    messages stay in the text (logged at DEBUG after the run, shown with ``--verbose``)."""
+    """Reads the child's console output and keeps its tail. When ``progress`` is set, PyStan's
+    ``Sampling: NN%`` lines go to it (`ratepool.engines.progress.SamplingProgress`: one line
+    on a terminal, log lines elsewhere). Compiler output and Stan's messages stay in the text
+    (logged at DEBUG after the run, shown with ``--verbose``)."""
 
     def __init__(self, stream: BinaryIO) -> None:
         super().__init__(daemon=True)
         self._stream = stream
-        self.echo: TextIO | None = None
+        self.progress: SamplingProgress | None = None
         self.text = ""
         self._line = ""
 
@@ -107,24 +108,11 @@ class _Console(threading.Thread):
             self.text = (self.text + text)[-_CONSOLE_KEEP:]
             lines = (self._line + text).split("\n")
             self._line = lines.pop()
-            echo = self.echo
-            if echo is not None:
+            progress = self.progress
+            if progress is not None:
                 for line in lines:
-                    _show_progress(line, echo)
+                    progress.pystan_line(line)
         self._stream.close()
-
-
-def _show_progress(line: str, echo: TextIO) -> None:
-    """Echo one of PyStan's ``Sampling: ...`` progress lines (see `_Console`)."""
-    line = line.strip()
-    if not line.startswith("Sampling:"):
-        return
-    done = line.endswith("done.")
-    if echo.isatty():
-        echo.write("\r" + line.ljust(60) + ("\n" if done else ""))
-    elif done:
-        echo.write(line + "\n")
-    echo.flush()
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -193,7 +181,7 @@ class PyStanEngine(Engine):
 
     def _run(
         self, request: dict[str, Any], program: StanProgram, data: Mapping[str, Any] | None,
-        *, show_progress: bool = False,
+        *, progress: SamplingProgress | None = None,
     ) -> tuple[dict[str, Any], dict[str, np.ndarray], str]:
         """Have the child answer one request; return its result, the arrays it wrote and its
         console output."""
@@ -207,7 +195,7 @@ class PyStanEngine(Engine):
             child = self._child
             pause_at("compile")
             child.console.text = ""  # the child is idle: nothing is being written
-            child.console.echo = sys.stderr if show_progress else None
+            child.console.progress = progress
             try:
                 child.send(run_dir)
                 for event in child.events():
@@ -216,7 +204,7 @@ class PyStanEngine(Engine):
                 child.stop()
                 raise
             finally:
-                child.console.echo = None
+                child.console.progress = None
             console = child.console.text
             result_file = run_dir / "result.json"
             if not result_file.exists():
@@ -275,8 +263,11 @@ class PyStanEngine(Engine):
             "chains": settings.chains, "warmup": settings.warmup, "draws": settings.draws,
             "adapt_delta": settings.adapt_delta, "seed": settings.seed,
             "fixed_param": settings.fixed_param}}
-        _, arrays, console = self._run(request, program, data,
-                                       show_progress=settings.show_progress)
+        iterations = settings.draws + (0 if settings.fixed_param else settings.warmup)
+        progress = SamplingProgress(settings.chains, iterations,
+                                    sys.stderr if settings.show_progress else None)
+        _, arrays, console = self._run(request, program, data, progress=progress)
+        progress.finish()
         log.debug("PyStan's messages:\n%s", sampler_messages(console, program))
         return Draws(
             variables={key[2:]: value for key, value in arrays.items() if key.startswith("v.")},

@@ -113,7 +113,9 @@ def fit(
         If positive, also add that many exact prior (ancestral) draws as the ``prior`` and
         ``prior_predictive`` groups.
     show_progress : bool
-        Show the engine's progress output.
+        Draw the sampling progress on stderr: one line redrawn on a terminal, the final line
+        elsewhere. Either way the progress is logged at INFO every tenth of the run
+        (logger ``ratepool.engines.progress``; at DEBUG while a terminal line is drawn).
     program : StanProgram, optional
         The Stan program; the packaged one by default (``temporal_negbinom.stan`` when
         ``config.temporal`` is set, see `ratepool.model.temporal`).
