@@ -232,6 +232,8 @@ class _Child:
         else:
             function, run = _NUTS, model.sample
             kwargs.update(num_warmup=settings["warmup"], delta=settings["adapt_delta"])
+            if settings.get("inits"):  # one dict per chain (httpstan takes no initial metric)
+                kwargs["init"] = settings["inits"]
         start = time.perf_counter()
         fits = self.fit_paths(model, function, kwargs, settings)
         # httpstan names a seeded fit by its request and answers an identical request with the
@@ -320,11 +322,13 @@ class _Child:
 
         import stan
 
-        encoded = json.loads(stan.model.DataJSONEncoder().encode(dict(kwargs)))
+        inits = kwargs.get("init") or [{}] * settings["chains"]
+        encoded = json.loads(stan.model.DataJSONEncoder().encode(
+            {key: value for key, value in kwargs.items() if key != "init"}))
         paths = []
         for chain in range(1, settings["chains"] + 1):
-            request = dict(encoded, function=function, chain=chain, data=model.data, init={},
-                           random_seed=settings["seed"])
+            request = dict(encoded, function=function, chain=chain, data=model.data,
+                           init=inits[chain - 1], random_seed=settings["seed"])
             args = httpstan.schemas.CreateFitRequest().load(request)
             name = httpstan.fits.calculate_fit_name(args.pop("function"), model.model_name, args)
             paths.append(httpstan.cache.fit_path(name))

@@ -35,7 +35,12 @@ CONSOLE_TAIL_LINES = 40
 
 @dataclass(frozen=True)
 class SamplerSettings:
-    """What to ask the sampler for (the engine-independent subset of CmdStan's arguments)."""
+    """What to ask the sampler for (the engine-independent subset of CmdStan's arguments).
+
+    ``inits`` (one dict per chain, constrained values) and ``inv_metric`` (the diagonal of the
+    initial inverse metric, unconstrained order) say where warmup starts
+    (`ratepool.model.warm_start`); None leaves Stan's defaults. PyStan takes the inits only.
+    """
 
     chains: int
     warmup: int
@@ -44,6 +49,8 @@ class SamplerSettings:
     seed: int
     fixed_param: bool = False
     show_progress: bool = False
+    inits: tuple[Mapping[str, Any], ...] | None = None
+    inv_metric: tuple[float, ...] | None = None
 
 
 @dataclass

@@ -155,6 +155,9 @@ class CmdStanEngine(Engine):
                     iter_sampling=settings.draws,
                     adapt_delta=None if settings.fixed_param else settings.adapt_delta,
                     fixed_param=settings.fixed_param,
+                    inits=[dict(chain) for chain in settings.inits] if settings.inits else None,
+                    metric=({"inv_metric": list(settings.inv_metric)}
+                            if settings.inv_metric is not None else None),
                     output_dir=str(run_dir),
                     sig_figs=output_sig_figs(data),
                     # one console line per 1% of a chain, read by `progress` (no tqdm bars)

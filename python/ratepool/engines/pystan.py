@@ -262,7 +262,10 @@ class PyStanEngine(Engine):
         request = {"action": "sample", "settings": {
             "chains": settings.chains, "warmup": settings.warmup, "draws": settings.draws,
             "adapt_delta": settings.adapt_delta, "seed": settings.seed,
-            "fixed_param": settings.fixed_param}}
+            "fixed_param": settings.fixed_param,
+            "inits": [dict(chain) for chain in settings.inits] if settings.inits else None}}
+        if settings.inv_metric is not None:
+            log.debug("PyStan takes no initial metric: its warmup starts from the unit metric")
         iterations = settings.draws + (0 if settings.fixed_param else settings.warmup)
         progress = SamplingProgress(settings.chains, iterations,
                                     sys.stderr if settings.show_progress else None)

@@ -21,6 +21,8 @@ PARAMETERIZATIONS = ("centered", "non_centered")
 LIKELIHOODS = ("sufficient", "observation")
 #: Temporal models: None (static rates, the default) or "ar1" (`ratepool.model.temporal`).
 TEMPORAL_MODELS = (None, "ar1")
+#: When the sampler starts from a data-based estimate (`ratepool.model.warm_start`).
+WARM_STARTS = ("auto", "on", "off")
 
 Parameterization = Literal["centered", "non_centered"]
 Likelihood = Literal["sufficient", "observation"]
@@ -99,6 +101,11 @@ class ModelConfig:
         (``stan/temporal_negbinom.stan``, `ratepool.model.temporal`); needs the window column.
     sigma_prior_sd : float
         Scale of the half-normal prior on the AR(1) innovation sd ``sigma`` (temporal model).
+    warm_start : {"auto", "on", "off"}
+        Start the sampler near the posterior with a data-based initial metric
+        (`ratepool.model.warm_start`): ``"auto"`` (default) for fits of at least 5,000 entities
+        of the base model, where Stan's unit-metric start costs most of the warmup. It changes
+        where warmup starts, not the model; the sampler still adapts.
     max_temporal_windows : int
         Largest number of windows (rows) the temporal model accepts; larger inputs are refused
         before compiling (about the 10-minute limit on an idle 2-core machine, and PyStan's
@@ -132,6 +139,7 @@ class ModelConfig:
     temporal: str | None = None
     sigma_prior_sd: float = 0.5
     max_temporal_windows: int = 10_000
+    warm_start: str = "auto"
 
     def __post_init__(self) -> None:
         _check_int(self, "n_samples", minimum=1)
@@ -150,6 +158,7 @@ class ModelConfig:
         _check_choice(self, "likelihood", LIKELIHOODS)
         _check_choice(self, "engine", ENGINES)
         _check_choice(self, "temporal", TEMPORAL_MODELS)
+        _check_choice(self, "warm_start", WARM_STARTS)
         _check_int(self, "max_temporal_windows", minimum=1)
         if self.obs_predictions not in (None, True, False):
             raise ConfigError(
@@ -261,7 +270,8 @@ class ModelConfig:
 
 #: The TOML tables and the settings each holds (any setting may also stand at the top level).
 SECTIONS: dict[str, tuple[str, ...]] = {
-    "sampling": ("n_samples", "n_tune", "n_chains", "target_accept", "random_seed", "engine"),
+    "sampling": ("n_samples", "n_tune", "n_chains", "target_accept", "random_seed", "engine",
+                 "warm_start"),
     "priors": ("mu_prior_rate", "alpha_prior_sd", "overdispersion_prior_sd", "beta_prior_sd",
                "bytes_m0_prior_mean", "bytes_m0_prior_sd", "bytes_tau_prior_sd",
                "bytes_sigma_prior_sd", "sigma_prior_sd"),

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from pathlib import Path
@@ -22,6 +23,7 @@ from ratepool.model.event_bytes import warn_if_bytes_prior_clashes
 from ratepool.model.predictions import entity_predictions_on
 from ratepool.model.program import StanProgram, default_program
 from ratepool.model.standata import _obs_predictions, check_options, stan_data
+from ratepool.model.warm_start import AUTO_MIN_ENTITIES, warm_start
 from ratepool.posterior.entity_predictive import add_prior_replicates
 from ratepool.posterior.fit_result import FitResult
 from ratepool.posterior.inference import build_inference_data, build_prior_data
@@ -137,13 +139,31 @@ def fit(
     program = program or default_program()
     log.info("fitting %d entities, %d windows with %s", data.n_entities,
              data.n_windows_total, runner.name)
-    draws = runner.sample(program, stan_data(data, config), settings)
+    values = stan_data(data, config)
+    draws = runner.sample(program, values, _warm(settings, values, config))
     prior = _prior_draws(runner, program, data, config, prior_draws) if prior_draws else None
     pause_at("summarise")
     idata = build_inference_data(draws, data, prior=prior)
     return FitResult(idata=idata, data=data, config=config, engine=runner.name,
                      versions=runner.versions(), sampling_seconds=draws.elapsed_seconds,
                      program=program)
+
+
+def _warm(settings: SamplerSettings, values: dict[str, Any],
+          config: ModelConfig) -> SamplerSettings:
+    """``settings`` with a warm start (`ratepool.model.warm_start`) when the config asks for one
+    (``"auto"``: at least `AUTO_MIN_ENTITIES` entities) and the model is one it supports."""
+    wanted = (config.warm_start == "on" or config.warm_start == "auto"
+              and int(values["J"]) >= AUTO_MIN_ENTITIES)
+    if not wanted:
+        return settings
+    start = warm_start(values, settings.chains, settings.seed)
+    if start is None:
+        log.info("no warm start for this model (it covers the base model only): the sampler "
+                 "starts as Stan does by default")
+        return settings
+    return dataclasses.replace(settings, inits=start.inits,
+                               inv_metric=tuple(start.inv_metric.tolist()))
 
 
 def _prior_draws(runner: Engine, program: StanProgram, data: CountData, config: ModelConfig,
