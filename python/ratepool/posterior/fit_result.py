@@ -177,10 +177,14 @@ class FitResult:
         exposure: float | Sequence[float] = 1.0,
         windows: int = 1,
         interval: float = 0.9,
+        covariates: pd.DataFrame | None = None,
+        entity_col: str = "entity",
     ) -> pd.DataFrame:
         """Exact predictive distribution of each entity's total over its next ``windows``.
 
-        Known entities use their posterior rates, others the population's (theta_new); the
+        Known entities use their posterior rates; others the population law at their own
+        covariates (rows of ``covariates``, column ``entity_col``, when the fit has covariates),
+        theta ~ Gamma(mu_i alpha, alpha) integrated out exactly per draw, as `score` does. The
         total of k windows given a draw is NB2(k e theta, k phi). Returns one row per entity
         with ``mean``, ``sd``, ``lower`` / ``median`` / ``upper`` (exact mixture quantiles);
         see `ratepool.posterior.predict.predict_totals`.
@@ -188,4 +192,5 @@ class FitResult:
         from ratepool.posterior.predict import predict_totals
 
         return predict_totals(self._posterior_rates(), entities, windows=windows,
-                              exposure=exposure, interval=interval)
+                              exposure=exposure, interval=interval, covariates=covariates,
+                              entity_col=entity_col)

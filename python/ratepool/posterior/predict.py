@@ -3,12 +3,14 @@
 Given a posterior draw, the sum of k independent NB2(e theta_i, phi) windows is
 NB2(k e theta_i, k phi) (the law the Stan program's ``y_rep_total`` draws from), so the
 predictive law of the total is the mixture of these over the draws, and its mean, variance and
-quantiles are exact (`ratepool.posterior.predictive`). An entity the fit has not seen gets theta_new, the
-rate of a new entity drawn from the population.
+quantiles are exact (`ratepool.posterior.predictive`). An entity the fit has not seen follows
+the population law at its own covariates (given in ``covariates`` when the fit has covariates),
+theta ~ Gamma(mu_i alpha, alpha) integrated out per draw by quadrature: the same law `score`
+uses (`PosteriorRates.unseen_law`).
 
-``exposure`` multiplies each window's mean and leaves phi as it is (the NB2 offset form
-issue 8 plans for the model); the model has no exposure yet, so 1 means "a window like the
-fitted ones".
+``exposure`` multiplies each window's mean and leaves phi as it is (the model's NB2 offset
+form); with a fit that used exposure, theta is a rate per unit of exposure, and 1 means one
+unit per window.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from ratepool.posterior.predictive import (
     PosteriorRates,
     check_multiplier,
     check_probability,
-    chunk_size,
     mixture_moments,
     mixture_quantiles,
 )
@@ -42,6 +43,8 @@ def predict_totals(
     windows: int = 1,
     exposure: float | Sequence[float] | np.ndarray = 1.0,
     interval: float = 0.9,
+    covariates: pd.DataFrame | None = None,
+    entity_col: str = "entity",
     memory_bytes: int = DEFAULT_MEMORY_BYTES,
 ) -> pd.DataFrame:
     """Predictive distribution of the total count over each entity's next ``windows`` windows.
@@ -58,6 +61,11 @@ def predict_totals(
         Mean multiplier of each window, one value or one per entity; positive.
     interval : float
         Probability of the equal-tailed predictive interval.
+    covariates : pandas.DataFrame, optional
+        With a fit that has entity covariates: one row per unseen entity (column
+        ``entity_col``) with its covariate columns; unseen entities are predicted at them.
+    entity_col : str
+        Entity column of ``covariates``.
 
     Returns
     -------
@@ -81,19 +89,21 @@ def predict_totals(
     if len(labels) == 0:
         raise DataError("give at least one entity to predict")
     scale = check_multiplier(exposure, "exposure", len(labels))
+    if covariates is not None:
+        if entity_col not in covariates.columns:
+            raise DataError(f"the covariates frame has no entity column {entity_col!r}; "
+                            "name it with entity_col=")
+        rates = rates.with_new_entities(covariates, entity_col)
     codes = rates.entity_codes(labels)
     low_q = (1.0 - interval) / 2.0
     mean, var = np.empty(len(codes)), np.empty(len(codes))
     quantiles = np.empty((len(codes), 3), dtype=np.int64)
-    step = chunk_size(rates.n_draws, memory_bytes)
-    for start in range(0, len(codes), step):
-        part = slice(start, start + step)
-        law = rates.law(codes[part], scale[part] * windows, phi_scale=float(windows))
+    for part, law in rates.laws(codes, scale * windows, float(windows), memory_bytes):
         mean[part], var[part] = mixture_moments(law)
         quantiles[part] = mixture_quantiles(law, (low_q, 0.5, 1.0 - low_q), memory_bytes)
     return pd.DataFrame({
         "entity": labels.to_numpy(),
-        "unseen": codes == rates.n_entities,
+        "unseen": codes >= rates.n_fitted,
         "windows": windows,
         "exposure": scale,
         "mean": mean,

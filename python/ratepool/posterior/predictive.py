@@ -4,11 +4,18 @@ Given the posterior draws s = 1..S, a new count of entity i in one window is
 
     Y | s  ~  z_s [Y = 0] + (1 - z_s) NegBinomial2(m_s, phi_s),   m_s = e * theta_{i,s}
 
-and its predictive law is the average of these S laws. ``e`` is a mean multiplier (an exposure;
-1 today) and ``z_s`` a structural-zero probability (zero-inflation; none today): both are
-arguments of the functions here so that the model's planned options (issue 8) plug in without
-changing them. The sum of k windows of one entity given its draw is NegBinomial2(k m_s, k phi_s)
-(no zero-inflation), so the same functions give the law of k-window totals.
+and its predictive law is the average of these S laws. ``e`` is the window's exposure (a mean
+multiplier, 1 without exposure) and ``z_s`` the structural-zero probability of a zero-inflated
+fit. The sum of k windows of one entity given its draw is NegBinomial2(k m_s, k phi_s) (no
+zero-inflation), so the same functions give the law of k-window totals.
+
+An entity the fit has not seen has, per draw, theta ~ Gamma(a_s, alpha_s) with a_s =
+mu_{i,s} alpha_s (mu_{i,s} = mu_s exp(x_i' beta_s) at its own covariates, mu_s without
+covariates). theta is integrated out per draw by generalised Gauss–Laguerre quadrature with the
+weight t^(a_s - 1) e^(-t) (t = alpha_s theta), so a shape far below 1 is handled exactly by the
+weight: its law is a mixture over draws x `UNSEEN_NODES` nodes with weights (`unseen_law`),
+and every quantity below comes from that one law. The program's single draw ``theta_new`` is
+not used for predictions.
 
 Every probability is the **exact** average over draws of the NB2 CDF / survival function /
 probability mass at that draw's parameters (Rao-Blackwellised): never a share of simulated counts,
@@ -29,7 +36,7 @@ import logging
 import math
 import numbers
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import arviz as az
 import numpy as np
@@ -41,6 +48,8 @@ from ratepool.posterior.inference import covariate_encoding
 
 __all__ = [
     "PosteriorRates",
+    "UNSEEN_NODES",
+    "gamma_quadrature",
     "MixtureLaw",
     "label_key",
     "tail_probabilities",
@@ -57,6 +66,34 @@ log = logging.getLogger(__name__)
 DEFAULT_MEMORY_BYTES = 256 * 2**20
 #: How many S x chunk float64 arrays a chunk holds at its peak.
 _ARRAYS_PER_CHUNK = 12
+
+
+#: Gauss–Laguerre nodes per draw for an unseen entity's rate (see `gamma_quadrature`).
+UNSEEN_NODES = 48
+
+
+def gamma_quadrature(shape: np.ndarray, n_nodes: int = UNSEEN_NODES
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes t_k and weights w_k with E f(T) ~ sum_k w_k f(t_k) for T ~ Gamma(shape, 1).
+
+    Generalised Gauss–Laguerre rules with exponent shape - 1 (``scipy.special.
+    roots_genlaguerre``, whose Newton-refined weights keep their relative precision down to the
+    smallest, which the far tail needs), one per element of ``shape``, normalised by
+    Gamma(shape). Exact for polynomials of degree < 2 ``n_nodes``, whatever the shape (> 0).
+
+    Returns
+    -------
+    (nodes, weights) : tuple of numpy.ndarray
+        Each of shape ``shape.shape + (n_nodes,)``.
+    """
+    a = np.asarray(shape, dtype=float)
+    flat = a.reshape(-1)
+    nodes = np.empty((flat.size, n_nodes))
+    weights = np.empty((flat.size, n_nodes))
+    for i, value in enumerate(flat):
+        t, w = special.roots_genlaguerre(n_nodes, value - 1.0)
+        nodes[i], weights[i] = t, w / w.sum()
+    return nodes.reshape(a.shape + (n_nodes,)), weights.reshape(a.shape + (n_nodes,))
 
 
 def chunk_size(n_draws: int, memory_bytes: int = DEFAULT_MEMORY_BYTES) -> int:
@@ -128,8 +165,12 @@ class PosteriorRates:
     zero_prob : numpy.ndarray or None
         (S,) structural-zero probability when the model is zero-inflated; None otherwise.
     population : dict or None
-        With entity covariates: (S,) draws of mu and alpha, (S, P) of beta, and the covariate
-        encoding, to draw the rates of unseen entities at their own covariates.
+        (S,) draws of mu and alpha, and with entity covariates (S, P) draws of beta and the
+        covariate encoding: the population law of unseen entities (`unseen_law`). When None
+        (hand-built draws), unseen entities fall back to ``theta_new``.
+    new_mean : numpy.ndarray or None
+        (S, U) population mean mu_i of each unseen entity added by `with_new_entities` (the
+        columns after the fitted ones).
     """
 
     labels: np.ndarray
@@ -141,6 +182,7 @@ class PosteriorRates:
     #: Columns of ``theta`` that are the fit's entities (the rest: unseen entities drawn at
     #: their covariates by `with_new_entities`); all of them when None.
     fitted_entities: int | None = None
+    new_mean: np.ndarray | None = None
 
     @property
     def n_fitted(self) -> int:
@@ -174,43 +216,47 @@ class PosteriorRates:
         labels[:] = list(posterior["entity"].values)
         zero_prob = (posterior["pi"].values.reshape(n_draws) if "pi" in posterior else None)
         population = None
-        encoding = covariate_encoding(idata)
-        if encoding is not None:
+        if "mu" in posterior and "alpha" in posterior:
             population = {"mu": posterior["mu"].values.reshape(n_draws),
-                          "alpha": posterior["alpha"].values.reshape(n_draws),
-                          "beta": posterior["beta"].values.reshape(n_draws, -1),
-                          "covariates": encoding}
+                          "alpha": posterior["alpha"].values.reshape(n_draws)}
+            encoding = covariate_encoding(idata)
+            if encoding is not None:
+                population.update(beta=posterior["beta"].values.reshape(n_draws, -1),
+                                  covariates=encoding)
         return cls(labels=labels, theta=theta.reshape(n_draws, -1),
                    theta_new=posterior["theta_new"].values.reshape(n_draws),
                    phi=posterior["phi"].values.reshape(n_draws), zero_prob=zero_prob,
                    population=population)
 
+    @property
+    def covariates(self) -> Any:
+        """The fit's covariate encoding, or None without entity covariates."""
+        return None if self.population is None else self.population.get("covariates")
+
     def with_new_entities(self, rows: pd.DataFrame, entity_col: str,
                           seed: int = 0) -> "PosteriorRates":
-        """These draws plus one column per entity of ``rows`` the fit has not seen, drawn at
-        that entity's covariates: theta ~ Gamma(mu exp(z' beta) alpha, alpha) per draw.
-        Without covariates the draws are returned as they are (unseen entities then use
-        theta_new)."""
-        if self.population is None:
+        """These draws plus one column per entity of ``rows`` the fit has not seen, whose
+        population mean is taken at that entity's own covariates: mu_i = mu exp(z' beta) per
+        draw. Without covariates the draws are returned as they are (unseen entities then
+        follow the population law at mu). Nothing is drawn (``seed`` is kept for callers)."""
+        encoding = self.covariates
+        if encoding is None:
             return self
         codes = self.entity_codes(rows[entity_col])
         unseen = rows.loc[codes == self.n_entities]
         if unseen.empty:
             return self
-        encoding = self.population["covariates"]
         firsts = unseen.drop_duplicates(subset=[entity_col])
         design = encoding.scale_new(firsts)
         mean = self.population["mu"][:, None] * np.exp(self.population["beta"] @ design.T)
-        alpha = self.population["alpha"][:, None]
-        rng = np.random.default_rng(seed)
-        new_theta = rng.gamma(mean * alpha, 1.0 / alpha)
         labels = np.empty(self.n_entities + len(firsts), dtype=object)
         labels[:self.n_entities] = self.labels
         labels[self.n_entities:] = list(firsts[entity_col])
-        return PosteriorRates(labels=labels, theta=np.hstack([self.theta, new_theta]),
-                              theta_new=self.theta_new, phi=self.phi,
-                              zero_prob=self.zero_prob, population=None,
-                              fitted_entities=self.n_entities)
+        return PosteriorRates(
+            labels=labels, theta=self.theta, theta_new=self.theta_new, phi=self.phi,
+            zero_prob=self.zero_prob, population=self.population,
+            fitted_entities=self.n_fitted,
+            new_mean=mean if self.new_mean is None else np.hstack([self.new_mean, mean]))
 
     @property
     def n_draws(self) -> int:
@@ -219,7 +265,8 @@ class PosteriorRates:
 
     @property
     def n_entities(self) -> int:
-        """J; code J stands for an unseen entity."""
+        """Labelled columns (fitted, then unseen ones added by `with_new_entities`); code
+        `n_entities` stands for any other unseen entity."""
         return len(self.labels)
 
     def entity_codes(self, labels: pd.Series | Sequence[Any]) -> np.ndarray:
@@ -250,25 +297,88 @@ class PosteriorRates:
                 type(new).__name__, old, type(old).__name__)
 
     def rates(self, codes: np.ndarray) -> np.ndarray:
-        """(S, len(codes)) rate draws; code J gives theta_new."""
+        """(S, len(codes)) rate draws of fitted entities; code `n_fitted` or more gives
+        theta_new (one Gamma draw: for simulation only, never for probabilities)."""
         codes = np.asarray(codes, dtype=np.int64)
         out = np.empty((self.n_draws, len(codes)))
-        known = codes < self.n_entities
+        known = codes < self.n_fitted
         out[:, known] = self.theta[:, codes[known]]
         out[:, ~known] = self.theta_new[:, None]
         return out
 
+    def unseen_mean(self, codes: np.ndarray) -> np.ndarray:
+        """(S, len(codes)) population mean mu_i of unseen entities (codes >= `n_fitted`).
+
+        Raises
+        ------
+        DataError
+            If the fit has covariates and an entity's covariates were not given.
+        """
+        codes = np.asarray(codes, dtype=np.int64)
+        if self.covariates is not None and (codes >= self.n_entities).any():
+            raise DataError(
+                "the fit has entity covariates: an entity it has not seen is predicted at its "
+                f"own covariates; give them (columns {list(self.covariates.source_columns)}) "
+                "for every unseen entity")
+        out = np.empty((self.n_draws, len(codes)))
+        out[:] = self.population["mu"][:, None]
+        added = codes < self.n_entities
+        if added.any():
+            out[:, added] = self.new_mean[:, codes[added] - self.n_fitted]
+        return out
+
     def law(self, codes: np.ndarray, mean_scale: np.ndarray | float = 1.0,
             phi_scale: float = 1.0) -> "MixtureLaw":
-        """Per-draw NB2 laws of the entities ``codes``: mean theta x ``mean_scale``, phi x
-        ``phi_scale`` (k windows' total: both scales k); with this fit's zero-inflation."""
+        """The law of the entities ``codes`` (all fitted, or all unseen): per-draw NB2 laws
+        with mean theta x ``mean_scale`` and phi x ``phi_scale`` (k windows' total: both
+        scales k), with this fit's zero-inflation. Unseen entities: `unseen_law`."""
+        codes = np.asarray(codes, dtype=np.int64)
         if self.zero_prob is not None and phi_scale != 1.0:
             raise RatepoolError("the total of several windows of a zero-inflated model is not "
                                 "NB2; only single windows are supported there")
         scale = np.broadcast_to(np.asarray(mean_scale, dtype=float), (len(codes),))
+        unseen = codes >= self.n_fitted
+        if unseen.any() and self.population is not None:
+            if not unseen.all():
+                raise RatepoolError("law(): give fitted and unseen entities separately "
+                                    "(see PosteriorRates.laws)")
+            return self.unseen_law(codes, scale, phi_scale)
         zero = None if self.zero_prob is None else self.zero_prob[:, None]
         return MixtureLaw(mean=self.rates(codes) * scale[None, :],
                           phi=(self.phi * phi_scale)[:, None], zero_prob=zero)
+
+    def unseen_law(self, codes: np.ndarray, mean_scale: np.ndarray,
+                   phi_scale: float = 1.0, n_nodes: int = UNSEEN_NODES) -> "MixtureLaw":
+        """The exact law of unseen entities: theta ~ Gamma(mu_i alpha, alpha) integrated out
+        per draw by `gamma_quadrature`; rows are draws x nodes, weighted (w_k / S)."""
+        alpha = self.population["alpha"][:, None]
+        shape = self.unseen_mean(codes) * alpha                         # (S, C)
+        nodes, weights = gamma_quadrature(shape, n_nodes)               # (S, C, K)
+        theta = nodes / alpha[:, :, None]
+        n_rows = self.n_draws * n_nodes
+        mean = (theta * np.asarray(mean_scale, dtype=float)[None, :, None])
+        mean = mean.transpose(0, 2, 1).reshape(n_rows, len(codes))
+        weight = (weights / self.n_draws).transpose(0, 2, 1).reshape(n_rows, len(codes))
+        phi = np.repeat(self.phi * phi_scale, n_nodes)[:, None]
+        zero = None if self.zero_prob is None else np.repeat(self.zero_prob, n_nodes)[:, None]
+        return MixtureLaw(mean=mean, phi=phi, zero_prob=zero, weight=weight)
+
+    def laws(self, codes: np.ndarray, mean_scale: np.ndarray | float = 1.0,
+             phi_scale: float = 1.0, memory_bytes: int = DEFAULT_MEMORY_BYTES
+             ) -> Iterator[tuple[np.ndarray, "MixtureLaw"]]:
+        """(positions, law) for chunks of ``codes``: fitted entities in chunks of S columns,
+        unseen ones (S x `UNSEEN_NODES` rows) in chunks of their own, each within
+        ``memory_bytes``."""
+        codes = np.asarray(codes, dtype=np.int64)
+        scale = np.broadcast_to(np.asarray(mean_scale, dtype=float), (len(codes),))
+        unseen = codes >= self.n_fitted
+        nodes = UNSEEN_NODES if self.population is not None else 1
+        for subset, rows in ((~unseen, self.n_draws), (unseen, self.n_draws * nodes)):
+            where = np.flatnonzero(subset)
+            step = chunk_size(rows, memory_bytes)
+            for start in range(0, len(where), step):
+                part = where[start:start + step]
+                yield part, self.law(codes[part], scale[part], phi_scale)
 
 
 # --------------------------------------------------------------------------------------------
@@ -287,16 +397,27 @@ class MixtureLaw:
         (S, 1) or (S, C) NB2 overdispersion.
     zero_prob : numpy.ndarray or None
         (S, 1) structural-zero probability, or None.
+    weight : numpy.ndarray or None
+        (S, C) mixture weights of the rows (each column's sum to 1), or None for equal
+        weights 1/S; an unseen entity's law has draws x quadrature nodes as rows.
     """
 
     mean: np.ndarray
     phi: np.ndarray
     zero_prob: np.ndarray | None = None
+    weight: np.ndarray | None = None
 
     def columns(self, index: np.ndarray | slice) -> "MixtureLaw":
         """The law of a subset of the columns."""
         phi = self.phi if self.phi.shape[1] == 1 else self.phi[:, index]
-        return MixtureLaw(self.mean[:, index], phi, self.zero_prob)
+        weight = None if self.weight is None else self.weight[:, index]
+        return MixtureLaw(self.mean[:, index], phi, self.zero_prob, weight)
+
+    def average(self, values: np.ndarray) -> np.ndarray:
+        """The mixture average over rows of (rows, C) per-row values."""
+        if self.weight is None:
+            return values.mean(axis=0)
+        return (values * self.weight).sum(axis=0)
 
 
 def _nb2_parts(y: np.ndarray, law: MixtureLaw) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -343,7 +464,7 @@ def tail_probabilities(
         cdf = z + (1.0 - z) * cdf
         sf = (1.0 - z) * sf
         pmf = (1.0 - z) * pmf + at_zero
-    return cdf.mean(axis=0), sf.mean(axis=0), pmf.mean(axis=0)
+    return law.average(cdf), law.average(sf), law.average(pmf)
 
 
 def mixture_cdf(y: np.ndarray, law: MixtureLaw) -> np.ndarray:
@@ -356,7 +477,7 @@ def mixture_cdf(y: np.ndarray, law: MixtureLaw) -> np.ndarray:
     cdf = special.betainc(law.phi, y + 1.0, law.phi / (law.mean + law.phi))
     if law.zero_prob is not None:
         cdf = law.zero_prob + (1.0 - law.zero_prob) * cdf
-    return cdf.mean(axis=0)
+    return law.average(cdf)
 
 
 def mixture_moments(law: MixtureLaw) -> tuple[np.ndarray, np.ndarray]:
@@ -367,8 +488,8 @@ def mixture_moments(law: MixtureLaw) -> tuple[np.ndarray, np.ndarray]:
     """
     keep = 1.0 if law.zero_prob is None else 1.0 - law.zero_prob
     m = law.mean
-    first = (keep * m).mean(axis=0)
-    second = (keep * (m + m * m / law.phi + m * m)).mean(axis=0)
+    first = law.average(keep * m)
+    second = law.average(keep * (m + m * m / law.phi + m * m))
     return first, np.maximum(second - first * first, 0.0)
 
 

@@ -2,11 +2,12 @@
 
 For each new row (entity, optional window, count y) the predictive law of one window's count is
 the mixture over posterior draws of NB2(theta_i, phi) (`ratepool.posterior.predictive`); an entity the fit
-has not seen gets the population predictive, theta_new. Per row:
+has not seen gets the population predictive at its own covariates, with its rate integrated out
+exactly (`PosteriorRates.unseen_law`). Per row:
 
 ==============  ===============================================================================
-``unseen``      the entity is not in the fit (scored with the population predictive:
-                theta_new, or with covariates a rate drawn at the entity's own covariates)
+``unseen``      the entity is not in the fit (scored with the population predictive at its
+                own covariates, theta ~ Gamma(mu_i alpha, alpha) integrated out per draw)
 ``pred_mean``   predictive mean
 ``pred_lower``  lower end of the equal-tailed predictive interval (default 90%): the exact
 ``pred_upper``  mixture quantiles at 5% and 95% (least y with P(Y <= y) >= p); coverage >= 90%
@@ -63,7 +64,6 @@ from ratepool.posterior.predictive import (
     DEFAULT_MEMORY_BYTES,
     PosteriorRates,
     check_probability,
-    chunk_size,
     mixture_moments,
     mixture_quantiles,
     tail_probabilities,
@@ -187,11 +187,8 @@ def _pair_probabilities(rates: PosteriorRates, pairs: pd.DataFrame,
     """Exact mixture P(Y <= y), P(Y > y), P(Y = y) of each (entity, multiplier, y), in chunks."""
     n = len(pairs)
     cdf, sf, pmf = np.empty(n), np.empty(n), np.empty(n)
-    step = chunk_size(rates.n_draws, memory_bytes)
     codes, scale, y = (pairs[c].to_numpy() for c in ("g", "e", "y"))
-    for start in range(0, n, step):
-        part = slice(start, start + step)
-        law = rates.law(codes[part], scale[part])
+    for part, law in rates.laws(codes, scale, memory_bytes=memory_bytes):
         cdf[part], sf[part], pmf[part] = tail_probabilities(y[part], law)
     return cdf, sf, pmf
 
@@ -202,11 +199,8 @@ def _group_predictive(rates: PosteriorRates, groups: pd.DataFrame, probs: tuple[
     n = len(groups)
     mean = np.empty(n)
     quantiles = np.empty((n, 2), dtype=np.int64)
-    step = chunk_size(rates.n_draws, memory_bytes)
     codes, scale = groups["g"].to_numpy(), groups["e"].to_numpy()
-    for start in range(0, n, step):
-        part = slice(start, start + step)
-        law = rates.law(codes[part], scale[part])
+    for part, law in rates.laws(codes, scale, memory_bytes=memory_bytes):
         mean[part] = mixture_moments(law)[0]
         quantiles[part] = mixture_quantiles(law, probs, memory_bytes)
     return mean, quantiles[:, 0], quantiles[:, 1]
