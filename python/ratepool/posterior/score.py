@@ -239,7 +239,7 @@ def score_frame(
     DataError
         Missing columns, missing entity or window labels, or bad counts (naming the rows).
     """
-    covariates = None if rates.population is None else rates.population["covariates"]
+    covariates = rates.covariates
     columns = ([entity_col, count_col] + ([window_col] if window_col else [])
                + ([exposure_col] if exposure_col else []))
     optional = list(covariates.source_columns) if covariates is not None else []
