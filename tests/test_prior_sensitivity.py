@@ -10,6 +10,8 @@ from scipy import stats
 import ratepool
 from ratepool.posterior.diagnostics import GOOD, WARNING, format_diagnostics
 from ratepool.model.simulate import simulate_counts
+from ratepool.model.standata import exposure_scale
+from ratepool.posterior.inference import EXPOSURE_SCALE_ATTR
 
 from .conftest import EXAMPLE_CSV, ROOT, engine_params
 
@@ -17,11 +19,14 @@ from .conftest import EXAMPLE_CSV, ROOT, engine_params
 SMALL = ratepool.ModelConfig(n_samples=100, n_tune=200, n_chains=2, random_seed=5)
 
 
-def _scipy_lprior(posterior, config: ratepool.ModelConfig) -> np.ndarray:
+def _scipy_lprior(posterior, config: ratepool.ModelConfig, scale: float = 1.0) -> np.ndarray:
     """The hyperparameters' joint log prior density with every normalising constant (the
-    half-normals' factor 2 included, as the programs' target), from scipy."""
+    half-normals' factor 2 included, as the programs' target), from scipy, at the values the
+    program saw: with exposure, mu per typical window (x ``scale``) and alpha / ``scale``
+    (`ratepool.model.standata.exposure_scale`)."""
     def draws(name: str) -> np.ndarray:
-        return posterior[name].to_numpy()
+        values = posterior[name].to_numpy()
+        return values * scale if name == "mu" else values / scale if name == "alpha" else values
 
     total = (stats.expon.logpdf(draws("mu"), scale=1 / config.mu_prior_rate)
              + stats.halfnorm.logpdf(draws("alpha"), scale=config.alpha_prior_sd)
@@ -43,7 +48,9 @@ def _scipy_lprior(posterior, config: ratepool.ModelConfig) -> np.ndarray:
 
 def _check_lprior(result: ratepool.FitResult) -> None:
     lprior = result.idata.log_prior["lprior"].to_numpy()
-    expected = _scipy_lprior(result.idata.posterior, result.config)
+    scale = float(result.idata.constant_data.attrs.get(EXPOSURE_SCALE_ATTR, 1.0))
+    assert scale == exposure_scale(result.data)
+    expected = _scipy_lprior(result.idata.posterior, result.config, scale)
     assert lprior.shape == expected.shape == (SMALL.n_chains, SMALL.n_samples)
     # PyStan returns full doubles; CmdStan writes draws rounded to a relative 5e-9
     # (`output_sig_figs`), lprior and the parameters alike, and lprior's derivative in each

@@ -22,7 +22,12 @@ from ratepool.data.labels import read_label_table
 from ratepool.errors import ConfigError, DataError
 from ratepool.files import atomic_file, atomic_write_text
 from ratepool.model.config import ModelConfig
-from ratepool.model.standata import base_stan_data, option_field_names, stan_data
+from ratepool.model.standata import (
+    base_stan_data,
+    option_field_names,
+    recorded_exposure_scale,
+    stan_data,
+)
 from ratepool.workflow.cmdstan_temporal import (
     TEMPORAL_PROGRAM,
     expected_temporal_data,
@@ -223,7 +228,7 @@ def read_stan_data(
     if int(values.get("has_exposure", 0) or 0):
         if not rows:
             raise _layout_error(path, "switches exposure on without the rows")
-        exposure = np.asarray(values["exposure"], dtype=float)
+        exposure = np.asarray(values["exposure"], dtype=float) * recorded_exposure_scale(values)
     window_bytes = None
     if int(values.get("has_bytes", 0) or 0):
         if not rows:
@@ -248,7 +253,10 @@ def read_stan_data(
     if OPTION_FIELDS & set(values):
         expected = stan_data(data, model_config(values, covariates), keep_rows=rows,
                              prior_only=bool(switches["prior_only"]),
-                             obs_predictions=bool(switches["obs_predictions"]))
+                             obs_predictions=bool(switches["obs_predictions"]),
+                             scale=recorded_exposure_scale(values))
+        if "exposure_scale" not in values:  # written before exposures were scaled
+            expected.pop("exposure_scale", None)
     else:
         # A data JSON from before the model options (ratepool 0.1's program): the base model,
         # whose outputs are those of today's program with every option off.
