@@ -63,7 +63,8 @@ def candidate_configs(names: Sequence[str], config: ModelConfig, *, window_col: 
     if "all" in names:
         static = [o for o in ("exposure", "covariates", "zero-inflation") if not missing[o]]
         wanted = [c for r in range(len(static) + 1) for c in itertools.combinations(static, r)]
-        wanted.append(("exposure", "temporal") if exposure_col else ("temporal",))
+        if not missing["temporal"]:
+            wanted.append(("exposure", "temporal") if exposure_col else ("temporal",))
         skipped = {o: why for o, why in missing.items() if why}
     else:
         wanted = [()] + [(n,) for n in names if n != "base"]
