@@ -50,6 +50,7 @@ def without_zeros() -> ratepool.ComparisonResult:
     return ratepool.compare(simulated(12, None), PAIR, config=TINY, window_col="window")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("unit, var_name", [("window", "y"), ("entity", "entity_windows")])
 def test_loo_numbers_are_arviz(with_zeros, unit, var_name):
     """Every number of the ranking equals az.loo / az.compare called directly (same draws, so
@@ -69,6 +70,7 @@ def test_loo_numbers_are_arviz(with_zeros, unit, var_name):
     assert list(table.index) == list(reference.index)
 
 
+@pytest.mark.slow
 def test_zero_inflation_recommended_on_zero_inflated_data(with_zeros):
     assert with_zeros.table.index[0] == "base + zero-inflation"
     assert with_zeros.recommended == "base + zero-inflation"
@@ -77,6 +79,7 @@ def test_zero_inflation_recommended_on_zero_inflated_data(with_zeros):
     assert "base + zero-inflation" in with_zeros.recommendation
 
 
+@pytest.mark.slow
 def test_base_recommended_without_zero_inflation(without_zeros):
     """No structural zeros: the two models tie (pi near 0) and the simpler one is chosen."""
     assert without_zeros.recommended == "base"
@@ -88,6 +91,7 @@ def test_base_recommended_without_zero_inflation(without_zeros):
             "base", "dse"]
 
 
+@pytest.mark.slow
 def test_check_statistics_against_pandas(with_zeros):
     """Observed statistics of the checks table equal a pandas groupby computation on the raw
     rows; the replicated zero share of the zero-inflated model covers the observed one."""
@@ -169,6 +173,7 @@ def cli_run(tmp_path_factory) -> tuple[Path, int]:
     return out, code
 
 
+@pytest.mark.slow
 def test_cli_writes_report_and_table(cli_run):
     out, code = cli_run
     assert code == 0
@@ -182,6 +187,7 @@ def test_cli_writes_report_and_table(cli_run):
     assert "Recommended:" in page and "base + zero-inflation" in page
 
 
+@pytest.mark.slow
 def test_cli_failed_run_leaves_folder_untouched(cli_run, tmp_path):
     out, _ = cli_run
     before = {p.name: p.read_bytes() for p in out.iterdir()}

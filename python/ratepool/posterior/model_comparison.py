@@ -109,8 +109,10 @@ def recommend(table: pd.DataFrame, options: Mapping[str, tuple[str, ...]],
         text = f"{chosen}: best by {unit} LOO, {evidence}; stacking weight {row['weight']:.2f}"
     else:
         text = (f"{chosen}: the simplest model within {TIE_SE:g} standard errors of the best "
-                f"({best}; elpd difference {row['elpd_diff']:.1f} ± {row['dse']:.1f}); the gain "
-                f"of the more complex model is within its uncertainty; stacking weight {row['weight']:.2f}")
+                f"by elpd ({best}, ahead by {row['elpd_diff']:.1f} ± {row['dse']:.1f}, "
+                f"{row['elpd_diff'] / max(row['dse'], 1e-12):.1f} se; stacking weights "
+                f"{row['weight']:.2f} here, {table.loc[best, 'weight']:.2f} for {best}): the "
+                "gain of the more complex model is within its uncertainty")
     if others:
         text += f". Tied within {TIE_SE:g} se: {', '.join(others)}"
     if row["n_k_high"] > 0 or table.loc[best, "n_k_high"] > 0:
