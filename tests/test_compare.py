@@ -156,6 +156,11 @@ def test_named_candidates_the_data_do_not_allow_are_skipped():
                                          covariates=["x"])
     assert len(configs) == 9 and not skipped  # 2^3 static combinations + temporal
     assert configs["base + exposure + covariates + zero-inflation"].zero_inflation
+    configs, skipped = candidate_configs(["all"], TINY, window_col=None, exposure_col="e",
+                                         covariates=None)
+    assert list(configs) == ["base", "base + exposure", "base + zero-inflation",
+                             "base + exposure + zero-inflation"]
+    assert set(skipped) == {"covariates", "temporal"}
 
 
 @pytest.fixture(scope="module")
