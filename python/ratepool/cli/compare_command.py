@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Callable
 
 from ratepool.cli.common import EXIT_OK, Phases, command_line, config_from_args, out_dir
 from ratepool.errors import ConfigError
@@ -26,7 +27,11 @@ skipped with the reason; a --config the data cannot serve is refused before comp
 
 
 def add_compare_command(commands: argparse._SubParsersAction,
-                        add_data_options, add_out, add_quiet) -> None:  # type: ignore[no-untyped-def]
+                        add_data_options: Callable[[argparse.ArgumentParser], None],
+                        add_out: Callable[[argparse.ArgumentParser, str, str], None],
+                        add_quiet: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Register ``compare`` with the parser's shared option builders (passed in: the parser
+    module imports this one)."""
     command = commands.add_parser(
         "compare", help="fit candidate models and rank them by PSIS-LOO, with predictive checks",
         description="Fit each candidate model the data allow, rank them by PSIS-LOO (ArviZ), "

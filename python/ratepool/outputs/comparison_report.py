@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,7 @@ def checks_figure(result: ComparisonResult) -> Figure:
                   label="replicated mean")
         axis.axvline(float(rows["observed"].iloc[0]), color="tab:red", label="observed")
         axis.set_title(name.replace("_", " "), fontsize=10)
-        axis.set_xlabel(meaning, fontsize=7)
+        axis.set_xlabel(textwrap.fill(meaning, 45), fontsize=7)
     first = np.atleast_1d(axes)[0]
     first.set_yticks(np.arange(len(models)), models, fontsize=8)
     first.invert_yaxis()
