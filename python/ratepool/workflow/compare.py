@@ -17,6 +17,8 @@ import pandas as pd
 
 from ratepool.data.counts import CountData
 from ratepool.data.tables import load_counts
+from ratepool.engines import get_engine
+from ratepool.engines.base import Engine
 from ratepool.errors import ConfigError, DataError, RatepoolError
 from ratepool.model.config import ModelConfig
 from ratepool.posterior.comparison_checks import predictive_checks
@@ -152,9 +154,13 @@ def compare(
     columns = {"entity_col": entity_col, "count_col": count_col, "window_col": window_col,
                "allow_duplicate_windows": allow_duplicate_windows}
     prepared = {}
+    engines: dict[str, Engine] = {}  # one engine (and one log line) per engine name
     for label, candidate in configs.items():  # validate all before compiling any
         try:
-            prepared[label] = _prepare(_load(data, candidate, columns), candidate, None)
+            if candidate.engine not in engines:
+                engines[candidate.engine] = get_engine(candidate.engine)
+            prepared[label] = _prepare(_load(data, candidate, columns), candidate,
+                                       engines[candidate.engine])
         except RatepoolError as error:
             raise type(error)(f"candidate {label!r}: {error}") from None
     fits = {}
