@@ -219,8 +219,8 @@ EXTRA_FILES = {
 POSTERIOR = {
     "base": {},
     "options": {"beta": (("covariate",), "beta"), "pi": ((), "pi")},
-    "bytes": {"m0": ((), "m0"), "tau": ((), "tau"), "sigma_b": ((), "sigma_b"),
-              "m": (("entity",), "m"), "m_new": ((), "m_new")},
+    "bytes": {"m0": ((), "m0"), "tau": ((), "tau"), "sigma_w": ((), "sigma_w"),
+              "sigma_e": ((), "sigma_e"), "m": (("entity",), "m"), "m_new": ((), "m_new")},
     "temporal": {"rho": ((), "rho"), "sigma": ((), "sigma"), "lambda": (("obs",), "lambda")},
 }
 
@@ -296,9 +296,11 @@ def test_bytes_run_rebuilds_the_bytes_and_their_summary(runs_50abbe5: Path) -> N
     # Written with pandas' shortest round-trip text: equal to the CSV's draws' mean up to the
     # last bits of the float sum.
     np.testing.assert_allclose(summary["m_mean"].to_numpy(), m.mean(axis=(0, 1)), rtol=1e-12)
-    sigma = _stack(frames, "sigma_b", 1)
-    np.testing.assert_allclose(summary["mean_mean"].to_numpy(),
-                               np.exp(m + sigma**2 / 2).mean(axis=(0, 1)), rtol=1e-12)
+    spread = _stack(frames, "sigma_w", 1) ** 2 + _stack(frames, "sigma_e", 1) ** 2
+    np.testing.assert_allclose(summary["mean_mean"].to_numpy(), np.exp(m).mean(axis=(0, 1)),
+                               rtol=1e-12)
+    np.testing.assert_allclose(summary["median_mean"].to_numpy(),
+                               np.exp(m - spread / 2).mean(axis=(0, 1)), rtol=1e-12)
     events = original.y > 0
     windows = np.bincount(original.entity_index[events], minlength=n_entities)
     np.testing.assert_array_equal(summary["windows_with_events"].to_numpy(), windows)

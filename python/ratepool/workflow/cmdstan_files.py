@@ -312,7 +312,8 @@ def model_config(values: dict[str, Any], covariates: Any = None) -> ModelConfig:
 
 #: The bytes factor's priors: config name -> data JSON field.
 _BYTES_PRIORS = {"bytes_m0_prior_mean": "m0_prior_mean", "bytes_m0_prior_sd": "m0_prior_sd",
-                 "bytes_tau_prior_sd": "tau_sd", "bytes_sigma_prior_sd": "sigma_b_sd"}
+                 "bytes_tau_prior_sd": "tau_sd", "bytes_sigma_w_prior_sd": "sigma_w_sd",
+                 "bytes_sigma_e_prior_sd": "sigma_e_sd"}
 
 
 def _check_layout(path: Path, values: dict[str, Any], expected: dict[str, Any],
