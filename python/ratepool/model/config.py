@@ -286,6 +286,9 @@ SECTIONS: dict[str, tuple[str, ...]] = {
               "exposure_col", "covariates", "bytes_col", "temporal", "max_temporal_windows"),
 }
 _TABLE_OF = {name: table for table, names in SECTIONS.items() for name in names}
+#: Settings that no longer exist: what replaced them.
+_REMOVED = {"bytes_sigma_prior_sd": " (the bytes factor's one spread sigma_b is now two: set "
+                                    "bytes_sigma_w_prior_sd and bytes_sigma_e_prior_sd)"}
 
 
 def _table_key(table: str, key: str, value: Any, source: str) -> tuple[str, str]:
@@ -300,7 +303,8 @@ def _table_key(table: str, key: str, value: Any, source: str) -> tuple[str, str]
         raise ConfigError(f"{source}: {path} is a table; settings are single values")
     if key not in _TABLE_OF:
         raise ConfigError(
-            f"{source}: unknown key {path!r}; [{table}] holds {list(SECTIONS[table])}"
+            f"{source}: unknown key {path!r}{_REMOVED.get(key, '')}; [{table}] holds "
+            f"{list(SECTIONS[table])}"
         )
     if _TABLE_OF[key] != table:
         raise ConfigError(
@@ -314,7 +318,8 @@ def _add_setting(flat: dict[str, tuple[str, Any]], name_path: tuple[str, str], v
     name, path = name_path
     if name not in _TABLE_OF:
         raise ConfigError(
-            f"{source}: unknown key {path!r}; valid keys are {sorted(_TABLE_OF)}"
+            f"{source}: unknown key {path!r}{_REMOVED.get(name, '')}; valid keys are "
+            f"{sorted(_TABLE_OF)}"
         )
     if name in flat:
         raise ConfigError(f"{source}: {name} is given twice ({flat[name][0]} and {path})")
