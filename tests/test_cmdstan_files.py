@@ -376,6 +376,25 @@ def test_a_bytes_json_without_rows_is_refused(runs_50abbe5: Path) -> None:
         read_stan_data(path)
 
 
+def test_a_bytes_json_of_the_single_spread_model_is_refused(runs_50abbe5: Path) -> None:
+    """The bytes factor's data changed (issue 17, item 8): a JSON with the old per-entity
+    bytes fields and the bytes on is refused, naming the fields; with the bytes off the old
+    fields mean nothing and the base run's JSON (which has them) reads back (see
+    test_report_reads_back_every_program)."""
+    path = runs_50abbe5 / "bytes" / "data.json"
+    values = json.loads(path.read_text())
+    for name in [name for name in values if name.startswith("bytes_group") or name == "BG"]:
+        del values[name]
+    values.update(bytes_windows=[1] * values["J"], bytes_log_mean=[0.0] * values["J"],
+                  bytes_log_ss=[0.0] * values["J"], sigma_b_sd=1.5)
+    path.write_text(json.dumps(values))
+    with pytest.raises(DataError, match="bytes_log_mean.*export-data"):
+        read_stan_data(path)
+    base = json.loads((runs_50abbe5 / "base" / "data.json").read_text())
+    assert {"bytes_windows", "sigma_b_sd"} <= set(base) and base["has_bytes"] == 0
+    read_stan_data(runs_50abbe5 / "base" / "data.json")
+
+
 def test_export_with_bytes_keeps_the_rows_and_reads_back(tmp_path: Path, capsys) -> None:
     """Without per-row outputs the static JSON drops the rows, but a bytes export keeps them
     (they carry the bytes): read_stan_data rebuilds the same bytes and the same Stan data; the

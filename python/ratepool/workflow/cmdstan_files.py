@@ -22,6 +22,7 @@ from ratepool.data.labels import read_label_table
 from ratepool.errors import ConfigError, DataError
 from ratepool.files import atomic_file, atomic_write_text
 from ratepool.model.config import ModelConfig
+from ratepool.model.event_bytes import bytes_fields_off
 from ratepool.model.standata import base_stan_data, option_field_names, stan_data
 from ratepool.workflow.cmdstan_temporal import (
     TEMPORAL_PROGRAM,
@@ -256,8 +257,30 @@ def read_stan_data(
                  "fields): read as the base model", path)
         expected = {name: value for name, value in expected.items()
                     if name not in OPTION_FIELDS}
+    values = _legacy_bytes_off(path, values, expected)
     _check_layout(path, values, expected)
     return data, values
+
+
+#: The bytes fields of the data JSON before the per-count bytes variance (issue 17, item 8).
+_LEGACY_BYTES_FIELDS = frozenset({"bytes_windows", "bytes_log_mean", "bytes_log_ss",
+                                  "sigma_b_sd"})
+
+
+def _legacy_bytes_off(path: Path, values: dict[str, Any],
+                      expected: dict[str, Any]) -> dict[str, Any]:
+    """A data JSON written before the bytes factor's per-count variance with the bytes OFF
+    describes today's model (its bytes fields are empty and unused): read it with today's
+    bytes-off fields in place of the old ones. With the bytes on the factor changed, and the
+    layout check refuses it (export the data again)."""
+    if int(values.get("has_bytes", 0) or 0) or not _LEGACY_BYTES_FIELDS & set(values):
+        return values
+    log.info("%s has the bytes fields of an older ratepool with the bytes off: read as "
+             "today's layout", path)
+    kept = {name: value for name, value in values.items() if name not in _LEGACY_BYTES_FIELDS}
+    kept.update({name: expected[name] for name in set(bytes_fields_off()) & set(expected)
+                 if name not in kept})
+    return kept
 
 
 #: Data fields the model options added to the program (absent from older exports).
