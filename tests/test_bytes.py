@@ -115,6 +115,32 @@ def test_bytes_statistics_are_sufficient() -> None:
             assert statistics["bytes_log_mean"][i] == pytest.approx(rows.mean(), rel=1e-12)
 
 
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d.update(bytes_group_windows=[w + 5 for w in d["bytes_group_windows"]]),
+     "bytes groups of entity"),
+    (lambda d: d.update(BG=d["BG"] - 1, **{name: d[name][:-1] for name in d
+                                            if name.startswith("bytes_group")}),
+     "windows with events but the bytes groups hold"),
+])
+def test_bytes_groups_that_do_not_match_the_rows_are_refused_by_the_program(edit,
+                                                                          message) -> None:
+    """The program's transformed data checks the groups against n_windows and, with the rows
+    sent, against the rows' windows with events."""
+    from ratepool.errors import SamplingError
+    from ratepool.model.program import default_program
+
+    from .test_faults import SETTINGS
+
+    if "pystan" not in ratepool.available_engines():
+        pytest.skip("PyStan not installed")
+    data = ratepool.from_dataframe(bytes_panel(8), bytes_col="bytes")
+    values = stan_data(data, ratepool.ModelConfig(bytes_col="bytes"), obs_predictions=True)
+    assert values["N"] == len(data.y)
+    edit(values)
+    with pytest.raises(SamplingError, match=message):
+        ratepool.get_engine("pystan").sample(default_program(), values, SETTINGS)
+
+
 # --------------------------------------------------------------------------------------------
 # Input validation: a clear error naming the column and row, before anything compiles
 
