@@ -49,13 +49,14 @@ OPTION_PARAMETERS = ("beta", "pi")
 _PRIOR_NAMES = {"mu": "mu_prior", "alpha": "alpha_prior", "phi": "phi_prior",
                 "beta": "beta_prior", "pi": "pi_prior", "theta": "theta_prior",
                 "theta_new": "theta_new", "m0": "m0_prior", "tau": "tau_prior",
-                "sigma_b": "sigma_b_prior", "m": "m_prior", "m_new": "m_new"}
+                "sigma_w": "sigma_w_prior", "sigma_e": "sigma_e_prior", "m": "m_prior",
+                "m_new": "m_new"}
 #: Stan scalars returned as size-1 arrays (size 0 when their option is off).
-_SIZE_ONE = ("mu_prior", "alpha_prior", "phi_prior", "pi_prior", "pi", "m0", "tau", "sigma_b",
-             "m0_prior", "tau_prior", "sigma_b_prior", "m_new")
-#: The bytes factor's outputs: posterior (parameters and m_new, the log median bytes per event
+_SIZE_ONE = ("mu_prior", "alpha_prior", "phi_prior", "pi_prior", "pi", "m0", "tau", "sigma_w",
+             "sigma_e", "m0_prior", "tau_prior", "sigma_w_prior", "sigma_e_prior", "m_new")
+#: The bytes factor's outputs: posterior (parameters and m_new, the log mean bytes per event
 #: of an unseen entity) and posterior predictive (bytes of replicated windows).
-BYTES_OUTPUTS = {"posterior": ("m0", "tau", "sigma_b", "m", "m_new"),
+BYTES_OUTPUTS = {"posterior": ("m0", "tau", "sigma_w", "sigma_e", "m", "m_new"),
                  "posterior_predictive": ("bytes_rep", "bytes_pred")}
 
 

@@ -49,7 +49,8 @@ def _expected_outputs(stan_data: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     if int(stan_data.get("zero_inflation", 0)):
         outputs["pi"] = (1,)
     if int(stan_data.get("has_bytes", 0)):
-        outputs.update(m0=(1,), tau=(1,), sigma_b=(1,), m=(n_entities,), m_new=(1,))
+        outputs.update(m0=(1,), tau=(1,), sigma_w=(1,), sigma_e=(1,), m=(n_entities,),
+                       m_new=(1,))
         if obs:
             outputs.update(bytes_rep=(n_rows,), bytes_log_lik=(n_rows,))
         if entity:
