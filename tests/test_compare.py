@@ -21,7 +21,7 @@ from ratepool.cli.main import main
 from ratepool.engines.pystan import pystan_available
 from ratepool.model.simulate import simulate_counts
 from ratepool.posterior.comparison_checks import window_statistics
-from ratepool.posterior.model_comparison import loo_table
+from ratepool.posterior.model_comparison import loo_table, recommend
 from ratepool.workflow import compare as compare_module
 from ratepool.workflow.compare import candidate_configs
 
@@ -203,3 +203,19 @@ def test_cli_failed_run_leaves_folder_untouched(cli_run, tmp_path):
                  "--window-col", "window", "--out", str(out), "-q"])
     assert code == 2
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+@pytest.mark.parametrize("diff, dse, expected", [(1.0, 0.8, "base"), (3.0, 1.0, "zi"),
+                                                 (1.9, 1.0, "base"), (2.1, 1.0, "zi")])
+def test_recommend_simpler_model_when_within_two_se(diff, dse, expected):
+    """The rule written out by hand: the best by elpd (zi) unless the simpler base model is
+    within 2 se of it. The more complex third model, tied with zi, is never chosen."""
+    table = pd.DataFrame({"elpd_diff": [0.0, 0.5, diff], "dse": [0.0, 1.0, dse],
+                          "weight": [0.7, 0.1, 0.2], "n_k_high": [0, 0, 0]},
+                         index=["zi", "exp+zi", "base"])
+    options = {"zi": ("zero-inflation",), "exp+zi": ("exposure", "zero-inflation"),
+               "base": ()}
+    chosen, text = recommend(table, options)
+    assert chosen == expected
+    assert text.startswith(expected + ":") and "Caution" not in text
+    assert ("simplest model within 2" in text) == (expected == "base")
