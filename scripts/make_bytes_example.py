@@ -1,8 +1,10 @@
 """Write data/bytes_example.csv: a seeded simulated panel of counts and the bytes they moved
 (40 hosts x 10-30 windows), and data/bytes_example_truth.json with the true values.
 
-Bytes follow the model of ``--bytes-col``: m_i ~ Normal(m0, tau) and, for a window with
-y > 0 events, bytes = y * exp(Normal(m_i, sigma_b)), rounded to whole bytes; 0 without events.
+Bytes are built event by event (`ratepool.model.simulate.window_bytes_from_events`):
+m_i ~ Normal(m0, tau); a window with y > 0 events has a factor exp(w), w ~ Normal(-sigma_w^2 / 2,
+sigma_w), and y events of LogNormal(m_i - sigma_e^2 / 2 + w, sigma_e) sizes; bytes are their
+sum, rounded to whole bytes; 0 without events.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from ratepool.model.simulate import simulate_counts
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = 11
-BYTES = {"m0": 7.0, "tau": 1.0, "sigma_b": 0.6}
+BYTES = {"m0": 7.0, "tau": 1.0, "sigma_w": 0.3, "sigma_e": 0.8}
 
 
 def main() -> None:

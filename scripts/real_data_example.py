@@ -3,8 +3,9 @@
 Fits data/smallpox_states_1932_1939.csv (reported smallpox cases per US state per year,
 1932-1939; see data/README.md) with the default ModelConfig (4 chains x (1000 warmup + 2000
 draws), adapt delta 0.9, seed 42) under several combinations of the options, compares them by
-PSIS-LOO on the per-window log likelihood (``az.compare``, log_likelihood variable "y"), checks
-the share of zero windows against its posterior predictive distribution (y_rep), and prints the
+PSIS-LOO on the per-window log likelihood with `ratepool.compare` (``az.compare`` on
+log_likelihood "y"), checks the share of zero windows against its posterior predictive
+distribution (y_rep), and prints the
 covariate effects (rate ratios per unit on the original scale) of the best model with
 covariates. Writes the same Markdown to docs/validation/real-data-output.md (with date and machine).
 
@@ -22,7 +23,6 @@ import logging
 import os
 import platform
 import sys
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +33,7 @@ import pandas as pd
 
 import ratepool
 from ratepool.files import atomic_write_text
+from ratepool.posterior.model_comparison import loo_table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sbc import markdown_table  # noqa: E402  (the scripts' shared Markdown table writer)
@@ -40,8 +41,6 @@ from sbc import markdown_table  # noqa: E402  (the scripts' shared Markdown tabl
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "smallpox_states_1932_1939.csv"
 OUT = ROOT / "docs" / "real_data_example.md"
-#: Central interval of the replicated zero share, and of nothing else.
-INTERVAL = 0.90
 
 
 @dataclass(frozen=True)
@@ -91,26 +90,19 @@ def load_panel(path: Path = DATA) -> pd.DataFrame:
     return frame
 
 
-def fit_variant(frame: pd.DataFrame, variant: Variant, engine: str, seed: int
-                ) -> ratepool.FitResult:
-    data = ratepool.load_counts(frame, entity_col="state", count_col="cases", window_col="year",
+def variant_config(variant: Variant, engine: str, seed: int) -> ratepool.ModelConfig:
+    return ratepool.ModelConfig(random_seed=seed, engine=engine,
+                                zero_inflation=variant.zero_inflation,
                                 exposure_col=variant.exposure_col,
-                                covariates=list(variant.covariates) or None)
-    config = ratepool.ModelConfig(random_seed=seed, engine=engine,
-                                  zero_inflation=variant.zero_inflation)
-    return ratepool.fit(data, config)
+                                covariates=variant.covariates)
 
 
-def zero_share_check(idata: az.InferenceData) -> dict[str, float]:
-    """Observed share of zero windows; mean and central interval of the replicated share over
-    draws; P(replicated share >= observed)."""
-    observed = float((idata.observed_data["y"].to_numpy() == 0).mean())
-    replicated = (idata.posterior_predictive["y_rep"].to_numpy() == 0).mean(axis=-1).ravel()
-    tail = (1 - INTERVAL) / 2
-    low, high = np.quantile(replicated, [tail, 1 - tail])
-    return {"zero_obs": observed, "zero_rep_mean": float(replicated.mean()),
-            "zero_rep_low": float(low), "zero_rep_high": float(high),
-            "zero_p": float((replicated >= observed).mean())}
+def compare_variants(frame: pd.DataFrame, names: list[str], engine: str, seed: int
+                     ) -> ratepool.ComparisonResult:
+    """`ratepool.compare` of the variants (per-window PSIS-LOO, predictive checks)."""
+    return ratepool.compare(frame, {VARIANTS[n].label: variant_config(VARIANTS[n], engine, seed)
+                                    for n in names},
+                            entity_col="state", count_col="cases", window_col="year")
 
 
 def max_r_hat(idata: az.InferenceData) -> float:
@@ -121,27 +113,6 @@ def max_r_hat(idata: az.InferenceData) -> float:
     return float(np.max(np.concatenate([np.ravel(values[n].to_numpy()) for n in names])))
 
 
-def loo_table(idatas: dict[str, az.InferenceData], var_name: str) -> pd.DataFrame:
-    """`az.compare` of the models on one log-likelihood variable, plus the PSIS diagnostics:
-    the largest Pareto k and the number of k above 0.7 (unreliable importance sampling)."""
-    compared = az.compare(idatas, var_name=var_name, ic="loo", method="stacking")
-    table = compared[["elpd_loo", "se", "elpd_diff", "dse", "p_loo", "weight"]].copy()
-    pointwise = {label: az.loo(idata, var_name=var_name, pointwise=True)
-                 for label, idata in idatas.items()}
-    base = pointwise.get(VARIANTS["base"].label)
-    for label, loo in pointwise.items():
-        k = loo.pareto_k.to_numpy()
-        table.loc[label, "max_pareto_k"] = float(k.max())
-        table.loc[label, "k_above_0.7"] = int((k > 0.7).sum())
-        if base is not None:  # paired difference to the base model, as az.compare's dse
-            diff = loo.loo_i.to_numpy() - base.loo_i.to_numpy()
-            se = np.sqrt(diff.size * diff.var())
-            table.loc[label, "vs_base"] = (f"{diff.sum():+.1f} ({se:.1f})"
-                                           if label != VARIANTS["base"].label else "0")
-    table.index.name = "model"
-    return table
-
-
 def high_k_windows(fit: ratepool.FitResult, frame: pd.DataFrame) -> str:
     """The windows whose PSIS-LOO estimate is unreliable (k > 0.7), with their counts."""
     k = az.loo(fit.idata, var_name="y", pointwise=True).pareto_k.to_numpy()
@@ -150,24 +121,26 @@ def high_k_windows(fit: ratepool.FitResult, frame: pd.DataFrame) -> str:
                      for i, r in zip(np.flatnonzero(k > 0.7), rows.itertuples())) or "none"
 
 
-def summarise(results: dict[str, ratepool.FitResult], variants: dict[str, Variant],
-              seconds: dict[str, float]) -> pd.DataFrame:
-    """Per-window LOO, sampler diagnostics and the zero-share check, one row per model."""
-    table = loo_table({variants[n].label: fit.idata for n, fit in results.items()}, "y")
-    for name, fit in results.items():
-        label = variants[name].label
+def summarise(result: ratepool.ComparisonResult) -> pd.DataFrame:
+    """The comparison's per-window LOO table with the sampler diagnostics and the zero-share
+    check (observed, replicated mean and 90% interval, P(rep >= obs)), one row per model."""
+    table = result.table.drop(columns=["rank", "pareto_k"]).copy()
+    zeros = result.checks[result.checks["statistic"] == "zero_share"].set_index("model")
+    for label, fit in result.fits.items():
         table.loc[label, "divergences"] = fit.diagnostics()["divergences"]
         table.loc[label, "max_r_hat"] = max_r_hat(fit.idata)
-        for key, value in zero_share_check(fit.idata).items():
-            table.loc[label, key] = value
+        for key, column in (("zero_obs", "observed"), ("zero_rep_mean", "replicated_mean"),
+                            ("zero_rep_low", "low"), ("zero_rep_high", "high"),
+                            ("zero_p", "p")):
+            table.loc[label, key] = zeros.loc[label, column]
         table.loc[label, "pi_mean"] = (float(fit.idata.posterior["pi"].mean())
                                        if "pi" in fit.idata.posterior else np.nan)
-        table.loc[label, "seconds"] = seconds[name]
-    return table.sort_values("elpd_loo", ascending=False)
+        table.loc[label, "seconds"] = fit.sampling_seconds
+    return table
 
 
-LOO_FORMATS = {"vs_base": "", "elpd_loo": ".1f", "se": ".1f", "elpd_diff": ".1f", "dse": ".1f",
-               "p_loo": ".1f", "weight": ".2f", "max_pareto_k": ".2f", "k_above_0.7": "d"}
+LOO_FORMATS = {"elpd_loo": ".1f", "se": ".1f", "elpd_diff": ".1f", "dse": ".1f",
+               "p_loo": ".1f", "weight": ".2f", "max_pareto_k": ".2f", "n_k_high": "d"}
 
 
 def comparison_markdown(table: pd.DataFrame) -> str:
@@ -177,9 +150,8 @@ def comparison_markdown(table: pd.DataFrame) -> str:
         for r in table.itertuples()]
     shown = shown.rename(columns={"zero_obs": "observed zero share",
                                   "zero_p": "P(rep >= obs)", "pi_mean": "pi (mean)"})
-    columns = ["elpd_loo", "se", "elpd_diff", "dse", "vs_base", "p_loo", "weight",
-               "max_pareto_k",
-               "k_above_0.7", "divergences", "max_r_hat", "observed zero share",
+    columns = ["elpd_loo", "se", "elpd_diff", "dse", "p_loo", "weight", "max_pareto_k",
+               "n_k_high", "divergences", "max_r_hat", "observed zero share",
                "replicated zero share (90%)", "P(rep >= obs)", "pi (mean)"]
     return markdown_table(shown[columns], {
         **LOO_FORMATS, "divergences": "d", "max_r_hat": ".3f", "observed zero share": ".3f",
@@ -237,16 +209,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown model(s) {unknown}; choose from {list(VARIANTS)}")
 
     frame = load_panel()
-    results: dict[str, ratepool.FitResult] = {}
-    seconds: dict[str, float] = {}
-    for name in names:
-        start = time.perf_counter()
-        results[name] = fit_variant(frame, VARIANTS[name], args.engine, args.seed)
-        seconds[name] = time.perf_counter() - start
-        print(f"fitted {VARIANTS[name].label} in {seconds[name]:.0f} s", file=sys.stderr)
-    table = summarise(results, VARIANTS, seconds)
-    by_state = loo_table({VARIANTS[n].label: fit.idata for n, fit in results.items()},
-                         "entity_windows")
+    comparison = compare_variants(frame, names, args.engine, args.seed)
+    results = {n: comparison.fits[VARIANTS[n].label] for n in names}
+    table = summarise(comparison)
+    by_state = loo_table({label: fit.idata for label, fit in comparison.fits.items()},
+                         "entity").drop(columns=["rank", "pareto_k"])
     versions = {"ratepool": ratepool.__version__, "arviz": az.__version__,
                 **next(iter(results.values())).versions}
     engines = sorted({fit.engine for fit in results.values()})
@@ -270,14 +237,15 @@ def main(argv: list[str] | None = None) -> int:
         "## Model comparison (PSIS-LOO on the per-window log likelihood, best first)",
         "",
         "Each of the 384 windows left out in turn. "
-        "elpd_diff and dse are against the best model, vs_base the paired difference "
-        "(and its standard error) against the base model; weight is the stacking weight; "
-        "max_pareto_k and k_above_0.7 are the PSIS diagnostics (above 0.7: that window's "
+        "elpd_diff and dse are against the best model (paired); weight is the stacking weight; "
+        "max_pareto_k and n_k_high are the PSIS diagnostics (above 0.7: that window's "
         "LOO estimate is unreliable); max_r_hat is over every parameter including each "
         "state's theta; the zero share of the replicated windows y_rep is given as its mean "
         "and central 90% interval over the draws.",
         "",
         comparison_markdown(table),
+        "",
+        f"Recommended by `ratepool.compare`: {comparison.recommendation}.",
         "",
         f"Windows with Pareto k > 0.7 in the best model ({table.index[0]}): "
         f"{high_k_windows(by_label[table.index[0]], frame)}.",

@@ -16,13 +16,25 @@
 //   zero-inflation  y_ij ~ pi * [y = 0] + (1 - pi) * NegBinomial2(E_ij * theta_i, phi),
 //                   pi ~ Beta(1, 1): a share pi of windows are structural zeros.
 //   bytes           a separate factor of the joint density, sharing no parameter with the
-//                   counts: for each window with y_ij > 0 events that moved b_ij bytes,
-//                     log(b_ij / y_ij) ~ Normal(m_i, sigma_b),  i.e. b_ij ~ LogNormal(log(y_ij) + m_i, sigma_b)
+//                   counts. Generative story: window j of entity i scales its events' sizes by
+//                   a factor exp(w_ij), w_ij ~ Normal(-sigma_w^2 / 2, sigma_w) (mean 1), and its
+//                   y_ij events have independent LogNormal(m_i - sigma_e^2 / 2 + w_ij, sigma_e)
+//                   sizes (mean exp(m_i + w_ij)); b_ij is their sum. The law of
+//                   l_ij = log(b_ij / y_ij) given y_ij is matched by a Normal with the same
+//                   mean and variance of b / y (Fenton–Wilkinson):
+//                     l_ij ~ Normal(m_i - v_ij / 2, sqrt(v_ij)),
+//                     v_ij = sigma_w^2 + log1p(expm1(sigma_e^2) / y_ij)   (~ sigma_w^2 + sigma_e^2 / y_ij),
+//                   i.e. b_ij ~ LogNormal(log(y_ij) + m_i - v_ij / 2, sqrt(v_ij)), exact at y = 1
+//                   and as y grows; then
 //                     m_i ~ Normal(m0, tau),  m0 ~ Normal(m0_prior_mean, m0_prior_sd),
-//                     tau ~ HalfNormal(tau_sd),  sigma_b ~ HalfNormal(sigma_b_sd);
-//                   exp(m_i) is entity i's median bytes per event of a window, and
-//                   exp(m_i + sigma_b^2 / 2) its mean. A window with no event carries 0 bytes
-//                   (a point mass: it adds nothing to the density).
+//                     tau ~ HalfNormal(tau_sd),  sigma_w ~ HalfNormal(sigma_w_sd),
+//                     sigma_e ~ HalfNormal(sigma_e_sd).
+//                   exp(m_i) is entity i's MEAN bytes per event, E[b_ij / y_ij] at every count
+//                   y_ij (so m_i means the same for entities with few and many events);
+//                   exp(m_i - (sigma_w^2 + sigma_e^2) / 2) is the median size of one event.
+//                   The window variance shrinks with the events (sigma_e: independent event
+//                   sizes) down to sigma_w^2 (window-level shocks shared by its events). A
+//                   window with no event carries 0 bytes (a point mass: no density).
 //
 // The target is the exact, fully normalised joint log density (every `target +=` keeps its
 // constants, and the half-normals include their factor 2), so log_prob without the Jacobian
@@ -59,14 +71,18 @@
 //     "group_total": [],               E_g = 1)
 //     "P": 0, "X": [[], [], []],     entity covariates, J x P, centred and scaled
 //     "beta_sd": 1.0,                prior sd of each coefficient beta_p
-//     "has_bytes": 0,                1: the bytes factor (parameters m0, tau, sigma_b, m)
+//     "has_bytes": 0,                1: the bytes factor (parameters m0, tau, sigma_w, sigma_e, m)
 //     "bytes": [],                   b_ij of each of the N rows (0 where y = 0), when N > 0
-//     "bytes_windows": [],           per entity (J each): windows with y > 0, W_i;
-//     "bytes_log_mean": [],            the mean of l_ij = log(b_ij / y_ij) over them (0 if W_i = 0);
-//     "bytes_log_ss": [],              sum of (l_ij - mean)^2 over them (centred: no cancellation)
+//     "BG": 0,                       groups of windows with events sharing (entity, count y);
+//     "bytes_group_entity": [],      per group: its entity, its count y > 0, its windows n_g,
+//     "bytes_group_events": [],        the mean of l_ij = log(b_ij / y_ij) over them, and
+//     "bytes_group_windows": [],       sum of (l_ij - mean)^2 over them (centred: no
+//     "bytes_group_log_mean": [],      cancellation); windows of one law share (m_i, v(y)),
+//     "bytes_group_log_ss": [],        so the factor costs O(BG) per gradient
 //     "bytes_log_total": 0,          sum of log(b_ij) over windows with y > 0 (the Jacobian
 //                                    from l to b: the density is that of the bytes themselves)
-//     "m0_prior_mean": 8.0, "m0_prior_sd": 5.0, "tau_sd": 2.0, "sigma_b_sd": 1.5
+//     "m0_prior_mean": 8.0, "m0_prior_sd": 5.0, "tau_sd": 2.0, "sigma_w_sd": 1.0,
+//     "sigma_e_sd": 1.5
 //   }
 // e.g.  ./hierarchical_negbinom sample num_warmup=1000 num_samples=2000 \
 //           adapt delta=0.9 data file=data.json random seed=42 output file=out.csv
@@ -134,6 +150,25 @@ functions {
     }
     return -log(y) - lbeta(phi, y) - (phi + y) * log1p(mean / phi) + y * (log(mean) - log(phi));
   }
+
+  // Bytes: the variance of l = log(b / y) in a window of y > 0 events (see the top of the file),
+  // elementwise and for one window; the mean of l is then m_i - v / 2.
+  vector bytes_log_variance(vector events, real sigma_w, real sigma_e) {
+    return square(sigma_w) + log1p(expm1(square(sigma_e)) ./ events);
+  }
+
+  real bytes_log_variance(real events, real sigma_w, real sigma_e) {
+    return square(sigma_w) + log1p(expm1(square(sigma_e)) / events);
+  }
+
+  // The bytes of a window of `events` events (a real holding a count): 0 without events.
+  real window_bytes_rng(real events, real m, real sigma_w, real sigma_e) {
+    if (events <= 0) {
+      return 0;
+    }
+    real v = bytes_log_variance(events, sigma_w, sigma_e);
+    return events * lognormal_rng(m - v / 2, sqrt(v));
+  }
 }
 
 data {
@@ -172,17 +207,22 @@ data {
   matrix[J, P] X;
   real<lower=0> beta_sd;
 
-  // Bytes (see the top of the file): the rows' bytes, and per-entity sufficient statistics.
+  // Bytes (see the top of the file): the rows' bytes, and sufficient statistics per
+  // (entity, count) group of windows with events.
   int<lower=0, upper=1> has_bytes;
   vector<lower=0>[has_bytes ? N : 0] bytes;
-  array[has_bytes ? J : 0] int<lower=0> bytes_windows;
-  vector[has_bytes ? J : 0] bytes_log_mean;
-  vector<lower=0>[has_bytes ? J : 0] bytes_log_ss;
+  int<lower=0> BG;
+  array[BG] int<lower=1, upper=J> bytes_group_entity;
+  array[BG] int<lower=1> bytes_group_events;
+  array[BG] int<lower=1> bytes_group_windows;
+  vector[BG] bytes_group_log_mean;
+  vector<lower=0>[BG] bytes_group_log_ss;
   real bytes_log_total;
   real m0_prior_mean;
   real<lower=0> m0_prior_sd;
   real<lower=0> tau_sd;
-  real<lower=0> sigma_b_sd;
+  real<lower=0> sigma_w_sd;
+  real<lower=0> sigma_e_sd;
 }
 
 transformed data {
@@ -271,20 +311,33 @@ transformed data {
     reject("exposure must be positive");
   }
   real half_log_two_pi = 0.918938533204672741780329736406;  // (the parameter pi hides pi())
-  real bytes_windows_total = has_bytes ? sum(to_vector(bytes_windows)) : 0;
-  real bytes_ss_total = has_bytes ? sum(bytes_log_ss) : 0;
+  vector[BG] bytes_group_windows_real = to_vector(bytes_group_windows);
+  vector[BG] bytes_group_events_real = to_vector(bytes_group_events);
+  if (!has_bytes && BG > 0) {
+    reject("BG = ", BG, " bytes groups given with has_bytes = 0");
+  }
   if (has_bytes) {
+    array[J] int entity_bytes_windows = rep_array(0, J);
+    for (g in 1:BG) {
+      entity_bytes_windows[bytes_group_entity[g]] += bytes_group_windows[g];
+    }
     for (i in 1:J) {
-      if (bytes_windows[i] > n_windows[i]) {
-        reject("bytes_windows[", i, "] = ", bytes_windows[i], " exceeds n_windows[", i, "] = ",
-               n_windows[i]);
+      if (entity_bytes_windows[i] > n_windows[i]) {
+        reject("the bytes groups of entity ", i, " hold ", entity_bytes_windows[i],
+               " windows with events, more than its n_windows = ", n_windows[i]);
       }
     }
+    int rows_with_events = 0;
     for (n in 1:N) {
       if ((y[n] == 0) != (bytes[n] == 0)) {
         reject("row ", n, ": ", y[n], " events with ", bytes[n], " bytes; a window carries ",
                "0 bytes exactly when it has no events");
       }
+      rows_with_events += y[n] > 0;
+    }
+    if (N > 0 && N == n_total && rows_with_events != sum(bytes_group_windows)) {
+      reject("the rows have ", rows_with_events, " windows with events but the bytes groups ",
+             "hold ", sum(bytes_group_windows), ": they describe different windows");
     }
   }
 }
@@ -302,10 +355,12 @@ parameters {
   vector<lower=0>[non_centered ? J : 0] theta_raw;  // alpha * theta; theta is then theta_from_raw
   vector[P] beta;                                    // log rate ratio per covariate unit (scaled)
   array[zero_inflation] real<lower=0, upper=1> pi;   // share of structural zeros
-  // Bytes (has_bytes = 1): population and entity log median bytes per event, their spread.
+  // Bytes (has_bytes = 1): population and entity log mean bytes per event and their spread,
+  // the window-level and the event-level log spread of sizes.
   array[has_bytes] real m0;
   array[has_bytes] real<lower=0> tau;
-  array[has_bytes] real<lower=0> sigma_b;
+  array[has_bytes] real<lower=0> sigma_w;
+  array[has_bytes] real<lower=0> sigma_e;
   vector[has_bytes ? J : 0] m;
 }
 
@@ -407,23 +462,29 @@ model {
   if (has_bytes) {
     target += normal_lpdf(m0[1] | m0_prior_mean, m0_prior_sd);
     target += normal_lpdf(tau[1] | 0, tau_sd) + log2();
-    target += normal_lpdf(sigma_b[1] | 0, sigma_b_sd) + log2();
+    target += normal_lpdf(sigma_w[1] | 0, sigma_w_sd) + log2();
+    target += normal_lpdf(sigma_e[1] | 0, sigma_e_sd) + log2();
     target += normal_lpdf(m | m0[1], tau[1]);
     if (!prior_only) {
       if (use_sufficient_stats) {
-        // sum over windows with events of log LogNormal(b | log(y) + m_i, sigma_b)
-        //   = sum normal_lpdf(l | m_i, sigma_b) - sum log(b),   l = log(b / y),
-        // with sum_j (l_ij - m_i)^2 = SS_i + W_i (mean_i - m_i)^2: O(J) per gradient.
-        target += -bytes_windows_total * (half_log_two_pi + log(sigma_b[1]))
-                  - (bytes_ss_total
-                     + dot_product(to_vector(bytes_windows), square(bytes_log_mean - m)))
-                    / (2 * square(sigma_b[1]))
+        // sum over windows with events of log LogNormal(b | log(y) + m_i - v / 2, sqrt(v))
+        //   = sum normal_lpdf(l | m_i - v / 2, sqrt(v)) - sum log(b),   l = log(b / y),
+        // regrouped by (entity, count) group g, whose windows share mean c_g and variance v_g:
+        // sum_j (l_gj - c_g)^2 = SS_g + n_g (mean_g - c_g)^2. O(BG) per gradient.
+        vector[BG] v = bytes_log_variance(bytes_group_events_real, sigma_w[1], sigma_e[1]);
+        vector[BG] centre = m[bytes_group_entity] - v / 2;
+        target += -sum(bytes_group_windows_real) * half_log_two_pi
+                  - 0.5 * dot_product(bytes_group_windows_real, log(v))
+                  - 0.5 * sum((bytes_group_log_ss
+                               + bytes_group_windows_real .* square(bytes_group_log_mean - centre))
+                              ./ v)
                   - bytes_log_total;
       } else {
         // Reference path: one lognormal term per window with events.
         for (n in 1:N) {
           if (y[n] > 0) {
-            target += lognormal_lpdf(bytes[n] | log(y[n]) + m[entity[n]], sigma_b[1]);
+            real v = bytes_log_variance(y[n], sigma_w[1], sigma_e[1]);
+            target += lognormal_lpdf(bytes[n] | log(y[n]) + m[entity[n]] - v / 2, sqrt(v));
           }
         }
       }
@@ -446,7 +507,7 @@ generated quantities {
   vector[non_centered ? J : 0] theta_from_raw;
 
   // The joint log prior density of the hyperparameters at this draw (as brms's lprior): mu,
-  // alpha, phi, and beta, pi, m0, tau, sigma_b when in the model, fully normalised like the
+  // alpha, phi, and beta, pi, m0, tau, sigma_w, sigma_e when in the model, fully normalised like the
   // target. The population distributions of theta and m are not in it (their parameters are
   // the hyperparameters). Power-scaling sensitivity (ArviZ's psens) scales this density.
   real lprior = exponential_lpdf(mu | mu_rate) + normal_lpdf(alpha | 0, alpha_sd)
@@ -459,7 +520,8 @@ generated quantities {
   }
   if (has_bytes) {
     lprior += normal_lpdf(m0[1] | m0_prior_mean, m0_prior_sd) + normal_lpdf(tau[1] | 0, tau_sd)
-              + normal_lpdf(sigma_b[1] | 0, sigma_b_sd) + 2 * log2();
+              + normal_lpdf(sigma_w[1] | 0, sigma_w_sd) + normal_lpdf(sigma_e[1] | 0, sigma_e_sd)
+              + 3 * log2();
   }
 
   // An unseen entity with covariates at their mean (x = 0 after centring): its rate per unit
@@ -480,6 +542,12 @@ generated quantities {
   //                   not structural zeros);
   //   y_rep_zeros     replicated number of zero windows, Binomial(n_i, P(y = 0)) (per group
   //                   with groups);
+  //                   with obs_predictions = 1 both are those of ONE replicate, the rows' y_rep
+  //                   (its entity's sum and number of zeros: the same laws, joined, O(N));
+  //                   without the rows they are drawn from their own laws in O(J + G), each
+  //                   exact but independent of the other (a joint draw of the total and the
+  //                   zeros needs every window, O(N) per draw, which the sufficient path avoids):
+  //                   check totals and zeros separately then, not jointly;
   //   log_lik_entity  log NB2(S_i | n_i theta_i, n_i phi): the log density of the entity's TOTAL,
   //                   for LOO over "predict an entity's total". It is not the joint density of
   //                   the entity's windows (S_i is sufficient for theta_i but not for phi); with
@@ -491,13 +559,15 @@ generated quantities {
   array[entity_predictions ? J : 0] int y_rep_zeros;
   vector[entity_predictions && !grouped ? J : 0] log_lik_entity;
 
-  // Bytes (has_bytes = 1): prior draws under prior_only; the log median bytes per event of an
+  // Bytes (has_bytes = 1): prior draws under prior_only; the log mean bytes per event of an
   // unseen entity; per row (obs_predictions) the bytes of the replicated window y_rep (0 when
-  // it has no events) and the log density of the observed bytes (0 for a window without
-  // events); per entity (entity_predictions) the bytes of the new window y_pred.
+  // it has no events; drawn from the factor's law given y_rep) and the log density of the
+  // observed bytes (0 for a window without events); per entity (entity_predictions) the bytes
+  // of the new window y_pred.
   array[has_bytes * prior_only] real m0_prior;
   array[has_bytes * prior_only] real tau_prior;
-  array[has_bytes * prior_only] real sigma_b_prior;
+  array[has_bytes * prior_only] real sigma_w_prior;
+  array[has_bytes * prior_only] real sigma_e_prior;
   vector[has_bytes * prior_only * J] m_prior;
   array[has_bytes] real m_new;
   array[has_bytes && obs_predictions ? N : 0] real bytes_rep;
@@ -566,7 +636,25 @@ generated quantities {
         }
       }
     }
-    if (entity_predictions && !grouped) {
+    if (entity_predictions && obs_predictions) {
+      // The total and the zeros of the replicate y_rep (see above).
+      for (i in 1:J) {
+        y_pred[i] = zero_inflation ? zinb2_count_rng(theta_g[i], phi_g, pi_g)
+                                   : nb2_count_rng(theta_g[i], phi_g);
+        y_rep_total[i] = 0;
+        y_rep_zeros[i] = 0;
+      }
+      for (n in 1:N) {
+        y_rep_total[entity[n]] += y_rep[n];
+        y_rep_zeros[entity[n]] += y_rep[n] == 0;
+      }
+      if (!grouped && !prior_only) {
+        for (i in 1:J) {
+          log_lik_entity[i] = nb2_total_loglik(entity_total[i], n_windows[i] * theta_g[i],
+                                               n_windows[i] * phi_g);
+        }
+      }
+    } else if (entity_predictions && !grouped) {
       for (i in 1:J) {
         y_pred[i] = nb2_count_rng(theta_g[i], phi_g);
         y_rep_total[i] = nb2_count_rng(n_windows[i] * theta_g[i], n_windows[i] * phi_g);
@@ -598,35 +686,41 @@ generated quantities {
     if (has_bytes) {
       real m0_g = m0[1];
       real tau_g = tau[1];
-      real sigma_b_g = sigma_b[1];
+      real sigma_w_g = sigma_w[1];
+      real sigma_e_g = sigma_e[1];
       vector[J] m_g = m;
       if (prior_only) {
         m0_g = normal_rng(m0_prior_mean, m0_prior_sd);
         tau_g = abs(normal_rng(0, tau_sd));
-        sigma_b_g = abs(normal_rng(0, sigma_b_sd));
+        sigma_w_g = abs(normal_rng(0, sigma_w_sd));
+        sigma_e_g = abs(normal_rng(0, sigma_e_sd));
         for (i in 1:J) {
           m_g[i] = normal_rng(m0_g, tau_g);
         }
         m0_prior[1] = m0_g;
         tau_prior[1] = tau_g;
-        sigma_b_prior[1] = sigma_b_g;
+        sigma_w_prior[1] = sigma_w_g;
+        sigma_e_prior[1] = sigma_e_g;
         m_prior = m_g;
       }
       m_new[1] = normal_rng(m0_g, tau_g);
       if (obs_predictions) {
         for (n in 1:N) {
-          real log_median = m_g[entity[n]];
-          bytes_rep[n] = y_rep[n] > 0 ? y_rep[n] * lognormal_rng(log_median, sigma_b_g) : 0;
+          bytes_rep[n] = window_bytes_rng(y_rep[n], m_g[entity[n]], sigma_w_g, sigma_e_g);
           if (!prior_only) {
-            bytes_log_lik[n] = y[n] > 0
-                               ? lognormal_lpdf(bytes[n] | log(y[n]) + log_median, sigma_b_g)
-                               : 0;
+            if (y[n] > 0) {
+              real v = bytes_log_variance(y[n], sigma_w_g, sigma_e_g);
+              bytes_log_lik[n] = lognormal_lpdf(bytes[n] | log(y[n]) + m_g[entity[n]] - v / 2,
+                                                sqrt(v));
+            } else {
+              bytes_log_lik[n] = 0;
+            }
           }
         }
       }
       if (entity_predictions) {
         for (i in 1:J) {
-          bytes_pred[i] = y_pred[i] > 0 ? y_pred[i] * lognormal_rng(m_g[i], sigma_b_g) : 0;
+          bytes_pred[i] = window_bytes_rng(y_pred[i], m_g[i], sigma_w_g, sigma_e_g);
         }
       }
     }

@@ -59,7 +59,7 @@ def _subcommands() -> dict[str, argparse.ArgumentParser]:
 def test_every_subcommand_option_is_explained(capsys) -> None:
     commands = _subcommands()
     assert set(commands) == {"fit", "prior-check", "export-data", "report", "diagnose",
-                             "score"}
+                             "score", "compare"}
     for name, command in commands.items():
         with pytest.raises(SystemExit) as done:
             main([name, "--help"])

@@ -219,8 +219,8 @@ EXTRA_FILES = {
 POSTERIOR = {
     "base": {},
     "options": {"beta": (("covariate",), "beta"), "pi": ((), "pi")},
-    "bytes": {"m0": ((), "m0"), "tau": ((), "tau"), "sigma_b": ((), "sigma_b"),
-              "m": (("entity",), "m"), "m_new": ((), "m_new")},
+    "bytes": {"m0": ((), "m0"), "tau": ((), "tau"), "sigma_w": ((), "sigma_w"),
+              "sigma_e": ((), "sigma_e"), "m": (("entity",), "m"), "m_new": ((), "m_new")},
     "temporal": {"rho": ((), "rho"), "sigma": ((), "sigma"), "lambda": (("obs",), "lambda")},
 }
 
@@ -296,9 +296,11 @@ def test_bytes_run_rebuilds_the_bytes_and_their_summary(runs_50abbe5: Path) -> N
     # Written with pandas' shortest round-trip text: equal to the CSV's draws' mean up to the
     # last bits of the float sum.
     np.testing.assert_allclose(summary["m_mean"].to_numpy(), m.mean(axis=(0, 1)), rtol=1e-12)
-    sigma = _stack(frames, "sigma_b", 1)
-    np.testing.assert_allclose(summary["mean_mean"].to_numpy(),
-                               np.exp(m + sigma**2 / 2).mean(axis=(0, 1)), rtol=1e-12)
+    spread = _stack(frames, "sigma_w", 1) ** 2 + _stack(frames, "sigma_e", 1) ** 2
+    np.testing.assert_allclose(summary["mean_mean"].to_numpy(), np.exp(m).mean(axis=(0, 1)),
+                               rtol=1e-12)
+    np.testing.assert_allclose(summary["median_mean"].to_numpy(),
+                               np.exp(m - spread / 2).mean(axis=(0, 1)), rtol=1e-12)
     events = original.y > 0
     windows = np.bincount(original.entity_index[events], minlength=n_entities)
     np.testing.assert_array_equal(summary["windows_with_events"].to_numpy(), windows)
@@ -372,6 +374,25 @@ def test_a_bytes_json_without_rows_is_refused(runs_50abbe5: Path) -> None:
     path.write_text(json.dumps(values))
     with pytest.raises(DataError, match="bytes factor on without the rows"):
         read_stan_data(path)
+
+
+def test_a_bytes_json_of_the_single_spread_model_is_refused(runs_50abbe5: Path) -> None:
+    """The bytes factor's data changed (issue 17, item 8): a JSON with the old per-entity
+    bytes fields and the bytes on is refused, naming the fields; with the bytes off the old
+    fields mean nothing and the base run's JSON (which has them) reads back (see
+    test_report_reads_back_every_program)."""
+    path = runs_50abbe5 / "bytes" / "data.json"
+    values = json.loads(path.read_text())
+    for name in [name for name in values if name.startswith("bytes_group") or name == "BG"]:
+        del values[name]
+    values.update(bytes_windows=[1] * values["J"], bytes_log_mean=[0.0] * values["J"],
+                  bytes_log_ss=[0.0] * values["J"], sigma_b_sd=1.5)
+    path.write_text(json.dumps(values))
+    with pytest.raises(DataError, match="bytes_log_mean.*export-data"):
+        read_stan_data(path)
+    base = json.loads((runs_50abbe5 / "base" / "data.json").read_text())
+    assert {"bytes_windows", "sigma_b_sd"} <= set(base) and base["has_bytes"] == 0
+    read_stan_data(runs_50abbe5 / "base" / "data.json")
 
 
 def test_export_with_bytes_keeps_the_rows_and_reads_back(tmp_path: Path, capsys) -> None:

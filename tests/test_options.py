@@ -253,7 +253,7 @@ def test_covariate_varying_within_an_entity_names_entity_and_column() -> None:
 
 
 def test_missing_constant_and_collinear_covariates_are_refused() -> None:
-    with pytest.raises(ratepool.DataError, match="'x' has 2 missing value\(s\), first at index 2 \(entity 'b'\)"):
+    with pytest.raises(ratepool.DataError, match=r"'x' has 2 missing value\(s\), first at index 2 \(entity 'b'\)"):
         ratepool.from_dataframe(_rows(x=[1.0, 1.0, None, None, 4.0, 4.0]), covariates=["x"])
     with pytest.raises(ratepool.DataError, match="same value for every entity"):
         ratepool.from_dataframe(_rows(x=[2.0] * 6), covariates=["x"])

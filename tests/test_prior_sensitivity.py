@@ -10,6 +10,8 @@ from scipy import stats
 import ratepool
 from ratepool.posterior.diagnostics import GOOD, WARNING, format_diagnostics
 from ratepool.model.simulate import simulate_counts
+from ratepool.model.standata import exposure_scale
+from ratepool.posterior.inference import EXPOSURE_SCALE_ATTR
 
 from .conftest import EXAMPLE_CSV, ROOT, engine_params
 
@@ -17,11 +19,14 @@ from .conftest import EXAMPLE_CSV, ROOT, engine_params
 SMALL = ratepool.ModelConfig(n_samples=100, n_tune=200, n_chains=2, random_seed=5)
 
 
-def _scipy_lprior(posterior, config: ratepool.ModelConfig) -> np.ndarray:
+def _scipy_lprior(posterior, config: ratepool.ModelConfig, scale: float = 1.0) -> np.ndarray:
     """The hyperparameters' joint log prior density with every normalising constant (the
-    half-normals' factor 2 included, as the programs' target), from scipy."""
+    half-normals' factor 2 included, as the programs' target), from scipy, at the values the
+    program saw: with exposure, mu per typical window (x ``scale``) and alpha / ``scale``
+    (`ratepool.model.standata.exposure_scale`)."""
     def draws(name: str) -> np.ndarray:
-        return posterior[name].to_numpy()
+        values = posterior[name].to_numpy()
+        return values * scale if name == "mu" else values / scale if name == "alpha" else values
 
     total = (stats.expon.logpdf(draws("mu"), scale=1 / config.mu_prior_rate)
              + stats.halfnorm.logpdf(draws("alpha"), scale=config.alpha_prior_sd)
@@ -34,7 +39,8 @@ def _scipy_lprior(posterior, config: ratepool.ModelConfig) -> np.ndarray:
         total += (stats.norm.logpdf(draws("m0"), config.bytes_m0_prior_mean,
                                     config.bytes_m0_prior_sd)
                   + stats.halfnorm.logpdf(draws("tau"), scale=config.bytes_tau_prior_sd)
-                  + stats.halfnorm.logpdf(draws("sigma_b"), scale=config.bytes_sigma_prior_sd))
+                  + stats.halfnorm.logpdf(draws("sigma_w"), scale=config.bytes_sigma_w_prior_sd)
+                  + stats.halfnorm.logpdf(draws("sigma_e"), scale=config.bytes_sigma_e_prior_sd))
     if "rho" in posterior:
         total += (stats.uniform.logpdf(draws("rho"), -1, 2)
                   + stats.halfnorm.logpdf(draws("sigma"), scale=config.sigma_prior_sd))
@@ -43,7 +49,9 @@ def _scipy_lprior(posterior, config: ratepool.ModelConfig) -> np.ndarray:
 
 def _check_lprior(result: ratepool.FitResult) -> None:
     lprior = result.idata.log_prior["lprior"].to_numpy()
-    expected = _scipy_lprior(result.idata.posterior, result.config)
+    scale = float(result.idata.constant_data.attrs.get(EXPOSURE_SCALE_ATTR, 1.0))
+    assert scale == exposure_scale(result.data)
+    expected = _scipy_lprior(result.idata.posterior, result.config, scale)
     assert lprior.shape == expected.shape == (SMALL.n_chains, SMALL.n_samples)
     # PyStan returns full doubles; CmdStan writes draws rounded to a relative 5e-9
     # (`output_sig_figs`), lprior and the parameters alike, and lprior's derivative in each
@@ -73,7 +81,7 @@ def test_lprior_with_every_option_and_the_temporal_program_matches_scipy(case: s
         data = ratepool.load_counts(ROOT / "data" / "temporal_example.csv", window_col="window")
         config = SMALL.replace(temporal="ar1", sigma_prior_sd=0.7)
     result = ratepool.fit(data, config.replace(alpha_prior_sd=3.0, mu_prior_rate=0.3))
-    expected_names = {"options": {"beta", "pi"}, "bytes": {"m0", "tau", "sigma_b"},
+    expected_names = {"options": {"beta", "pi"}, "bytes": {"m0", "tau", "sigma_w", "sigma_e"},
                       "temporal": {"rho", "sigma"}}[case]
     assert expected_names <= set(result.idata.posterior.data_vars)
     _check_lprior(result)

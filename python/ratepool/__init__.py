@@ -30,6 +30,8 @@ _SOURCES = {
     "from_spark": "data.spark_source",
     "fit": "workflow.fit",
     "sample_prior": "workflow.fit",
+    "compare": "workflow.compare",
+    "ComparisonResult": "posterior.model_comparison",
     "FitResult": "posterior.fit_result",
     "get_model_diagnostics": "posterior.diagnostics",
     "entity_summary": "posterior.summary",
@@ -61,7 +63,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from ratepool.model.prior import prior_predictive_check
     from ratepool.posterior.diagnostics import get_model_diagnostics
     from ratepool.posterior.fit_result import FitResult
+    from ratepool.posterior.model_comparison import ComparisonResult
     from ratepool.posterior.summary import entity_summary
+    from ratepool.workflow.compare import compare
     from ratepool.workflow.fit import fit, sample_prior
 
 

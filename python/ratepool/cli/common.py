@@ -113,16 +113,18 @@ def print_result(result: FitResult) -> None:
 
 def print_bytes(result: FitResult) -> None:
     posterior = result.idata.posterior
-    print("\nBytes per event: log(bytes / events) ~ Normal(m_i, sigma_b), m_i ~ Normal(m0, "
-          "tau) (posterior mean, sd):")
-    for name in ("m0", "tau", "sigma_b"):
+    print("\nBytes per event: log(bytes / events) ~ Normal(m_i - v/2, sqrt(v)), "
+          "v = sigma_w^2 + log1p(expm1(sigma_e^2) / events), m_i ~ Normal(m0, tau) "
+          "(posterior mean, sd):")
+    for name in ("m0", "tau", "sigma_w", "sigma_e"):
         draws = posterior[name]
         print(f"  {name:<8}{float(draws.mean()):10.3f}{float(draws.std()):10.3f}")
-    print("Median bytes per event exp(m_i) and mean exp(m_i + sigma_b^2/2), 94% HDI:")
+    print("Mean bytes per event exp(m_i) and median size of one event "
+          "exp(m_i - (sigma_w^2 + sigma_e^2)/2), 94% HDI:")
     with pd.option_context("display.max_rows", 200, "display.width", 120):
-        print(result.bytes_summary()[["windows_with_events", "observed_median", "median_mean",
-                                      "median_hdi_low", "median_hdi_high", "mean_mean",
-                                      "mean_hdi_low", "mean_hdi_high"]]
+        print(result.bytes_summary()[["windows_with_events", "observed_mean", "mean_mean",
+                                      "mean_hdi_low", "mean_hdi_high", "median_mean",
+                                      "median_hdi_low", "median_hdi_high"]]
               .round(1).to_string())
 
 

@@ -1,6 +1,6 @@
 """The ``ratepool`` command line. Printing happens here, not in the library.
 
-Subcommands: ``fit``, ``prior-check``, ``export-data``, ``report --from-cmdstan-csv``,
+Subcommands: ``fit``, ``compare``, ``prior-check``, ``export-data``, ``report --from-cmdstan-csv``,
 ``diagnose`` and ``score``; ``ratepool SUBCOMMAND --help`` explains each option. Exit codes: 0 success, 1 a
 file could not be written or read (or ``diagnose --strict`` found a problem), 2 invalid
 arguments, data or config, 3 the Stan engine is missing or failed (compile, sampling), 130

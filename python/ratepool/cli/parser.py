@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ratepool import __version__
+from ratepool.cli.compare_command import add_compare_command
 from ratepool.cli.fit_commands import run_export, run_fit, run_prior_check
 from ratepool.cli.result_commands import run_diagnose, run_report, run_score
 from ratepool.model.config import ENGINES
@@ -193,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "the chains did not converge")
     diagnose_cmd.set_defaults(handler=run_diagnose)
     _add_score_command(commands)
+    add_compare_command(commands, _add_data_options, _add_out, _add_quiet)
     return parser
 
 

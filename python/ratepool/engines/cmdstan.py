@@ -9,6 +9,7 @@ Nothing here configures logging: cmdstanpy's own log lines are the caller's to s
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import shutil
@@ -156,8 +157,7 @@ class CmdStanEngine(Engine):
                     adapt_delta=None if settings.fixed_param else settings.adapt_delta,
                     fixed_param=settings.fixed_param,
                     inits=[dict(chain) for chain in settings.inits] if settings.inits else None,
-                    metric=({"inv_metric": list(settings.inv_metric)}
-                            if settings.inv_metric is not None else None),
+                    **_initial_metric(model, settings),
                     output_dir=str(run_dir),
                     sig_figs=output_sig_figs(data),
                     # one console line per 1% of a chain, read by `progress` (no tqdm bars)
@@ -209,6 +209,17 @@ class CmdStanEngine(Engine):
 def _console_tail(run_dir: Path) -> str:
     texts = [path.read_text(errors="replace") for path in sorted(run_dir.glob("*stdout*.txt"))]
     return tail("\n".join(texts))
+
+
+def _initial_metric(model: Any, settings: SamplerSettings) -> dict[str, Any]:
+    """The sample() argument giving the initial inverse metric: ``inv_metric`` (cmdstanpy
+    1.3 on; it deprecates ``metric`` for values) or ``metric`` (1.2)."""
+    if settings.inv_metric is None:
+        return {}
+    values = {"inv_metric": list(settings.inv_metric)}
+    if "inv_metric" in inspect.signature(model.sample).parameters:
+        return {"inv_metric": values}
+    return {"metric": values}
 
 
 class _FollowProgress:

@@ -85,16 +85,21 @@ class ModelConfig:
         covariates.
     bytes_col : str or None
         Column of the bytes each window moved, used when the data is read from a file: adds
-        the bytes factor ``log(b_ij / y_ij) ~ Normal(m_i, sigma_b)``, ``m_i ~ Normal(m0, tau)``
-        for windows with events (`ratepool.model.event_bytes`).
+        the bytes factor ``log(b_ij / y_ij) ~ Normal(m_i - v / 2, sqrt(v))``,
+        ``v = sigma_w^2 + log1p(expm1(sigma_e^2) / y_ij)``, ``m_i ~ Normal(m0, tau)`` for
+        windows with events (`ratepool.model.event_bytes`).
     bytes_m0_prior_mean, bytes_m0_prior_sd : float
-        ``m0 ~ Normal(mean, sd)``: the population log median bytes per event (default
+        ``m0 ~ Normal(mean, sd)``: the population log mean bytes per event (default
         Normal(8, 5): about 3,000 bytes, 95% within 0.2 bytes and 54 MB per event).
     bytes_tau_prior_sd : float
-        ``tau ~ HalfNormal(sd)``: spread of the entities' log median bytes per event.
-    bytes_sigma_prior_sd : float
-        ``sigma_b ~ HalfNormal(sd)``: spread of a window's log bytes per event around its
-        entity's median.
+        ``tau ~ HalfNormal(sd)``: spread of the entities' log mean bytes per event.
+    bytes_sigma_w_prior_sd : float
+        ``sigma_w ~ HalfNormal(sd)`` (default 1.0): log spread of a window's factor on its
+        events' sizes, shared by its events (the spread left in windows of many events).
+    bytes_sigma_e_prior_sd : float
+        ``sigma_e ~ HalfNormal(sd)`` (default 1.5): log spread of one event's size around its
+        window's (the spread that averages out over a window's events). These two replace
+        ``bytes_sigma_prior_sd`` (one spread at every count).
     temporal : {None, "ar1"}
         None (default): each entity has one rate. ``"ar1"``: the entity's log rate drifts from
         window to window as a stationary AR(1) around its long-run rate
@@ -135,7 +140,8 @@ class ModelConfig:
     bytes_m0_prior_mean: float = 8.0
     bytes_m0_prior_sd: float = 5.0
     bytes_tau_prior_sd: float = 2.0
-    bytes_sigma_prior_sd: float = 1.5
+    bytes_sigma_w_prior_sd: float = 1.0
+    bytes_sigma_e_prior_sd: float = 1.5
     temporal: str | None = None
     sigma_prior_sd: float = 0.5
     max_temporal_windows: int = 10_000
@@ -151,7 +157,7 @@ class ModelConfig:
         _check_float(self, "target_accept", open_low=0.0, open_high=1.0)
         for name in ("mu_prior_rate", "alpha_prior_sd", "overdispersion_prior_sd",
                      "beta_prior_sd", "bytes_m0_prior_sd", "bytes_tau_prior_sd",
-                     "bytes_sigma_prior_sd", "sigma_prior_sd"):
+                     "bytes_sigma_w_prior_sd", "bytes_sigma_e_prior_sd", "sigma_prior_sd"):
             _check_float(self, name, open_low=0.0)
         _check_float(self, "bytes_m0_prior_mean", open_low=-math.inf)
         _check_choice(self, "parameterization", PARAMETERIZATIONS)
@@ -274,12 +280,15 @@ SECTIONS: dict[str, tuple[str, ...]] = {
                  "warm_start"),
     "priors": ("mu_prior_rate", "alpha_prior_sd", "overdispersion_prior_sd", "beta_prior_sd",
                "bytes_m0_prior_mean", "bytes_m0_prior_sd", "bytes_tau_prior_sd",
-               "bytes_sigma_prior_sd", "sigma_prior_sd"),
+               "bytes_sigma_w_prior_sd", "bytes_sigma_e_prior_sd", "sigma_prior_sd"),
     "model": ("parameterization", "likelihood", "obs_predictions", "entity_predictions",
               "max_obs_prediction_values", "max_entity_prediction_values", "zero_inflation",
               "exposure_col", "covariates", "bytes_col", "temporal", "max_temporal_windows"),
 }
 _TABLE_OF = {name: table for table, names in SECTIONS.items() for name in names}
+#: Settings that no longer exist: what replaced them.
+_REMOVED = {"bytes_sigma_prior_sd": " (the bytes factor's one spread sigma_b is now two: set "
+                                    "bytes_sigma_w_prior_sd and bytes_sigma_e_prior_sd)"}
 
 
 def _table_key(table: str, key: str, value: Any, source: str) -> tuple[str, str]:
@@ -294,7 +303,8 @@ def _table_key(table: str, key: str, value: Any, source: str) -> tuple[str, str]
         raise ConfigError(f"{source}: {path} is a table; settings are single values")
     if key not in _TABLE_OF:
         raise ConfigError(
-            f"{source}: unknown key {path!r}; [{table}] holds {list(SECTIONS[table])}"
+            f"{source}: unknown key {path!r}{_REMOVED.get(key, '')}; [{table}] holds "
+            f"{list(SECTIONS[table])}"
         )
     if _TABLE_OF[key] != table:
         raise ConfigError(
@@ -308,7 +318,8 @@ def _add_setting(flat: dict[str, tuple[str, Any]], name_path: tuple[str, str], v
     name, path = name_path
     if name not in _TABLE_OF:
         raise ConfigError(
-            f"{source}: unknown key {path!r}; valid keys are {sorted(_TABLE_OF)}"
+            f"{source}: unknown key {path!r}{_REMOVED.get(name, '')}; valid keys are "
+            f"{sorted(_TABLE_OF)}"
         )
     if name in flat:
         raise ConfigError(f"{source}: {name} is given twice ({flat[name][0]} and {path})")

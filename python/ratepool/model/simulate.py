@@ -34,7 +34,7 @@ class SimulatedData:
     beta_per_unit: dict[str, float] | None = None
     beta_scaled: dict[str, float] | None = None
     pi: float | None = None
-    #: With bytes: m0, tau, sigma_b and the entities' m_i (a Series by label).
+    #: With bytes: m0, tau, sigma_w, sigma_e and the entities' m_i (a Series by label).
     bytes_truth: dict[str, object] | None = None
 
     def truth(self) -> dict[str, object]:
@@ -173,9 +173,12 @@ def simulate_counts(
     zero_inflation : float, optional
         Probability pi that a window is a structural zero.
     bytes_per_event : dict, optional
-        ``{"m0": ..., "tau": ..., "sigma_b": ...}``: adds column ``bytes`` from the bytes
-        factor, m_i ~ Normal(m0, tau) and, for a window with y > 0 events,
-        b = y * exp(Normal(m_i, sigma_b)) (0 bytes without events); from its own random stream.
+        ``{"m0": ..., "tau": ..., "sigma_w": ..., "sigma_e": ...}``: adds column ``bytes``
+        built event by event, not from the model's lognormal approximation: m_i ~ Normal(m0,
+        tau); a window with y > 0 events draws its factor w ~ Normal(-sigma_w^2 / 2, sigma_w)
+        and its y events' sizes LogNormal(m_i - sigma_e^2 / 2 + w, sigma_e) (so exp(m_i) is the
+        mean size of an event), and b is their sum (0 bytes without events); from its own
+        random stream.
 
     Without the options the draws are those of the base model (the options draw from their
     own random stream).
@@ -210,15 +213,29 @@ def simulate_counts(
     if bytes_per_event is not None:
         counts = frame["count"].to_numpy()
         bytes_rng = np.random.default_rng([seed, 9])
-        m0, tau, sigma_b = (float(bytes_per_event[k]) for k in ("m0", "tau", "sigma_b"))
+        m0, tau, sigma_w, sigma_e = (float(bytes_per_event[k])
+                                     for k in ("m0", "tau", "sigma_w", "sigma_e"))
         m = bytes_rng.normal(m0, tau, n_entities)
-        per_event = np.exp(bytes_rng.normal(m[entity_index], sigma_b))
-        columns["bytes"] = np.where(counts > 0, counts * per_event, 0.0)
-        bytes_truth = {"m0": m0, "tau": tau, "sigma_b": sigma_b,
+        columns["bytes"] = window_bytes_from_events(bytes_rng, counts, m[entity_index],
+                                                    sigma_w, sigma_e)
+        bytes_truth = {"m0": m0, "tau": tau, "sigma_w": sigma_w, "sigma_e": sigma_e,
                        "m": pd.Series(m, index=labels, name="m")}
     frame = frame.assign(**columns)
     return SimulatedData(frame, mu, alpha, phi, pd.Series(theta, index=labels, name="theta"),
                          beta_per_unit, beta_scaled, zero_inflation, bytes_truth)
+
+
+def window_bytes_from_events(rng: np.random.Generator, counts: np.ndarray, m: np.ndarray,
+                             sigma_w: float, sigma_e: float) -> np.ndarray:
+    """The bytes of windows of ``counts`` events, summed over per-event sizes: each window
+    draws a factor w ~ Normal(-sigma_w^2 / 2, sigma_w), each of its events a size
+    LogNormal(m - sigma_e^2 / 2 + w, sigma_e) (``m`` per window: the log mean size); 0 bytes
+    in a window without events. Memory is O(total events)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    factor = rng.normal(-sigma_w**2 / 2, sigma_w, len(counts)) + np.asarray(m) - sigma_e**2 / 2
+    window_of_event = np.repeat(np.arange(len(counts)), counts)
+    sizes = np.exp(rng.normal(factor[window_of_event], sigma_e))
+    return np.bincount(window_of_event, weights=sizes, minlength=len(counts))
 
 
 @dataclass(frozen=True)

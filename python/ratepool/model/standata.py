@@ -14,6 +14,7 @@ layout at the top of ``stan/hierarchical_negbinom.stan``):
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import numpy as np
@@ -129,18 +130,22 @@ def _options_off(n_entities: int) -> dict[str, Any]:
             **bytes_fields_off()}
 
 
-def _option_fields(data: CountData, config: ModelConfig, rows: bool) -> dict[str, Any]:
+def _option_fields(data: CountData, config: ModelConfig, rows: bool,
+                   scale: float) -> dict[str, Any]:
     has_exposure = data.exposure is not None
     grouped = has_exposure or config.zero_inflation
     groups = group_statistics(data) if grouped else {
         "group_entity": [], "group_exposure": [], "group_windows": [], "group_zeros": [],
         "group_total": []}
+    if has_exposure:
+        groups["group_exposure"] = np.asarray(groups["group_exposure"], dtype=float) / scale
     covariates = data.covariates
     matrix = (covariates.scaled if covariates is not None
               else np.zeros((data.n_entities, 0)))
     return {
         "has_exposure": int(has_exposure),
-        "exposure": data.exposure.tolist() if has_exposure and rows else [],
+        "exposure": (data.exposure / scale).tolist() if has_exposure and rows else [],
+        **({"exposure_scale": float(scale)} if has_exposure else {}),
         "zero_inflation": int(config.zero_inflation),
         "G": len(groups["group_entity"]),
         **{name: np.asarray(values).tolist() for name, values in groups.items()},
@@ -150,15 +155,38 @@ def _option_fields(data: CountData, config: ModelConfig, rows: bool) -> dict[str
     }
 
 
+def exposure_scale(data: CountData) -> float:
+    """The exposure of a typical window, as the programs see one exposure unit: the power of 2
+    nearest (in log scale) the median window exposure; 1 without exposure.
+
+    The programs get ``exposure / exposure_scale``, so theta, mu and alpha are those of a
+    typical window whatever the user's unit (persons or 100,000 persons), and the seed's priors
+    (set for rates per window) mean the same with exposure as without; `ratepool.posterior.
+    inference` reports the rates per the user's unit. A power of 2 divides exactly, so the
+    exposures a data JSON holds multiply back to the user's exactly.
+    """
+    if data.exposure is None:
+        return 1.0
+    median = float(np.median(data.exposure))
+    return float(2.0 ** round(math.log2(median))) if median > 0 else 1.0
+
+
+def recorded_exposure_scale(values: dict[str, Any]) -> float:
+    """The exposure scale the program of a data dict (or data JSON) saw; 1 for data written
+    before exposures were scaled, whose exposures are the user's."""
+    return float(values.get("exposure_scale", 1.0))
+
+
 def stan_data(
     data: CountData, config: ModelConfig, *, prior_only: bool = False,
     obs_predictions: bool | None = None, entity_predictions: bool | None = None,
-    keep_rows: bool = False,
+    keep_rows: bool = False, scale: float | None = None,
 ) -> dict[str, Any]:
     """The Stan data dict for ``data`` under ``config`` (JSON-ready Python types).
 
     ``obs_predictions`` and ``entity_predictions`` override the config's (resolved) switches;
-    see `base_stan_data` for ``keep_rows``.
+    see `base_stan_data` for ``keep_rows``. Exposures are divided by ``scale`` (by default
+    `exposure_scale`), recorded as the field ``exposure_scale`` (the programs do not read it).
     """
     if obs_predictions is None:
         obs_predictions = _obs_predictions(config, data, config.total_draws)
@@ -177,7 +205,8 @@ def stan_data(
         entity_predictions=entity_predictions,
         keep_rows=keep_rows,
     )
-    values.update(_option_fields(data, config, rows=values["N"] > 0))
+    values.update(_option_fields(data, config, rows=values["N"] > 0,
+                                 scale=exposure_scale(data) if scale is None else scale))
     values.update(bytes_stan_fields(data, config, rows=values["N"] > 0))
     if values["has_exposure"] and values["N"] == 0 and not values["use_sufficient_stats"]:
         raise DataError("the per-observation likelihood with exposure needs the rows")

@@ -257,6 +257,7 @@ def check_temporal(data: CountData, config: ModelConfig) -> WindowLayout:
 def temporal_stan_data(
     data: CountData, config: ModelConfig, *, prior_only: bool = False,
     obs_predictions: bool | None = None, layout: WindowLayout | None = None,
+    scale: float | None = None,
 ) -> dict[str, Any]:
     """The data dict of ``stan/temporal_negbinom.stan`` (JSON-ready Python types).
 
@@ -265,12 +266,16 @@ def temporal_stan_data(
     """
     from ratepool.model.standata import _obs_predictions
 
+    from ratepool.model.standata import exposure_scale
+
     layout = layout or check_temporal(data, config)
     if obs_predictions is None:
         obs_predictions = _obs_predictions(config, data, config.total_draws)
     order = layout.order
-    exposure = data.exposure[order] if data.exposure is not None else np.ones(len(order))
+    scale = exposure_scale(data) if scale is None else scale
+    exposure = data.exposure[order] / scale if data.exposure is not None else np.ones(len(order))
     return {
+        **({"exposure_scale": float(scale)} if data.exposure is not None else {}),
         "J": data.n_entities,
         "N": len(order),
         "entity": (data.entity_index[order] + 1).tolist(),

@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 AUTO_MIN_ENTITIES = 5000
 #: The static program's parameters in declaration order (its unconstrained vector's layout).
 PARAMETER_ORDER = ("mu", "alpha", "phi", "theta", "theta_raw", "beta", "pi", "m0", "tau",
-                   "sigma_b", "m")
+                   "sigma_w", "sigma_e", "m")
 #: Bounds of an unconstrained variance: no direction narrower than 1e-4 sd, none wider than 5.
 _VARIANCE_RANGE = (1e-8, 25.0)
 

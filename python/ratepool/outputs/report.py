@@ -180,11 +180,14 @@ def _bytes_section(table: pd.DataFrame | None) -> str:
     return (
         "<h2>Bytes per event</h2>"
         "<p class=\"muted\">Model: for each window with y &gt; 0 events, log(bytes / y) ~ "
-        "Normal(m_i, sigma_b), m_i ~ Normal(m0, tau); a separate factor of the joint density "
-        "(no parameter shared with the counts). median = exp(m_i), the median bytes per event "
-        "of a window (the headline); mean = exp(m_i + sigma_b&sup2;/2), its mean; "
-        "observed_median: exp of the entity's own mean log bytes per event. 94% HDIs. m0, "
-        "tau and sigma_b are in the population table and graded in the diagnostics.</p>"
+        "Normal(m_i - v/2, sqrt(v)), v = sigma_w&sup2; + log1p(expm1(sigma_e&sup2;) / y): "
+        "the spread shrinks with the events (sigma_e: one event's log spread; sigma_w: a "
+        "window's factor shared by its events); m_i ~ Normal(m0, tau); a separate factor of "
+        "the joint density (no parameter shared with the counts). mean = exp(m_i), the mean "
+        "bytes per event at any count (the headline); median = exp(m_i - (sigma_w&sup2; + "
+        "sigma_e&sup2;)/2), the median size of one event; observed_mean: the entity's bytes / "
+        "events; observed_median: exp of its mean log bytes per event. 94% HDIs. m0, tau, "
+        "sigma_w and sigma_e are in the population table and graded in the diagnostics.</p>"
         + _table(table.head(MAX_ENTITY_ROWS)) + more
     )
 

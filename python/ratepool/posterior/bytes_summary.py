@@ -17,34 +17,45 @@ from ratepool.posterior.summary import HDI_PROB
 def bytes_summary(idata: az.InferenceData, data: CountData) -> pd.DataFrame:
     """Bytes per event, one row per entity label.
 
-    Columns: ``windows_with_events`` (W_i); ``observed_median`` (exp of the mean of
-    log(b / y) over those windows: the entity's own geometric-mean bytes per event, empty
-    where W_i = 0); ``median_mean``, ``median_hdi_low`` / ``median_hdi_high``: the posterior
-    of ``exp(m_i)``, the median bytes per event of a window (the headline: it does not depend
-    on the tail parameter sigma_b); ``mean_mean``, ``mean_hdi_low`` / ``mean_hdi_high``: the
-    posterior of ``exp(m_i + sigma_b^2 / 2)``, the mean bytes per event of a window (multiply
-    by expected events for expected bytes); ``m_mean``, ``m_sd``: m_i itself. HDIs are 94%.
+    Columns: ``windows_with_events`` (W_i); ``observed_mean`` (the entity's bytes / events
+    over those windows); ``observed_median`` (exp of the mean of log(b / y) over them: its
+    geometric-mean bytes per event; both empty where W_i = 0); ``mean_mean``,
+    ``mean_hdi_low`` / ``mean_hdi_high``: the posterior of ``exp(m_i)``, the mean bytes per
+    event at any count (the headline; multiply by expected events for expected bytes);
+    ``median_mean``, ``median_hdi_low`` / ``median_hdi_high``: the posterior of
+    ``exp(m_i - (sigma_w^2 + sigma_e^2) / 2)``, the median size of one event (of a window of
+    one event; the median of b / y rises towards exp(m_i - sigma_w^2 / 2) as the events
+    grow); ``m_mean``, ``m_sd``: m_i itself. HDIs are 94%.
     """
     posterior = idata.posterior
     m = posterior["m"].to_numpy()  # (chain, draw, J)
-    sigma = posterior["sigma_b"].to_numpy()[..., None]
-    median = np.exp(m)
-    mean = np.exp(m + sigma**2 / 2)
+    spread = (posterior["sigma_w"].to_numpy()[..., None] ** 2
+              + posterior["sigma_e"].to_numpy()[..., None] ** 2)
+    mean = np.exp(m)
+    median = np.exp(m - spread / 2)
     median_hdi = az.hdi(median, hdi_prob=HDI_PROB)
     mean_hdi = az.hdi(mean, hdi_prob=HDI_PROB)
     statistics = bytes_statistics(data)
     windows = statistics["bytes_windows"]
     observed = np.where(windows > 0, np.exp(statistics["bytes_log_mean"]), np.nan)
+    events = data.y > 0
+    entity_bytes = np.bincount(data.entity_index[events], data.window_bytes[events],
+                               minlength=data.n_entities)
+    entity_events = np.bincount(data.entity_index[events], data.y[events],
+                                minlength=data.n_entities)
+    observed_mean = np.divide(entity_bytes, entity_events, out=np.full(data.n_entities, np.nan),
+                              where=entity_events > 0)
     return pd.DataFrame(
         {
             "windows_with_events": windows,
+            "observed_mean": observed_mean,
             "observed_median": observed,
-            "median_mean": median.mean(axis=(0, 1)),
-            "median_hdi_low": median_hdi[:, 0],
-            "median_hdi_high": median_hdi[:, 1],
             "mean_mean": mean.mean(axis=(0, 1)),
             "mean_hdi_low": mean_hdi[:, 0],
             "mean_hdi_high": mean_hdi[:, 1],
+            "median_mean": median.mean(axis=(0, 1)),
+            "median_hdi_low": median_hdi[:, 0],
+            "median_hdi_high": median_hdi[:, 1],
             "m_mean": m.mean(axis=(0, 1)),
             "m_sd": m.reshape(-1, m.shape[-1]).std(axis=0, ddof=1),
         },
@@ -53,14 +64,15 @@ def bytes_summary(idata: az.InferenceData, data: CountData) -> pd.DataFrame:
 
 
 def residual_variance_by_events(data: CountData) -> pd.DataFrame:
-    """The model's constant-variance assumption, checked on the data.
+    """How the spread of log bytes per event falls with the number of events, on the data.
 
     For each window with events, the residual ``r = l_ij - mean_i`` of its log bytes per event
-    from its entity's mean has ``E[r^2] = sigma_b^2 (1 - 1 / W_i)`` when the variance does not
-    depend on the number of events (the model). Grouping windows by their count y in bins
-    1, 2-3, 4-7, 8-15, ... (entities with W_i >= 2), ``residual_sd`` =
-    sqrt(sum r^2 / sum (1 - 1 / W_i)) estimates sigma_b in each bin: about the same in every
-    bin under the model; falling like 1 / sqrt(y) if the events' sizes were independent.
+    from its entity's mean has ``E[r^2] ~ s^2 (1 - 1 / W_i)`` for a spread s common to the
+    entity's windows. Grouping windows by their count y in bins 1, 2-3, 4-7, 8-15, ...
+    (entities with W_i >= 2), ``residual_sd`` = sqrt(sum r^2 / sum (1 - 1 / W_i)) estimates
+    the spread in each bin (roughly: the windows of an entity mix counts). Under the model it
+    falls with y, like sqrt(sigma_w^2 + log1p(expm1(sigma_e^2) / y)): flat when the window
+    factor dominates (sigma_w), like 1 / sqrt(y) when the events' own sizes do (sigma_e).
 
     Returns
     -------

@@ -99,7 +99,8 @@ class FitResult:
         return coefficient_summary(self.idata, self.data.covariates)
 
     def bytes_summary(self) -> pd.DataFrame:
-        """Bytes per event per entity: median exp(m_i) and mean exp(m_i + sigma_b^2 / 2)
+        """Bytes per event per entity: mean exp(m_i) and median size of one event
+        exp(m_i - (sigma_w^2 + sigma_e^2) / 2)
         with 94% HDIs (`ratepool.posterior.bytes_summary.bytes_summary`).
 
         Raises

@@ -16,6 +16,7 @@ import numpy as np
 from ratepool.data.counts import CountData
 from ratepool.data.covariates import EntityCovariates
 from ratepool.engines.base import Draws
+from ratepool.model.standata import exposure_scale
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +49,14 @@ OPTION_PARAMETERS = ("beta", "pi")
 _PRIOR_NAMES = {"mu": "mu_prior", "alpha": "alpha_prior", "phi": "phi_prior",
                 "beta": "beta_prior", "pi": "pi_prior", "theta": "theta_prior",
                 "theta_new": "theta_new", "m0": "m0_prior", "tau": "tau_prior",
-                "sigma_b": "sigma_b_prior", "m": "m_prior", "m_new": "m_new"}
+                "sigma_w": "sigma_w_prior", "sigma_e": "sigma_e_prior", "m": "m_prior",
+                "m_new": "m_new"}
 #: Stan scalars returned as size-1 arrays (size 0 when their option is off).
-_SIZE_ONE = ("mu_prior", "alpha_prior", "phi_prior", "pi_prior", "pi", "m0", "tau", "sigma_b",
-             "m0_prior", "tau_prior", "sigma_b_prior", "m_new")
-#: The bytes factor's outputs: posterior (parameters and m_new, the log median bytes per event
+_SIZE_ONE = ("mu_prior", "alpha_prior", "phi_prior", "pi_prior", "pi", "m0", "tau", "sigma_w",
+             "sigma_e", "m0_prior", "tau_prior", "sigma_w_prior", "sigma_e_prior", "m_new")
+#: The bytes factor's outputs: posterior (parameters and m_new, the log mean bytes per event
 #: of an unseen entity) and posterior predictive (bytes of replicated windows).
-BYTES_OUTPUTS = {"posterior": ("m0", "tau", "sigma_b", "m", "m_new"),
+BYTES_OUTPUTS = {"posterior": ("m0", "tau", "sigma_w", "sigma_e", "m", "m_new"),
                  "posterior_predictive": ("bytes_rep", "bytes_pred")}
 
 
@@ -110,8 +112,35 @@ def _observed_bytes(data: CountData) -> dict[str, np.ndarray]:
     return {} if data.window_bytes is None else {"bytes": data.window_bytes}
 
 
+#: Draws per exposure unit: divided by the exposure scale to be per the user's unit
+#: (posterior and prior names); alpha (units 1 / rate) is multiplied by it.
+_PER_EXPOSURE = ("mu", "theta", "theta_from_raw", "theta_new", "mu_prior", "theta_prior",
+                 "lambda")
+#: Attribute of ``constant_data``: the exposure the programs saw as one unit, in the user's.
+EXPOSURE_SCALE_ATTR = "ratepool_exposure_scale"
+_PER_RATE = ("alpha", "alpha_prior")
+
+
+def in_user_units(variables: dict[str, np.ndarray], scale: float) -> dict[str, np.ndarray]:
+    """Draws of a program that saw ``exposure / scale`` (`ratepool.model.standata.
+    exposure_scale`), per the user's exposure unit: rates / scale, alpha x scale. E[theta] =
+    mu and Var(theta) = mu / alpha hold in either unit; phi, beta, pi and the rest do not
+    depend on it."""
+    if scale == 1.0:
+        return variables
+    out = dict(variables)
+    for name in _PER_EXPOSURE:
+        if name in out:
+            out[name] = np.asarray(out[name]) / scale
+    for name in _PER_RATE:
+        if name in out:
+            out[name] = np.asarray(out[name]) * scale
+    return out
+
+
 def build_inference_data(
-    draws: Draws, data: CountData, *, prior: Draws | None = None
+    draws: Draws, data: CountData, *, prior: Draws | None = None,
+    scale: float | None = None,
 ) -> az.InferenceData:
     """Assemble the InferenceData of a fit (and optionally its prior draws).
 
@@ -124,7 +153,12 @@ def build_inference_data(
     (n_windows[entity], entity_index[obs], 1-based), ``log_prior`` (lprior, the
     hyperparameters' joint log prior density per draw); with ``prior``: ``prior`` and
     ``prior_predictive``.
+
+    Rates are per the user's exposure unit: the draws of a program that saw
+    ``exposure / scale`` (by default `ratepool.model.standata.exposure_scale` of ``data``) are
+    converted with `in_user_units`.
     """
+    scale = exposure_scale(data) if scale is None else float(scale)
     coords: dict[str, Any] = {"entity": np.asarray(data.labels)}
     if data.covariates is not None:
         coords["covariate"] = list(data.covariates.names)
@@ -132,7 +166,7 @@ def build_inference_data(
         coords["obs"] = np.arange(len(data.y))
     predictive = {name: name for name in ("y_rep", "y_pred", "y_rep_total", "y_rep_zeros",
                                           "y_new", *BYTES_OUTPUTS["posterior_predictive"])}
-    variables = dict(draws.variables)
+    variables = in_user_units(dict(draws.variables), scale)
     if "theta_from_raw" in variables:  # the non-centred parameterisation's entity rates
         variables["theta"] = variables.pop("theta_from_raw")
     if "log_lik" in variables and data.has_rows:
@@ -151,20 +185,24 @@ def build_inference_data(
         "constant_data": _constant(data),
     }
     if prior is not None:
-        groups["prior"] = _pick(prior.variables, _PRIOR_NAMES)
-        groups["prior_predictive"] = _pick(prior.variables, predictive)
+        prior_variables = in_user_units(dict(prior.variables), scale)
+        groups["prior"] = _pick(prior_variables, _PRIOR_NAMES)
+        groups["prior_predictive"] = _pick(prior_variables, predictive)
     idata = _from_dict(groups, coords)
     if "lprior" in variables:  # the hyperparameters' log prior (older CmdStan CSVs lack it)
         idata.add_groups(log_prior=az.dict_to_dataset({"lprior": variables["lprior"]}))
+    if "constant_data" in idata.groups():  # the unit the programs saw, per the user's unit
+        idata.constant_data.attrs[EXPOSURE_SCALE_ATTR] = scale
     if data.covariates is not None and "constant_data" in idata.groups():
         idata.constant_data.attrs[COVARIATES_ATTR] = json.dumps(data.covariates.encoding())
     return idata
 
 
-def build_prior_data(prior: Draws, data: CountData) -> az.InferenceData:
+def build_prior_data(prior: Draws, data: CountData,
+                     scale: float | None = None) -> az.InferenceData:
     """InferenceData holding only ``prior`` and ``prior_predictive`` (and the data groups)."""
     empty = Draws(variables={}, sample_stats={}, engine=prior.engine)
-    return build_inference_data(empty, data, prior=prior)
+    return build_inference_data(empty, data, prior=prior, scale=scale)
 
 
 def _sum_by_entity(log_lik: np.ndarray, data: CountData) -> np.ndarray:

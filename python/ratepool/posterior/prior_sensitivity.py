@@ -56,7 +56,8 @@ PRIOR_SETTINGS = {
     "m0": "bytes_m0_prior_mean / bytes_m0_prior_sd (Normal): centre it on the data's log bytes "
           "per event or widen it",
     "tau": "bytes_tau_prior_sd (HalfNormal): widen it",
-    "sigma_b": "bytes_sigma_prior_sd (HalfNormal): widen it",
+    "sigma_w": "bytes_sigma_w_prior_sd (HalfNormal): widen it",
+    "sigma_e": "bytes_sigma_e_prior_sd (HalfNormal): widen it",
     "rho": "rho has a uniform prior on (-1, 1); the conflict comes through the other parameters",
     "sigma": "sigma_prior_sd (HalfNormal): widen it",
 }

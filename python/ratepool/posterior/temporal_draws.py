@@ -15,6 +15,7 @@ import pandas as pd
 from ratepool.data.counts import CountData
 from ratepool.engines.base import Draws
 from ratepool.model.temporal import INTERVAL, PATH_VARIABLES, WindowLayout
+from ratepool.posterior.inference import EXPOSURE_SCALE_ATTR, in_user_units
 
 if TYPE_CHECKING:
     pass
@@ -48,7 +49,9 @@ def _add_temporal_variables(idata: az.InferenceData, draws: Draws, prior: Draws 
     def pick(variables: dict[str, np.ndarray], names: dict[str, str]) -> dict[str, np.ndarray]:
         return {out: variables[stan] for out, stan in names.items() if stan in variables}
 
-    posterior = pick(draws.variables, {"rho": "rho", "sigma": "sigma", "lambda": "lambda"})
+    scale = float(idata.constant_data.attrs.get(EXPOSURE_SCALE_ATTR, 1.0))
+    posterior = pick(in_user_units(draws.variables, scale),
+                     {"rho": "rho", "sigma": "sigma", "lambda": "lambda"})
     add("posterior", {name: (("chain", "draw", "obs") if name == "lambda" else
                              ("chain", "draw"), value) for name, value in posterior.items()})
     if "y_next" in draws.variables:
@@ -56,8 +59,8 @@ def _add_temporal_variables(idata: az.InferenceData, draws: Draws, prior: Draws 
             {"y_next": (("chain", "draw", "entity"),
                         np.rint(draws.variables["y_next"]).astype(np.int64))})
     if prior is not None:
-        prior_values = pick(prior.variables, {"rho": "rho_prior", "sigma": "sigma_prior",
-                                              "lambda": "lambda"})
+        prior_values = pick(in_user_units(prior.variables, scale),
+                            {"rho": "rho_prior", "sigma": "sigma_prior", "lambda": "lambda"})
         add("prior", {name: (("chain", "draw", "obs") if name == "lambda" else
                              ("chain", "draw"),
                              value if name == "lambda" else _scalar(value))

@@ -22,7 +22,13 @@ from ratepool.data.labels import read_label_table
 from ratepool.errors import ConfigError, DataError
 from ratepool.files import atomic_file, atomic_write_text
 from ratepool.model.config import ModelConfig
-from ratepool.model.standata import base_stan_data, option_field_names, stan_data
+from ratepool.model.event_bytes import bytes_fields_off
+from ratepool.model.standata import (
+    base_stan_data,
+    option_field_names,
+    recorded_exposure_scale,
+    stan_data,
+)
 from ratepool.workflow.cmdstan_temporal import (
     TEMPORAL_PROGRAM,
     expected_temporal_data,
@@ -223,7 +229,7 @@ def read_stan_data(
     if int(values.get("has_exposure", 0) or 0):
         if not rows:
             raise _layout_error(path, "switches exposure on without the rows")
-        exposure = np.asarray(values["exposure"], dtype=float)
+        exposure = np.asarray(values["exposure"], dtype=float) * recorded_exposure_scale(values)
     window_bytes = None
     if int(values.get("has_bytes", 0) or 0):
         if not rows:
@@ -248,7 +254,10 @@ def read_stan_data(
     if OPTION_FIELDS & set(values):
         expected = stan_data(data, model_config(values, covariates), keep_rows=rows,
                              prior_only=bool(switches["prior_only"]),
-                             obs_predictions=bool(switches["obs_predictions"]))
+                             obs_predictions=bool(switches["obs_predictions"]),
+                             scale=recorded_exposure_scale(values))
+        if "exposure_scale" not in values:  # written before exposures were scaled
+            expected.pop("exposure_scale", None)
     else:
         # A data JSON from before the model options (ratepool 0.1's program): the base model,
         # whose outputs are those of today's program with every option off.
@@ -256,8 +265,30 @@ def read_stan_data(
                  "fields): read as the base model", path)
         expected = {name: value for name, value in expected.items()
                     if name not in OPTION_FIELDS}
+    values = _legacy_bytes_off(path, values, expected)
     _check_layout(path, values, expected)
     return data, values
+
+
+#: The bytes fields of the data JSON before the per-count bytes variance (issue 17, item 8).
+_LEGACY_BYTES_FIELDS = frozenset({"bytes_windows", "bytes_log_mean", "bytes_log_ss",
+                                  "sigma_b_sd"})
+
+
+def _legacy_bytes_off(path: Path, values: dict[str, Any],
+                      expected: dict[str, Any]) -> dict[str, Any]:
+    """A data JSON written before the bytes factor's per-count variance with the bytes OFF
+    describes today's model (its bytes fields are empty and unused): read it with today's
+    bytes-off fields in place of the old ones. With the bytes on the factor changed, and the
+    layout check refuses it (export the data again)."""
+    if int(values.get("has_bytes", 0) or 0) or not _LEGACY_BYTES_FIELDS & set(values):
+        return values
+    log.info("%s has the bytes fields of an older ratepool with the bytes off: read as "
+             "today's layout", path)
+    kept = {name: value for name, value in values.items() if name not in _LEGACY_BYTES_FIELDS}
+    kept.update({name: expected[name] for name in set(bytes_fields_off()) & set(expected)
+                 if name not in kept})
+    return kept
 
 
 #: Data fields the model options added to the program (absent from older exports).
@@ -312,7 +343,8 @@ def model_config(values: dict[str, Any], covariates: Any = None) -> ModelConfig:
 
 #: The bytes factor's priors: config name -> data JSON field.
 _BYTES_PRIORS = {"bytes_m0_prior_mean": "m0_prior_mean", "bytes_m0_prior_sd": "m0_prior_sd",
-                 "bytes_tau_prior_sd": "tau_sd", "bytes_sigma_prior_sd": "sigma_b_sd"}
+                 "bytes_tau_prior_sd": "tau_sd", "bytes_sigma_w_prior_sd": "sigma_w_sd",
+                 "bytes_sigma_e_prior_sd": "sigma_e_sd"}
 
 
 def _check_layout(path: Path, values: dict[str, Any], expected: dict[str, Any],

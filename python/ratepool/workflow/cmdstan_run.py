@@ -13,6 +13,7 @@ from ratepool.errors import ConfigError, DataError
 from ratepool.model.config import ModelConfig
 from ratepool.posterior.fit_result import FitResult
 from ratepool.posterior.inference import build_inference_data
+from ratepool.model.standata import recorded_exposure_scale
 from ratepool.workflow.cmdstan_files import STATIC_PROGRAM, model_config, read_stan_data
 from ratepool.workflow.cmdstan_temporal import (
     TEMPORAL_PROGRAM,
@@ -48,7 +49,8 @@ def _expected_outputs(stan_data: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     if int(stan_data.get("zero_inflation", 0)):
         outputs["pi"] = (1,)
     if int(stan_data.get("has_bytes", 0)):
-        outputs.update(m0=(1,), tau=(1,), sigma_b=(1,), m=(n_entities,), m_new=(1,))
+        outputs.update(m0=(1,), tau=(1,), sigma_w=(1,), sigma_e=(1,), m=(n_entities,),
+                       m_new=(1,))
         if obs:
             outputs.update(bytes_rep=(n_rows,), bytes_log_lik=(n_rows,))
         if entity:
@@ -137,8 +139,9 @@ def fit_result_from_run(
     data, values = read_stan_data(data_json, labels_path)
     check_ratepool_run(run, values)
     config = _with_data_columns(config_from_run(run, values), data)
-    idata = (temporal_inference_data(run.draws, data, config) if config.temporal is not None
-             else build_inference_data(run.draws, data))
+    idata = (temporal_inference_data(run.draws, data, config, recorded_exposure_scale(values))
+             if config.temporal is not None
+             else build_inference_data(run.draws, data, scale=recorded_exposure_scale(values)))
     return FitResult(
         idata=idata,
         data=data,

@@ -22,6 +22,7 @@ from ratepool.data.counts import CountData, _aggregate
 from ratepool.engines.base import Draws
 from ratepool.model.config import ModelConfig
 from ratepool.model.temporal import check_temporal, temporal_stan_data
+from ratepool.model.standata import recorded_exposure_scale
 from ratepool.posterior.inference import build_inference_data
 from ratepool.posterior.temporal_draws import _add_temporal_variables, _in_row_order
 
@@ -71,7 +72,7 @@ def read_temporal_data(
         entity = np.rint(np.asarray(values["entity"], dtype=float)).astype(np.int64) - 1
         gap = np.rint(np.asarray(values["gap"], dtype=float)).astype(np.int64)
         y = np.rint(np.asarray(values["y"], dtype=float)).astype(np.int64)
-        exposure = np.asarray(values["exposure"], dtype=float)
+        exposure = np.asarray(values["exposure"], dtype=float) * recorded_exposure_scale(values)
     except KeyError as error:
         raise layout_error(path, f"has no field {error}") from None
     except (TypeError, ValueError) as error:
@@ -81,14 +82,16 @@ def read_temporal_data(
             entity.size and (entity.min() < 0 or entity.max() >= n_entities
                              or np.any(np.diff(entity) < 0))):
         raise layout_error(path, "has rows that are not N rows ordered by entity 1..J")
+    # exposure is on when the JSON records its scale (or, before exposures were scaled, when
+    # any exposure differs from 1)
+    given = "exposure_scale" in values or not np.all(exposure == 1.0)
     labels = pd.Index(table["entity"].to_numpy(), name="entity")
     counts = _aggregate(entity, y, labels)
     data = CountData(
         labels=labels, n_windows=counts.n_windows, entity_total=counts.entity_total,
         count_value=counts.count_value, count_freq=counts.count_freq, entity_index=entity,
         y=y, window=_steps(entity, gap),
-        exposure=None if np.all(exposure == 1.0) else exposure,
-        exposure_col=None if np.all(exposure == 1.0) else "exposure")
+        exposure=exposure if given else None, exposure_col="exposure" if given else None)
     log.info("%s: rebuilt %d rows of the temporal model; windows are steps since each "
              "entity's first window (the JSON holds gaps, not window labels)", path, len(y))
     return data
@@ -116,12 +119,19 @@ def temporal_config(values: dict[str, Any]) -> ModelConfig:
 def expected_temporal_data(data: CountData, config: ModelConfig, values: dict[str, Any]
                            ) -> dict[str, Any]:
     """What this version writes for that data and config (compared with the JSON)."""
-    return temporal_stan_data(data, config, prior_only=bool(int(values["prior_only"])),
-                              obs_predictions=bool(int(values["obs_predictions"])))
+    expected = temporal_stan_data(data, config, prior_only=bool(int(values["prior_only"])),
+                                  obs_predictions=bool(int(values["obs_predictions"])),
+                                  scale=recorded_exposure_scale(values))
+    if "exposure_scale" not in values:  # written before exposures were scaled
+        expected.pop("exposure_scale", None)
+    return expected
 
 
-def temporal_inference_data(draws: Draws, data: CountData, config: ModelConfig) -> Any:
-    """The InferenceData `ratepool.workflow.temporal.fit_temporal` builds from the same draws."""
+def temporal_inference_data(draws: Draws, data: CountData, config: ModelConfig,
+                            scale: float = 1.0) -> Any:
+    """The InferenceData `ratepool.workflow.temporal.fit_temporal` builds from the same draws
+    (of a program that saw ``exposure / scale``)."""
     layout = check_temporal(data, config)
     draws = _in_row_order(draws, layout)
-    return _add_temporal_variables(build_inference_data(draws, data), draws, None, layout)
+    return _add_temporal_variables(build_inference_data(draws, data, scale=scale), draws, None,
+                                   layout)

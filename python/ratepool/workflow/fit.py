@@ -22,7 +22,12 @@ from ratepool.model.config import ModelConfig
 from ratepool.model.event_bytes import warn_if_bytes_prior_clashes
 from ratepool.model.predictions import entity_predictions_on
 from ratepool.model.program import StanProgram, default_program
-from ratepool.model.standata import _obs_predictions, check_options, stan_data
+from ratepool.model.standata import (
+    _obs_predictions,
+    check_options,
+    exposure_scale,
+    stan_data,
+)
 from ratepool.model.warm_start import AUTO_MIN_ENTITIES, warm_start
 from ratepool.posterior.entity_predictive import add_prior_replicates
 from ratepool.posterior.fit_result import FitResult
@@ -79,7 +84,8 @@ _PRIOR_TAIL = 1e-6
 
 def _warn_if_prior_clashes(data: CountData, config: ModelConfig) -> None:
     """Log a warning when the data's mean rate sits far in the tail of mu's Exponential prior."""
-    mean_rate = float(data.entity_total.sum() / data.entity_exposure.sum())
+    # per window of the exposure the program sees as one unit (`exposure_scale`)
+    mean_rate = float(data.entity_total.sum() / data.entity_exposure.sum()) * exposure_scale(data)
     tail = math.exp(-config.mu_prior_rate * mean_rate)  # P(mu > mean_rate) under the prior
     if tail < _PRIOR_TAIL:
         log.warning(
