@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from ratepool.posterior.predict import predict_totals
-from ratepool.posterior.predictive import PosteriorRates, tail_probabilities
+from ratepool.posterior.mixture_law import gamma_quadrature, tail_probabilities
+from ratepool.posterior.predictive import PosteriorRates
 from ratepool.posterior.score import score_rows
 
 
@@ -88,3 +89,43 @@ def test_predict_and_score_share_the_unseen_law():
     assert pred["mean"].iloc[0] == pytest.approx(y.mean(), abs=4 * se)
     share = np.mean(y <= upper)
     assert share == pytest.approx(p_lower[upper], abs=4 * np.sqrt(0.05 * 0.95 / sims))
+
+
+@pytest.mark.parametrize("shape", [0.003, 0.05, 1.0, 7.3, 120.0])
+def test_gamma_quadrature_matches_scipy_rules(shape):
+    """Our batched rule against scipy's Newton-refined generalised Gauss–Laguerre rule (which
+    overflows above shape ~171): nodes and every weight, the smallest ~1e-78, to 1e-11."""
+    from scipy import special
+
+    nodes, weights = gamma_quadrature(np.array([shape, shape, 2.0]))
+    t, w = special.roots_genlaguerre(48, shape - 1.0)
+    np.testing.assert_allclose(nodes[0], t, rtol=1e-11)
+    np.testing.assert_allclose(weights[1], w / w.sum(), rtol=1e-11)
+
+
+@pytest.mark.parametrize("shape", [0.05, 250.0, 4e4])
+def test_gamma_quadrature_moments_at_any_shape(shape):
+    """E T^k = shape (shape+1)...(shape+k-1) for T ~ Gamma(shape, 1), exact for k < 96: checked
+    for k = 1..4, including shapes where scipy's rule is NaN (mu alpha > 171 is ordinary for
+    high-rate panels)."""
+    nodes, weights = gamma_quadrature(np.array([shape]))
+    assert np.isfinite(nodes).all() and np.isfinite(weights).all()
+    for k in range(1, 5):
+        exact = np.prod(shape + np.arange(k))
+        assert (weights[0] * nodes[0] ** k).sum() == pytest.approx(exact, rel=1e-12)
+
+
+def test_unseen_tail_at_a_large_shape_matches_scipy_quad():
+    """mu alpha = 400: P(Y >= y) of an unseen entity against scipy.integrate.quad of the NB2
+    survival function times the Gamma density (the old path gave NaN here)."""
+    from scipy import integrate, stats
+
+    mu, alpha, phi = 40.0, 10.0, 4.0
+    law = _rates(mu, alpha, phi).law(np.array([1]), np.array([1.0]))
+    for y in (10, 40, 200):
+        _, sf, pmf = tail_probabilities(np.array([y]), law)
+        gamma = stats.gamma(mu * alpha, scale=1 / alpha)
+        ref, _ = integrate.quad(lambda t: stats.nbinom.sf(y - 1, phi, phi / (phi + t))
+                                * gamma.pdf(t), *gamma.ppf([1e-15, 1 - 1e-15]), epsabs=0,
+                                epsrel=1e-11, limit=200)
+        assert sf[0] + pmf[0] == pytest.approx(ref, rel=1e-8)

@@ -22,14 +22,12 @@ import numpy as np
 import pandas as pd
 
 from ratepool.errors import DataError
-from ratepool.posterior.predictive import (
+from ratepool.posterior.mixture_law import (
     DEFAULT_MEMORY_BYTES,
-    PosteriorRates,
-    check_multiplier,
-    check_probability,
     mixture_moments,
     mixture_quantiles,
 )
+from ratepool.posterior.predictive import PosteriorRates, check_multiplier, check_probability
 
 __all__ = ["predict_totals"]
 

@@ -17,17 +17,8 @@ weight: its law is a mixture over draws x `UNSEEN_NODES` nodes with weights (`un
 and every quantity below comes from that one law. The program's single draw ``theta_new`` is
 not used for predictions.
 
-Every probability is the **exact** average over draws of the NB2 CDF / survival function /
-probability mass at that draw's parameters (Rao-Blackwellised): never a share of simulated counts,
-which could not resolve tail probabilities below 1/S. NB2(mean m, phi) is scipy's
-``nbinom(n=phi, p=phi/(m+phi))``; the CDF is the regularised incomplete beta function
-``I_p(phi, y+1)`` and the survival function ``I_{1-p}(y+1, phi)`` (what ``scipy.stats.nbinom``
-evaluates). For each draw the tail on the far side of the mean is computed directly and the
-other as its complement, so a small tail probability keeps its relative precision (to ~1e-300)
-instead of drowning in ``1 - cdf``.
-
-Work is done in chunks of columns so that memory is bounded by ``memory_bytes`` (about 12
-arrays of S x chunk doubles), whatever the number of rows.
+The laws themselves, and every probability, moment and quantile computed from them, are in
+`ratepool.posterior.mixture_law`.
 """
 
 from __future__ import annotations
@@ -41,65 +32,20 @@ from typing import Any, Iterator, Sequence
 import arviz as az
 import numpy as np
 import pandas as pd
-from scipy import special
 
 from ratepool.errors import DataError, RatepoolError
 from ratepool.posterior.inference import covariate_encoding
+from ratepool.posterior.mixture_law import (
+    DEFAULT_MEMORY_BYTES,
+    UNSEEN_NODES,
+    MixtureLaw,
+    chunk_size,
+    gamma_quadrature,
+)
 
-__all__ = [
-    "PosteriorRates",
-    "UNSEEN_NODES",
-    "gamma_quadrature",
-    "MixtureLaw",
-    "label_key",
-    "tail_probabilities",
-    "mixture_cdf",
-    "mixture_moments",
-    "mixture_quantiles",
-    "chunk_size",
-    "DEFAULT_MEMORY_BYTES",
-]
+__all__ = ["PosteriorRates", "label_key", "check_probability", "check_multiplier"]
 
 log = logging.getLogger(__name__)
-
-#: Memory for the S x chunk work arrays of one chunk (the output is extra, O(rows)).
-DEFAULT_MEMORY_BYTES = 256 * 2**20
-#: How many S x chunk float64 arrays a chunk holds at its peak.
-_ARRAYS_PER_CHUNK = 12
-
-
-#: Gauss–Laguerre nodes per draw for an unseen entity's rate (see `gamma_quadrature`).
-UNSEEN_NODES = 48
-
-
-def gamma_quadrature(shape: np.ndarray, n_nodes: int = UNSEEN_NODES
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes t_k and weights w_k with E f(T) ~ sum_k w_k f(t_k) for T ~ Gamma(shape, 1).
-
-    Generalised Gauss–Laguerre rules with exponent shape - 1 (``scipy.special.
-    roots_genlaguerre``, whose Newton-refined weights keep their relative precision down to the
-    smallest, which the far tail needs), one per element of ``shape``, normalised by
-    Gamma(shape). Exact for polynomials of degree < 2 ``n_nodes``, whatever the shape (> 0).
-
-    Returns
-    -------
-    (nodes, weights) : tuple of numpy.ndarray
-        Each of shape ``shape.shape + (n_nodes,)``.
-    """
-    a = np.asarray(shape, dtype=float)
-    flat = a.reshape(-1)
-    nodes = np.empty((flat.size, n_nodes))
-    weights = np.empty((flat.size, n_nodes))
-    for i, value in enumerate(flat):
-        t, w = special.roots_genlaguerre(n_nodes, value - 1.0)
-        nodes[i], weights[i] = t, w / w.sum()
-    return nodes.reshape(a.shape + (n_nodes,)), weights.reshape(a.shape + (n_nodes,))
-
-
-def chunk_size(n_draws: int, memory_bytes: int = DEFAULT_MEMORY_BYTES) -> int:
-    """Columns per chunk so that the chunk's work arrays fit in ``memory_bytes``."""
-    return max(1, int(memory_bytes // (8 * _ARRAYS_PER_CHUNK * max(n_draws, 1))))
-
 
 # --------------------------------------------------------------------------------------------
 # Entity labels, matched with their types
@@ -379,157 +325,6 @@ class PosteriorRates:
             for start in range(0, len(where), step):
                 part = where[start:start + step]
                 yield part, self.law(codes[part], scale[part], phi_scale)
-
-
-# --------------------------------------------------------------------------------------------
-# The mixture law
-
-
-@dataclass(frozen=True)
-class MixtureLaw:
-    """Per-draw NB2 laws of a set of columns (rows or groups), to be averaged over draws.
-
-    Attributes
-    ----------
-    mean : numpy.ndarray
-        (S, C) NB2 means.
-    phi : numpy.ndarray
-        (S, 1) or (S, C) NB2 overdispersion.
-    zero_prob : numpy.ndarray or None
-        (S, 1) structural-zero probability, or None.
-    weight : numpy.ndarray or None
-        (S, C) mixture weights of the rows (each column's sum to 1), or None for equal
-        weights 1/S; an unseen entity's law has draws x quadrature nodes as rows.
-    """
-
-    mean: np.ndarray
-    phi: np.ndarray
-    zero_prob: np.ndarray | None = None
-    weight: np.ndarray | None = None
-
-    def columns(self, index: np.ndarray | slice) -> "MixtureLaw":
-        """The law of a subset of the columns."""
-        phi = self.phi if self.phi.shape[1] == 1 else self.phi[:, index]
-        weight = None if self.weight is None else self.weight[:, index]
-        return MixtureLaw(self.mean[:, index], phi, self.zero_prob, weight)
-
-    def average(self, values: np.ndarray) -> np.ndarray:
-        """The mixture average over rows of (rows, C) per-row values."""
-        if self.weight is None:
-            return values.mean(axis=0)
-        return (values * self.weight).sum(axis=0)
-
-
-def _nb2_parts(y: np.ndarray, law: MixtureLaw) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per draw: P(Y <= y), P(Y > y), P(Y = y) of NB2(mean, phi) (no zero-inflation)."""
-    mean, phi = law.mean, law.phi
-    total = mean + phi
-    p = phi / total                 # scipy's success probability
-    q = mean / total                # 1 - p without cancellation
-    above = y >= mean               # the upper tail is the small one: compute it directly
-    direct = special.betainc(np.where(above, y + 1.0, phi), np.where(above, phi, y + 1.0),
-                             np.where(above, q, p))
-    cdf = np.where(above, 1.0 - direct, direct)
-    sf = np.where(above, direct, 1.0 - direct)
-    # log pmf = log Gamma(y+phi) - log Gamma(phi) - log y! + phi log p + y log q, written with
-    # betaln so that nothing cancels when phi is large.
-    log_pmf = (-special.betaln(phi, y + 1.0) - np.log(phi + y)
-               - phi * np.log1p(mean / phi) + special.xlogy(y, q))
-    pmf = np.exp(log_pmf)
-    return cdf, sf, pmf
-
-
-def tail_probabilities(
-    y: np.ndarray, law: MixtureLaw
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Exact mixture probabilities P(Y <= y), P(Y > y), P(Y = y) for each column.
-
-    Parameters
-    ----------
-    y : numpy.ndarray
-        (C,) counts, one per column of ``law``.
-    law : MixtureLaw
-        The per-draw laws.
-
-    Returns
-    -------
-    (cdf, sf, pmf) : tuple of numpy.ndarray
-        (C,) each, averaged over the draws. P(Y >= y) is ``sf + pmf``.
-    """
-    y = np.asarray(y, dtype=float)[None, :]
-    cdf, sf, pmf = _nb2_parts(y, law)
-    if law.zero_prob is not None:
-        z = law.zero_prob
-        at_zero = z * (y == 0)
-        cdf = z + (1.0 - z) * cdf
-        sf = (1.0 - z) * sf
-        pmf = (1.0 - z) * pmf + at_zero
-    return law.average(cdf), law.average(sf), law.average(pmf)
-
-
-def mixture_cdf(y: np.ndarray, law: MixtureLaw) -> np.ndarray:
-    """Exact mixture P(Y <= y) for each column: the average of I_p(phi, y + 1) over draws.
-
-    (Absolute precision only, which is what a quantile search needs; `tail_probabilities`
-    keeps small tails relatively precise.)
-    """
-    y = np.asarray(y, dtype=float)[None, :]
-    cdf = special.betainc(law.phi, y + 1.0, law.phi / (law.mean + law.phi))
-    if law.zero_prob is not None:
-        cdf = law.zero_prob + (1.0 - law.zero_prob) * cdf
-    return law.average(cdf)
-
-
-def mixture_moments(law: MixtureLaw) -> tuple[np.ndarray, np.ndarray]:
-    """Exact mixture mean and variance of each column.
-
-    Per draw E[Y] = (1 - z) m and E[Y^2] = (1 - z)(m + m^2 / phi + m^2); the mixture's are their
-    averages, and Var = E[Y^2] - E[Y]^2.
-    """
-    keep = 1.0 if law.zero_prob is None else 1.0 - law.zero_prob
-    m = law.mean
-    first = law.average(keep * m)
-    second = law.average(keep * (m + m * m / law.phi + m * m))
-    return first, np.maximum(second - first * first, 0.0)
-
-
-def mixture_quantiles(law: MixtureLaw, probs: Sequence[float],
-                      memory_bytes: int = DEFAULT_MEMORY_BYTES) -> np.ndarray:
-    """Exact quantiles of the mixture: for each column and p, the least y with P(Y <= y) >= p.
-
-    Found by integer bisection on the exact mixture CDF, between brackets from Cantelli's
-    inequality (P(Y - mean >= t) <= var / (var + t^2) and the same below), so each column
-    needs about log2(4.6 sd) CDF evaluations.
-
-    Returns
-    -------
-    numpy.ndarray
-        (C, len(probs)) int64.
-    """
-    n_columns = law.mean.shape[1]
-    out = np.zeros((n_columns, len(probs)), dtype=np.int64)
-    step = chunk_size(law.mean.shape[0], memory_bytes)
-    for start in range(0, n_columns, step):
-        part = law.columns(slice(start, start + step))
-        mean, var = mixture_moments(part)
-        sd = np.sqrt(var)
-        for k, prob in enumerate(probs):
-            if not 0.0 < prob < 1.0:
-                raise RatepoolError(f"quantile probabilities must lie in (0, 1), got {prob}")
-            above = sd * math.sqrt(prob / (1.0 - prob))
-            below = sd * math.sqrt((1.0 - prob) / prob) * (1.0 + 1e-9) + 1e-12
-            lo = np.maximum(np.floor(mean - below) + 1.0, 0.0)   # F(lo - 1) < prob
-            hi = np.maximum(np.ceil(mean + above), lo)           # F(hi) >= prob
-            while True:
-                open_ = np.flatnonzero(lo < hi)
-                if open_.size == 0:
-                    break
-                mid = np.floor((lo[open_] + hi[open_]) / 2.0)
-                reached = mixture_cdf(mid, part.columns(open_)) >= prob
-                hi[open_] = np.where(reached, mid, hi[open_])
-                lo[open_] = np.where(reached, lo[open_], mid + 1.0)
-            out[start:start + step, k] = lo.astype(np.int64)
-    return out
 
 
 def check_probability(value: float, name: str, *, flag: str | None = None) -> float:

@@ -60,14 +60,13 @@ from ratepool.posterior.anomaly import (
     ScoreResult,
     benjamini_hochberg,
 )
-from ratepool.posterior.predictive import (
+from ratepool.posterior.mixture_law import (
     DEFAULT_MEMORY_BYTES,
-    PosteriorRates,
-    check_probability,
     mixture_moments,
     mixture_quantiles,
     tail_probabilities,
 )
+from ratepool.posterior.predictive import PosteriorRates, check_probability
 from ratepool.posterior.temporal_score import TemporalRates, temporal_score_rows
 
 __all__ = [

@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 from numpy.polynomial import hermite_e
 
-from ratepool.posterior.predictive import MixtureLaw, _nb2_parts
+from ratepool.posterior.mixture_law import MixtureLaw, _nb2_parts
 
 __all__ = ["QUADRATURE_NODES", "temporal_tails", "lognormal_moments", "lognormal_quantiles"]
 

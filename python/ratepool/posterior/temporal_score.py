@@ -34,13 +34,8 @@ import pandas as pd
 from ratepool.data.labels import show
 from ratepool.errors import DataError
 from ratepool.posterior.anomaly import AnomalyRule, ScoreResult
-from ratepool.posterior.predictive import (
-    DEFAULT_MEMORY_BYTES,
-    PosteriorRates,
-    check_multiplier,
-    check_probability,
-    chunk_size,
-)
+from ratepool.posterior.mixture_law import DEFAULT_MEMORY_BYTES, chunk_size
+from ratepool.posterior.predictive import PosteriorRates, check_multiplier, check_probability
 from ratepool.posterior.temporal_law import (
     QUADRATURE_NODES,
     lognormal_moments,
