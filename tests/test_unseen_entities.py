@@ -129,3 +129,36 @@ def test_unseen_tail_at_a_large_shape_matches_scipy_quad():
                                 * gamma.pdf(t), *gamma.ppf([1e-15, 1 - 1e-15]), epsabs=0,
                                 epsrel=1e-11, limit=200)
         assert sf[0] + pmf[0] == pytest.approx(ref, rel=1e-8)
+
+
+def test_unseen_entity_of_a_categorical_level_gets_that_levels_mean():
+    """A categorical covariate: an unseen entity of level "south" with the baseline of fitted
+    entity e1 (also "south") has per-draw mean mu exp(z_e1' beta), the row the program saw for
+    e1 (not a mix of levels, which is what Stan's theta_new at the centred covariates is)."""
+    import ratepool
+    from tests.test_options import panel
+
+    data = ratepool.from_dataframe(panel(4, n_entities=9), window_col="window",
+                                   covariates=["baseline", "region"])
+    encoding = data.covariates
+    rng = np.random.default_rng(11)
+    n = 300
+    mu, alpha, phi = rng.gamma(20, 0.1, n), rng.gamma(30, 0.1, n), rng.gamma(20, 0.25, n)
+    beta = rng.normal(0.0, 0.5, (n, encoding.n_columns))
+    rates = PosteriorRates(labels=np.asarray(data.labels, dtype=object),
+                           theta=np.ones((n, data.n_entities)), theta_new=np.full(n, 1e3),
+                           phi=phi, zero_prob=None,
+                           population={"mu": mu, "alpha": alpha, "beta": beta,
+                                       "covariates": encoding})
+    index = list(data.labels).index("e1")
+    frame = panel(4, n_entities=9)
+    first = frame.loc[frame["entity"] == "e1"].iloc[0]
+    assert first["region"] == "south"
+    new = pd.DataFrame({"entity": ["new"], "baseline": [first["baseline"]],
+                        "region": ["south"]})
+    pred = predict_totals(rates, ["new"], covariates=new)
+    expected = (mu * np.exp(beta @ encoding.scaled[index])).mean()
+    assert pred["mean"].iloc[0] == pytest.approx(expected, rel=1e-9)
+    # another level gives another mean
+    other = predict_totals(rates, ["new"], covariates=new.assign(region="west"))
+    assert abs(other["mean"].iloc[0] / expected - 1) > 1e-3
