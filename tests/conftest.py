@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,3 +70,47 @@ def runs_50abbe5(tmp_path: Path, monkeypatch) -> Path:
     ``data file=FOLDER/data.json`` relative to the folder above the four runs)."""
     monkeypatch.chdir(unpack_cmdstan_runs(CMDSTAN_RUNS, tmp_path))
     return tmp_path
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A real Dask local cluster: 2 worker processes x 1 thread, no dashboard; closed after."""
+    pytest.importorskip("dask.dataframe", reason="dask is not installed (pip install "
+                        "'ratepool[dask]'); the Dask tests need it")
+    distributed = pytest.importorskip("distributed", reason="dask.distributed is not "
+                                      "installed (pip install 'ratepool[dask]')")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as dask_client:
+            yield dask_client
+
+
+@pytest.fixture(scope="module")
+def spark():
+    """A local Spark session on 2 cores, quiet and sized for tiny data; stopped after.
+
+    ``spark.sql.shuffle.partitions=2`` (instead of 200 tasks per group-by),
+    ``spark.default.parallelism=2``, no web UI, Arrow for ``createDataFrame``/``toPandas``,
+    and this interpreter for the Python workers (they import ratepool to map over entities).
+    """
+    pyspark_sql = pytest.importorskip("pyspark.sql", reason="pyspark is not installed (pip "
+                                      "install 'ratepool[spark]'); the Spark tests need it")
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        pytest.skip("no Java runtime found (Spark needs Java 17+; e.g. apt-get install "
+                    "default-jre-headless); the Spark tests need it")
+    previous = os.environ.get("PYSPARK_PYTHON")
+    os.environ["PYSPARK_PYTHON"] = sys.executable  # the session's config key is not honoured
+    session = (pyspark_sql.SparkSession.builder.master("local[2]")
+               .appName("ratepool-tests")
+               .config("spark.ui.enabled", "false")
+               .config("spark.sql.shuffle.partitions", "2")
+               .config("spark.default.parallelism", "2")
+               .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+               .getOrCreate())
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+    if previous is None:
+        os.environ.pop("PYSPARK_PYTHON", None)
+    else:
+        os.environ["PYSPARK_PYTHON"] = previous

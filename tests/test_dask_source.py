@@ -24,15 +24,6 @@ distributed = pytest.importorskip("distributed", reason="dask.distributed is not
                                   "(pip install 'ratepool[dask]')")
 
 
-@pytest.fixture(scope="module")
-def client():
-    """A real local cluster: 2 worker processes x 1 thread, no dashboard; closed after."""
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster:
-        with distributed.Client(cluster) as client:
-            yield client
-
-
 @pytest.mark.parametrize("build, kwargs", cases.DATASET_PARAMS)
 def test_same_statistics_as_from_dataframe(client, build, kwargs) -> None:
     frame = build()

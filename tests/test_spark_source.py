@@ -9,8 +9,6 @@ Arrow for ``createDataFrame``/``toPandas``.
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
 
 import numpy as np
@@ -32,24 +30,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning"),
     pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
 ]
-
-
-@pytest.fixture(scope="module")
-def spark():
-    """A local Spark session on 2 cores, quiet and sized for tiny data; stopped after."""
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        pytest.skip("no Java runtime found (Spark needs Java 17+; e.g. apt-get install "
-                    "default-jre-headless); the Spark source's tests need it")
-    session = (pyspark_sql.SparkSession.builder.master("local[2]")
-               .appName("ratepool-tests")
-               .config("spark.ui.enabled", "false")
-               .config("spark.sql.shuffle.partitions", "2")
-               .config("spark.default.parallelism", "2")
-               .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-               .getOrCreate())
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
 
 
 @pytest.mark.parametrize("build, kwargs", cases.DATASET_PARAMS)

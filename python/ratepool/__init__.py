@@ -31,6 +31,8 @@ _SOURCES = {
     "fit": "workflow.fit",
     "sample_prior": "workflow.fit",
     "compare": "workflow.compare",
+    "fit_scaled": "workflow.scale_out",
+    "ScaledFit": "workflow.scale_out",
     "ComparisonResult": "posterior.model_comparison",
     "FitResult": "posterior.fit_result",
     "get_model_diagnostics": "posterior.diagnostics",
@@ -67,6 +69,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from ratepool.posterior.summary import entity_summary
     from ratepool.workflow.compare import compare
     from ratepool.workflow.fit import fit, sample_prior
+    from ratepool.workflow.scale_out import ScaledFit, fit_scaled
 
 
 def _import_arviz() -> None:

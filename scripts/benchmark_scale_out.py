@@ -1,0 +1,156 @@
+#!/usr/bin/env python
+"""Benchmark: `ratepool.fit_scaled` on a local Dask cluster, J = 1e5 to 1e7 entities.
+
+Rows are generated on the cluster itself (``dask.dataframe.from_map``, one seeded block of
+entities per partition; nothing is written to disk): entity i has 1 + Poisson(4) windows,
+theta_i ~ Gamma(mu alpha, alpha) with mu = 4, alpha = 1.5, and NB2(theta_i, phi = 3) counts.
+The cluster is a ``LocalCluster`` of 2 worker processes x 1 thread. Each J is one run of
+`fit_scaled` (subsample 20,000 entities, CmdStan 4 chains x 1000 + 1000, 1000 draws kept);
+each record gives the total time (the INFO log lines time the steps: aggregate, subsample
+fit, per-entity map), the number of distinct (windows, total) pairs, the subsample fit's
+largest R-hat and smallest bulk ESS over mu, alpha, phi, and the peak RSS summed over the
+process tree (driver, workers, CmdStan; polled every 0.1 s).
+
+``--compare-full`` also fits all entities with NUTS (CmdStan, ``--full-chains`` chains x
+``--full-iterations`` warmup + draws; warm start on) and reports the issue's criteria: the
+share of entities whose scale-out mean is within 3 Monte Carlo standard errors of the full
+fit's theta mean, and whether each hyperparameter's full-fit mean lies in the scale-out 90%
+interval.
+
+Usage::
+
+    python scripts/benchmark_scale_out.py --entities 100000 --compare-full
+    python scripts/benchmark_scale_out.py --entities 1000000 10000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmark import TreeMemory  # noqa: E402
+
+TRUTH = {"mu": 4.0, "alpha": 1.5, "phi": 3.0}
+ENTITIES_PER_PARTITION = 250_000
+
+
+def entity_block(block: int, n_entities: int, seed: int) -> pd.DataFrame:
+    """The rows of entities [block * ENTITIES_PER_PARTITION, ...), seeded by (seed, block)."""
+    rng = np.random.default_rng([seed, block])
+    first = block * ENTITIES_PER_PARTITION
+    ids = np.arange(first, min(first + ENTITIES_PER_PARTITION, n_entities), dtype=np.int64)
+    windows = 1 + rng.poisson(4.0, ids.size)
+    theta = rng.gamma(TRUTH["mu"] * TRUTH["alpha"], 1.0 / TRUTH["alpha"], ids.size)
+    mean = np.repeat(theta, windows)
+    phi = TRUTH["phi"]
+    counts = rng.negative_binomial(phi, phi / (phi + mean))
+    return pd.DataFrame({"entity": np.repeat(ids, windows), "count": counts.astype(np.int64)})
+
+
+def rows_on_cluster(n_entities: int, seed: int):
+    import dask.dataframe as dd
+
+    blocks = range(-(-n_entities // ENTITIES_PER_PARTITION))
+    meta = pd.DataFrame({"entity": pd.Series(dtype=np.int64),
+                         "count": pd.Series(dtype=np.int64)})
+    return dd.from_map(entity_block, blocks, n_entities=n_entities, seed=seed, meta=meta)
+
+
+def full_fit_agreement(n_entities: int, seed: int, scaled, chains: int,
+                       iterations: int) -> dict:
+    import arviz as az
+
+    import ratepool
+
+    rows = pd.concat([entity_block(b, n_entities, seed)
+                      for b in range(-(-n_entities // ENTITIES_PER_PARTITION))])
+    config = ratepool.ModelConfig(n_chains=chains, n_tune=iterations, n_samples=iterations,
+                                  warm_start="on", obs_predictions=False)
+    start = time.perf_counter()
+    full = ratepool.fit(ratepool.from_dataframe(rows), config, engine="cmdstan")
+    seconds = time.perf_counter() - start
+    posterior = full.idata.posterior
+    labels = posterior["entity"].values
+    means = posterior["theta"].mean(("chain", "draw")).values
+    mcse = az.mcse(posterior, var_names=["theta"])["theta"].values
+    ours = scaled.entities.set_index("entity").loc[labels, "mean"].to_numpy()
+    z = np.abs(ours - means) / mcse
+    hyper = {}
+    for name in ("mu", "alpha", "phi"):
+        draws = getattr(scaled.draws, name)
+        lo, hi = np.quantile(draws, [0.05, 0.95])
+        value = float(posterior[name].mean())
+        hyper[name] = {"full_mean": value, "scaled_90": [float(lo), float(hi)],
+                       "inside": bool(lo <= value <= hi)}
+    return {"full_fit_s": round(seconds, 1), "share_within_3_mcse": float((z <= 3).mean()),
+            "z_quantiles_50_99_max": [float(np.quantile(z, q)) for q in (0.5, 0.99, 1.0)],
+            "hyper": hyper, "full_rhat_max": float(az.rhat(posterior, var_names=[
+                "mu", "alpha", "phi"]).to_array().max())}
+
+
+def hyper_checks(posterior) -> dict:
+    import arviz as az
+
+    names = ["mu", "alpha", "phi"]
+    return {"hyper_rhat_max": round(float(az.rhat(posterior, var_names=names)
+                                          .to_array().max()), 4),
+            "hyper_ess_bulk_min": round(float(az.ess(posterior, var_names=names)
+                                              .to_array().min()))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--entities", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--subsample", type=int, default=20_000)
+    parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--compare-full", action="store_true")
+    parser.add_argument("--full-chains", type=int, default=2)
+    parser.add_argument("--full-iterations", type=int, default=500)
+    parser.add_argument("--out", type=Path, default=None, help="append JSON lines here")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+    import distributed
+
+    import ratepool
+    from ratepool.workflow.scale_out import fit_scaled
+
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster):
+        for n_entities in args.entities:
+            rows = rows_on_cluster(n_entities, args.seed)
+            config = ratepool.ModelConfig(n_chains=4, n_tune=1000, n_samples=1000,
+                                          obs_predictions=False)
+            start = time.perf_counter()
+            with TreeMemory() as memory:
+                scaled = fit_scaled(rows, config, subsample=args.subsample, draws=args.draws)
+            record = {
+                "entities": n_entities, "rows": int(scaled.entities["n_windows"].sum()),
+                "subsample": scaled.n_subsample, "draws": scaled.draws.n_draws,
+                "seconds": round(time.perf_counter() - start, 1),
+                "distinct_pairs": int(scaled.entities[["n_windows", "total"]]
+                                      .drop_duplicates().shape[0]),
+                "peak_tree_rss_gb": round(memory.peak_bytes / 2**30, 2),
+                **hyper_checks(scaled.hyper.idata.posterior),
+            }
+            if args.compare_full:
+                record["full"] = full_fit_agreement(n_entities, args.seed, scaled,
+                                                    args.full_chains, args.full_iterations)
+            print(json.dumps(record), flush=True)
+            if args.out:
+                with args.out.open("a") as handle:
+                    handle.write(json.dumps(record) + "\n")
+
+
+if __name__ == "__main__":
+    main()
