@@ -2,7 +2,8 @@
 """Benchmark: `ratepool.fit_scaled` on a local Dask cluster, J = 1e5 to 1e7 entities.
 
 Rows are generated on the cluster itself (``dask.dataframe.from_map``, one seeded block of
-entities per partition; nothing is written to disk): entity i has 1 + Poisson(4) windows,
+entities per partition; nothing is written to disk): entity i has 1 + Poisson(w - 1) windows
+(w = ``--mean-windows``, 5 by default),
 theta_i ~ Gamma(mu alpha, alpha) with mu = 4, alpha = 1.5, and NB2(theta_i, phi = 3) counts.
 The cluster is a ``LocalCluster`` of 2 worker processes x 1 thread. Each J is one run of
 `fit_scaled` (subsample 20,000 entities, CmdStan 4 chains x 1000 + 1000, 1000 draws kept);
@@ -42,12 +43,13 @@ TRUTH = {"mu": 4.0, "alpha": 1.5, "phi": 3.0}
 ENTITIES_PER_PARTITION = 250_000
 
 
-def entity_block(block: int, n_entities: int, seed: int) -> pd.DataFrame:
+def entity_block(block: int, n_entities: int, seed: int, mean_windows: float = 5.0
+                 ) -> pd.DataFrame:
     """The rows of entities [block * ENTITIES_PER_PARTITION, ...), seeded by (seed, block)."""
     rng = np.random.default_rng([seed, block])
     first = block * ENTITIES_PER_PARTITION
     ids = np.arange(first, min(first + ENTITIES_PER_PARTITION, n_entities), dtype=np.int64)
-    windows = 1 + rng.poisson(4.0, ids.size)
+    windows = 1 + rng.poisson(mean_windows - 1.0, ids.size)
     theta = rng.gamma(TRUTH["mu"] * TRUTH["alpha"], 1.0 / TRUTH["alpha"], ids.size)
     mean = np.repeat(theta, windows)
     phi = TRUTH["phi"]
@@ -55,22 +57,23 @@ def entity_block(block: int, n_entities: int, seed: int) -> pd.DataFrame:
     return pd.DataFrame({"entity": np.repeat(ids, windows), "count": counts.astype(np.int64)})
 
 
-def rows_on_cluster(n_entities: int, seed: int):
+def rows_on_cluster(n_entities: int, seed: int, mean_windows: float):
     import dask.dataframe as dd
 
     blocks = range(-(-n_entities // ENTITIES_PER_PARTITION))
     meta = pd.DataFrame({"entity": pd.Series(dtype=np.int64),
                          "count": pd.Series(dtype=np.int64)})
-    return dd.from_map(entity_block, blocks, n_entities=n_entities, seed=seed, meta=meta)
+    return dd.from_map(entity_block, blocks, n_entities=n_entities, seed=seed,
+                       mean_windows=mean_windows, meta=meta)
 
 
-def full_fit_agreement(n_entities: int, seed: int, scaled, chains: int,
+def full_fit_agreement(n_entities: int, seed: int, mean_windows: float, scaled, chains: int,
                        iterations: int) -> dict:
     import arviz as az
 
     import ratepool
 
-    rows = pd.concat([entity_block(b, n_entities, seed)
+    rows = pd.concat([entity_block(b, n_entities, seed, mean_windows)
                       for b in range(-(-n_entities // ENTITIES_PER_PARTITION))])
     config = ratepool.ModelConfig(n_chains=chains, n_tune=iterations, n_samples=iterations,
                                   warm_start="on", obs_predictions=False)
@@ -112,6 +115,7 @@ def main() -> None:
     parser.add_argument("--subsample", type=int, default=20_000)
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--mean-windows", type=float, default=5.0)
     parser.add_argument("--compare-full", action="store_true")
     parser.add_argument("--full-chains", type=int, default=2)
     parser.add_argument("--full-iterations", type=int, default=500)
@@ -128,14 +132,15 @@ def main() -> None:
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster):
         for n_entities in args.entities:
-            rows = rows_on_cluster(n_entities, args.seed)
+            rows = rows_on_cluster(n_entities, args.seed, args.mean_windows)
             config = ratepool.ModelConfig(n_chains=4, n_tune=1000, n_samples=1000,
                                           obs_predictions=False)
             start = time.perf_counter()
             with TreeMemory() as memory:
                 scaled = fit_scaled(rows, config, subsample=args.subsample, draws=args.draws)
             record = {
-                "entities": n_entities, "rows": int(scaled.entities["n_windows"].sum()),
+                "entities": n_entities, "mean_windows": args.mean_windows,
+                "rows": int(scaled.entities["n_windows"].sum()),
                 "subsample": scaled.n_subsample, "draws": scaled.draws.n_draws,
                 "seconds": round(time.perf_counter() - start, 1),
                 "distinct_pairs": int(scaled.entities[["n_windows", "total"]]
@@ -144,7 +149,8 @@ def main() -> None:
                 **hyper_checks(scaled.hyper.idata.posterior),
             }
             if args.compare_full:
-                record["full"] = full_fit_agreement(n_entities, args.seed, scaled,
+                record["full"] = full_fit_agreement(n_entities, args.seed, args.mean_windows,
+                                                    scaled,
                                                     args.full_chains, args.full_iterations)
             print(json.dumps(record), flush=True)
             if args.out:
