@@ -166,3 +166,24 @@ def test_fit_from_aggregates_equals_fit_from_rows(tmp_path: Path, engine: str) -
     zeros = frame.groupby("entity")["count"].agg(lambda y: int((y == 0).sum()))
     np.testing.assert_array_equal(from_file.idata.observed_data["entity_zeros"].values,
                                   zeros.loc[from_file.data.labels].to_numpy())
+
+
+def test_prior_check_figure_from_the_histogram() -> None:
+    """The observed ECDF drawn from the count histogram (no rows) is the rows' own ECDF."""
+    import arviz as az
+
+    from ratepool.model.prior import prior_predictive_check
+    from ratepool.outputs.plots import prior_check_figure
+
+    rng = np.random.default_rng(9)
+    y = rng.negative_binomial(0.5, 0.2, 300)
+    data = ratepool.from_dataframe(pd.DataFrame({"entity": np.arange(300) % 6, "count": y}))
+    idata = az.from_dict(prior_predictive={"y_pred": rng.poisson(3.0, (1, 40, 6))})
+    figure = prior_check_figure(idata, prior_predictive_check(idata, data),
+                                (data.count_value, data.count_freq))
+    line = next(line for line in figure.axes[0].get_lines()
+                if line.get_label() == "observed")
+    values = np.unique(y)
+    np.testing.assert_array_equal(line.get_xdata(), values)
+    np.testing.assert_allclose(line.get_ydata(),
+                               np.searchsorted(np.sort(y), values, side="right") / len(y))

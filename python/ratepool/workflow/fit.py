@@ -36,7 +36,7 @@ from ratepool.posterior.inference import build_inference_data, build_prior_data
 if TYPE_CHECKING:
     pass
 
-__all__ = ["FitResult", "fit", "sample_prior", "stan_data"]
+__all__ = ["FitResult", "fit", "read_for_fit", "rows_needed", "sample_prior", "stan_data"]
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,9 @@ def fit(
     ----------
     data : CountData, pandas.DataFrame or path
         Validated data, or raw rows with columns ``entity`` and ``count`` (use
-        `ratepool.load_counts` for other column names).
+        `ratepool.load_counts` or `ratepool.aggregate_file` for other column names). A CSV or
+        Parquet path is read by `read_for_fit`: aggregated in DuckDB, without holding the
+        rows, unless an option needs them (`rows_needed`).
     config : ModelConfig, optional
         Priors, sampler settings and switches; the defaults of `ModelConfig` if omitted.
     engine : str or Engine, optional
