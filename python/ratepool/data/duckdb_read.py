@@ -51,6 +51,7 @@ class Source:
     multi_file: bool
 
     def type_of(self, column: str) -> str:
+        """DuckDB's type of ``column``, lower case (e.g. "bigint", "varchar")."""
         return str(self.relation.types[self.relation.columns.index(column)].id)
 
     def query(self, sql: str) -> pd.DataFrame:
@@ -87,7 +88,7 @@ def read_rows(
     with connection(DEFAULT_MEMORY_LIMIT, None, None) as con:
         def run(text_columns: Sequence[str]) -> tuple[Source, pd.DataFrame]:
             source = file_source(con, path, columns, entity_col=entity_col,
-                                  window_col=window_col, text_columns=text_columns)
+                                 window_col=window_col, text_columns=text_columns)
             wanted = list(columns) if columns else [c for c in source.relation.columns
                                                     if c not in (_FILE, "file_row_number")]
             select = ", ".join(f"{label_sql(c)} AS {quote_identifier(c)}" if c == entity_col
@@ -104,13 +105,9 @@ def read_rows(
     return frame, lambda index: source.where(files[index], int(row[index]))
 
 
-# --------------------------------------------------------------------------------------------
-# Reading
-
-
 @contextmanager
 def connection(memory_limit: str, temp_directory: str | Path | None,
-                threads: int | None) -> Iterator[Any]:
+               threads: int | None) -> Iterator[Any]:
     """A private DuckDB connection with a memory limit and a spill directory."""
     import duckdb
 
@@ -179,5 +176,7 @@ def file_source(con: Any, path: str | Path, columns: Sequence[str] | None, *,
 
 
 def require(available: Sequence[str], columns: Sequence[str], what: str) -> None:
+    """Raise `DataError` naming the ``columns`` missing from ``available`` (the columns
+    ratepool adds to a file's rows are not shown)."""
     require_columns([c for c in available if c not in (_FILE, "file_row_number")], columns,
                     what)
