@@ -187,3 +187,14 @@ def test_prior_check_figure_from_the_histogram() -> None:
     np.testing.assert_array_equal(line.get_xdata(), values)
     np.testing.assert_allclose(line.get_ydata(),
                                np.searchsorted(np.sort(y), values, side="right") / len(y))
+
+
+def test_per_entity_aggregates_refuse_zero_inflation_with_the_fix() -> None:
+    """`from_aggregates` has no zero windows: zero-inflation is refused, naming the reader
+    that keeps them."""
+    data = ratepool.from_aggregates(
+        pd.DataFrame({"entity": ["a", "b"], "n_windows": [2, 3], "total_count": [1, 3]}),
+        pd.DataFrame({"value": [0, 1, 2], "frequency": [2, 2, 1]}))
+    assert data.entity_zeros is None
+    with pytest.raises(ratepool.DataError, match=r"aggregate_file\(\.\.\., exposure_col=\.\.\.\)"):
+        stan_data(data, ratepool.ModelConfig(zero_inflation=True))
