@@ -17,10 +17,14 @@ phi = 3) are fitted twice, each in a fresh process:
   way). ``ratio`` = ratepool's (sample + build + summarise) seconds / bare's sample seconds
   (``ratio+write`` adds the write phase).
 
-Columns: ``aggregate s`` — `ratepool.from_dataframe` on the in-memory rows (``--input rows``),
-or "—" for ``--input aggregates`` (per-entity windows and totals and the count histogram
-simulated directly in chunks and given to `ratepool.from_aggregates`, for N beyond memory;
-aggregating files of that size is `scripts/benchmark_aggregate.py`'s job);
+Columns: ``read`` — for ``--input csv`` / ``--input parquet`` (the same simulated rows written
+once, by DuckDB, to ``--file-dir``, default the system temp dir, and reused), how the file was
+read as `ratepool.fit(path)` reads it: ``aggregates`` (`ratepool.workflow.fit.read_for_fit`:
+DuckDB's aggregates, no rows in memory), ``rows`` (an option needs them) or ``load_counts``
+(ratepool before issue 18, which always held the rows); ``aggregate s`` — that read, or
+`ratepool.from_dataframe` on the in-memory rows (``--input rows``), or "—" for ``--input
+aggregates`` (per-entity windows and totals and the count histogram simulated directly in
+chunks and given to `ratepool.from_aggregates`, for N beyond memory);
 ``compile s`` — once up front (0 when the program was in the cache); ``sample s`` — the
 engine's run (data binding, all chains, transferring the draws back); ``build s`` — the rest
 of `ratepool.fit` (InferenceData); ``summarise s`` — the summaries; ``write s`` — the results
@@ -39,6 +43,8 @@ Usage::
 
     python scripts/benchmark.py                                  # both cases, both runs
     python scripts/benchmark.py --cases 10000000:2000 --no-bare  # memory at N = 1e7
+    python scripts/benchmark.py --cases 10000000:2000 --no-bare --input parquet \
+        --draws 200 --warmup 200                                 # a fit from a 1e7-row file
     python scripts/benchmark.py --cases 100000000:20000 --input aggregates --draws 500 \
         --warmup 500                                             # big J
     python scripts/benchmark.py --likelihood observation --cases 10000:2000 --time-cap 1800
@@ -229,10 +235,42 @@ def _rss_pages(pid: int) -> int:
         return 0
 
 
+def data_file(directory: Path, kind: str, n_rows: int, n_entities: int, seed: int) -> Path:
+    """The case's rows (`simulate_rows`) as a CSV or Parquet file in ``directory``, written
+    once (by DuckDB) and reused by later runs."""
+    import duckdb
+
+    path = directory / f"ratepool-bench-{n_rows}-{n_entities}-{seed}.{kind}"
+    if not path.exists():
+        frame = simulate_rows(n_rows, n_entities, seed)
+        partial = path.with_suffix(f".partial.{kind}")
+        options = "FORMAT parquet" if kind == "parquet" else "FORMAT csv, HEADER"
+        duckdb.sql(f"COPY (SELECT * FROM frame) TO '{partial}' ({options})")
+        partial.rename(path)
+    return path
+
+
+def _read_file(path: str, config: object) -> tuple[object, str]:
+    """The data of a file as `ratepool.fit(path)` reads it: `read_for_fit` where this ratepool
+    has it (aggregates unless an option needs the rows), else `load_counts` (the rows)."""
+    import ratepool
+
+    try:
+        from ratepool.workflow.fit import read_for_fit
+    except ImportError:  # ratepool before issue 18
+        return ratepool.load_counts(path), "load_counts"
+    data = read_for_fit(path, config)
+    return data, "rows" if data.has_rows else "aggregates"
+
+
 def load_data(spec: dict) -> tuple[object, float | None]:
     """The case's `CountData` and the aggregation seconds (None for simulated aggregates)."""
     import ratepool
 
+    if spec["input"] in ("csv", "parquet"):
+        start = time.perf_counter()
+        data, spec["reader"] = _read_file(spec["file"], _config(spec))
+        return data, time.perf_counter() - start
     if spec["input"] == "aggregates":
         entities, histogram = simulate_aggregates(spec["N"], spec["J"], spec["seed"])
         return ratepool.from_aggregates(entities, histogram), None
@@ -280,7 +318,7 @@ def run_worker(spec: dict) -> dict:
             row = {"status": f"failed: {type(error).__name__}: {str(error).splitlines()[0]}"}
         time.sleep(0.25)
         fit_cpu = tree.cpu_seconds() - data_cpu
-    return dict(row, aggregate_s=aggregation, peak_rss_tree_mb=tree.peak_bytes / 2**20,
+    return dict(row, aggregate_s=aggregation, reader=spec.get("reader"), peak_rss_tree_mb=tree.peak_bytes / 2**20,
                 peak_pss_tree_mb=tree.peak_pss_bytes / 2**20,
                 rss_tree_after_data_mb=data_peak / 2**20, cpu_s=fit_cpu)
 
@@ -383,7 +421,7 @@ def in_subprocess(args: list[str], timeout: float | None) -> dict | None:
 
 
 COLUMNS = (("engine", "engine"), ("J", "J"), ("N", "N"), ("run", "run"),
-           ("status", "status"), ("aggregate s", "aggregate_s"), ("compile s", "compile_s"),
+           ("status", "status"), ("read", "reader"), ("aggregate s", "aggregate_s"), ("compile s", "compile_s"),
            ("sample s", "sample_s"), ("build s", "build_s"), ("summarise s", "summarise_s"),
            ("write s", "write_s"), ("ESS/s mu,alpha,phi", "ess_s_hyper"),
            ("ESS/s theta", "ess_s_theta"), ("R-hat max", "rhat_max_hyper"),
@@ -446,7 +484,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", nargs="+", default=list(DEFAULT_CASES), metavar="N:J")
     parser.add_argument("--engines", nargs="+", default=["pystan", "cmdstan"],
                         choices=("cmdstan", "pystan"))
-    parser.add_argument("--input", choices=("rows", "aggregates"), default="rows")
+    parser.add_argument("--input", choices=("rows", "aggregates", "csv", "parquet"),
+                        default="rows")
+    parser.add_argument("--file-dir", type=Path, default=Path(tempfile.gettempdir()),
+                        help="where --input csv/parquet writes (once) and reads the data file")
     parser.add_argument("--likelihood", choices=("sufficient", "observation"),
                         default="sufficient")
     parser.add_argument("--no-bare", dest="bare", action="store_false",
@@ -487,12 +528,15 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)
         for case in args.cases:
             n_rows, n_entities = (int(float(x)) for x in case.split(":"))
+            file = None
+            if args.input in ("csv", "parquet"):
+                file = str(data_file(args.file_dir, args.input, n_rows, n_entities, args.seed))
             for run in ("ratepool", "bare") if args.bare else ("ratepool",):
                 spec = {"run": run, "N": n_rows, "J": n_entities, "engine": engine,
                         "input": args.input, "likelihood": args.likelihood, "seed": args.seed,
                         "n_samples": args.draws, "n_tune": args.warmup,
                         "n_chains": args.chains, "entity_predictions": predictions,
-                        "write": args.write}
+                        "write": args.write, "file": file}
                 base = {"engine": engine, "J": n_entities, "N": n_rows, "run": run,
                         "compile_s": info["compile_s"][run]}
                 start = time.perf_counter()

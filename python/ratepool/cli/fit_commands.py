@@ -74,7 +74,8 @@ def run_prior_check(args: argparse.Namespace) -> int:
             dump_json({**check, "config": config.to_dict(), "data_file": args.data}),
             encoding="utf-8")
         (staging / PLOT_FILES["prior"]).write_bytes(
-            png_bytes(prior_check_figure(idata, check, data.y)))
+            png_bytes(prior_check_figure(idata, check,
+                                         (data.count_value, data.count_freq))))
     print(f"\nWritten: {out / 'prior_check.json'}, {out / PLOT_FILES['prior']}")
     return EXIT_OK
 
@@ -90,7 +91,7 @@ def run_export(args: argparse.Namespace) -> int:
         # With exposure, zero-inflation or bytes the rows go into the JSON too, so that
         # 'report' can rebuild the data (per-window exposures, zeros and bytes) from it.
         values = stan_data(data, config, prior_only=args.prior_only,
-                           keep_rows=(data.exposure is not None or config.zero_inflation
+                           keep_rows=(data.has_exposure or config.zero_inflation
                                       or data.window_bytes is not None))
     json_path, labels_path = write_stan_data(values, data, args.output, args.labels)
     shape = (f"K = {values['K']} distinct counts" if "K" in values

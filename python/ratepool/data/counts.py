@@ -18,6 +18,7 @@ from ratepool.errors import DataError
 __all__ = [
     "CountData",
     "MAX_STAN_INT",
+    "WindowGroups",
 ]
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,60 @@ log = logging.getLogger(__name__)
 #: Largest value Stan's 32-bit ``int`` holds; a single count above it cannot be passed to Stan.
 MAX_STAN_INT = 2**31 - 1
 
+
+@dataclass(frozen=True)
+class WindowGroups:
+    """The windows grouped by (entity, exposure): what exposure and zero-inflation need.
+
+    One entry per group, ordered by entity index then exposure; O(G) with J <= G <= N (G = J
+    without exposure). Computed by DuckDB where the rows live (`ratepool.aggregate_file`) or
+    from the rows (`CountData.window_groups`).
+
+    Attributes
+    ----------
+    entity : numpy.ndarray
+        0-based entity index of each group (int64).
+    exposure : numpy.ndarray or None
+        The groups' exposure (float64); None without an exposure column (every exposure 1).
+    windows, zeros, total : numpy.ndarray
+        Windows, windows with count 0, and total count of each group (int64).
+    """
+
+    entity: np.ndarray
+    exposure: np.ndarray | None
+    windows: np.ndarray
+    zeros: np.ndarray
+    total: np.ndarray
+
+    @classmethod
+    def from_rows(cls, entity: np.ndarray, y: np.ndarray,
+                  exposure: np.ndarray | None) -> WindowGroups:
+        """Group rows (0-based entity index, count, exposure or None)."""
+        frame = pd.DataFrame({"entity": entity, "y": y, "zero": y == 0,
+                              "exposure": exposure if exposure is not None else 1.0})
+        groups = frame.groupby(["entity", "exposure"], sort=True).agg(
+            windows=("y", "size"), zeros=("zero", "sum"), total=("y", "sum"))
+        index = groups.index
+        return cls(entity=index.get_level_values("entity").to_numpy(dtype=np.int64),
+                   exposure=(index.get_level_values("exposure").to_numpy(dtype=float)
+                             if exposure is not None else None),
+                   windows=groups["windows"].to_numpy(dtype=np.int64),
+                   zeros=groups["zeros"].to_numpy(dtype=np.int64),
+                   total=groups["total"].to_numpy(dtype=np.int64))
+
+    def per_entity(self, values: np.ndarray, n_entities: int) -> np.ndarray:
+        """Sum ``values`` (one per group) per entity."""
+        return np.bincount(self.entity, weights=values, minlength=n_entities)
+
+    def exposure_median(self) -> float:
+        """The median window exposure (as ``numpy.median`` of the rows' exposures gives it)."""
+        if self.exposure is None:
+            return 1.0
+        order = np.argsort(self.exposure, kind="stable")
+        values, ends = self.exposure[order], np.cumsum(self.windows[order])
+        n = int(ends[-1])
+        middle = values[np.searchsorted(ends, [(n - 1) // 2, n // 2], side="right")]
+        return float(np.mean(middle))
 
 
 @dataclass(frozen=True)
@@ -59,6 +114,9 @@ class CountData:
     window_bytes : numpy.ndarray or None
         Bytes moved in each raw row's window (float64; 0 exactly where the count is 0), when a
         bytes column was given (`ratepool.model.event_bytes`).
+    groups : WindowGroups or None
+        The windows grouped by (entity, exposure), when aggregated without the rows
+        (`ratepool.aggregate_file`); with the rows `window_groups` computes them.
     """
 
     labels: pd.Index
@@ -73,6 +131,7 @@ class CountData:
     covariates: EntityCovariates | None = None
     exposure_col: str | None = None
     window_bytes: np.ndarray | None = None
+    groups: WindowGroups | None = None
 
     @property
     def n_entities(self) -> int:
@@ -90,11 +149,58 @@ class CountData:
         return self.y is not None
 
     @property
+    def has_exposure(self) -> bool:
+        """Whether the windows have exposures (per row, or in the aggregated `groups`)."""
+        return self.exposure is not None or (self.groups is not None
+                                             and self.groups.exposure is not None)
+
+    @property
+    def has_groups(self) -> bool:
+        """Whether `window_groups` can be computed (from the rows or aggregated groups)."""
+        return self.has_rows or self.groups is not None
+
+    def window_groups(self) -> WindowGroups:
+        """The windows grouped by (entity, exposure): the aggregated `groups`, or from the rows.
+
+        Raises
+        ------
+        DataError
+            For aggregates given without groups (`ratepool.from_aggregates`).
+        """
+        if self.groups is not None:
+            return self.groups
+        if not self.has_rows:
+            raise DataError("exposure and zero-inflation need the windows grouped by entity and "
+                            "exposure (their zero windows); this data was given as per-entity "
+                            "aggregates without them: read the file with "
+                            "ratepool.aggregate_file(..., exposure_col=...) or load_counts")
+        return WindowGroups.from_rows(self.entity_index, self.y, self.exposure)
+
+    @property
+    def entity_zeros(self) -> np.ndarray | None:
+        """Windows with count 0 per entity (int64); None for aggregates without groups."""
+        if self.has_rows:
+            return np.bincount(self.entity_index[self.y == 0],
+                               minlength=self.n_entities).astype(np.int64)
+        if self.groups is None:
+            return None
+        return self.groups.per_entity(self.groups.zeros, self.n_entities).astype(np.int64)
+
+    @property
     def entity_exposure(self) -> np.ndarray:
         """Per-entity total exposure (the number of windows when there is no exposure)."""
-        if self.exposure is None:
+        if not self.has_exposure:
             return self.n_windows.astype(float)
+        if self.exposure is None:
+            groups = self.window_groups()
+            return groups.per_entity(groups.windows * groups.exposure, self.n_entities)
         return np.bincount(self.entity_index, weights=self.exposure, minlength=self.n_entities)
+
+    def exposure_median(self) -> float:
+        """The median exposure over all windows; 1 without exposure."""
+        if self.exposure is not None:
+            return float(np.median(self.exposure))
+        return self.groups.exposure_median() if self.groups is not None else 1.0
 
     def raw_rate(self) -> np.ndarray:
         """Per-entity observed rate: S_i / n_i, or S_i / total exposure with exposure."""
@@ -153,17 +259,5 @@ def count_histogram(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return value.astype(np.int64), freq[value].astype(np.int64)
     value, freq = np.unique(y, return_counts=True)
     return value.astype(np.int64), freq.astype(np.int64)
-
-
-# --------------------------------------------------------------------------------------------
-# Construction from aggregates
-
-
-# --------------------------------------------------------------------------------------------
-# Files
-
-
-# --------------------------------------------------------------------------------------------
-# Checks shared by the constructors
 
 

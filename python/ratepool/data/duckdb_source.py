@@ -2,48 +2,58 @@
 
 `aggregate_file` and `from_duckdb` never load the rows into Python: one DuckDB query groups
 them by entity and by count value at once (``GROUPING SETS``), in parallel and out of core,
-giving the per-entity windows and totals (exact integers) and the count histogram; the
-duplicate-(entity, window) check is an exact ``GROUP BY entity, window HAVING count(*) > 1``.
-Only when a check fails is the source scanned again, to name the first offending rows: the
-line of a CSV file (header = line 1), the 1-based row of a Parquet file (prefixed by the file
-name for a glob), or the 1-based row of a query's result.
+giving the per-entity windows, zero windows and totals (exact integers) and the count
+histogram; with an exposure column a second query groups the windows by (entity, exposure)
+(`ratepool.data.counts.WindowGroups`: what exposure and zero-inflation need), and covariates
+are read once per entity. The duplicate-(entity, window) check is an exact ``GROUP BY entity,
+window HAVING count(*) > 1``. Only when a check fails is the source scanned again, to name the
+first offending rows (`ratepool.data.duckdb_locate`): the line of a CSV file (header = line 1),
+the 1-based row of a Parquet file (prefixed by the file name for a glob), or the 1-based row of
+a query's result.
 
 Memory: for the files it opens, ratepool sets DuckDB's ``memory_limit`` (default
 `DEFAULT_MEMORY_LIMIT`, 1 GB) and a fresh ``temp_directory`` (deleted afterwards), so the
 duplicate check over 10^8 distinct (entity, window) pairs spills to disk instead of growing;
-Python holds O(J + K). `from_duckdb` runs on the caller's connection with its settings.
-
-`read_rows` reads the raw rows for `ratepool.load_counts` through the same reader, so that a
-file gives the same labels and the same messages on both paths. Labels follow
-`ratepool.data.labels`: text exactly as written.
+Python holds O(G + K) (G = (entity, exposure) groups, J without exposure). `from_duckdb` runs
+on the caller's connection with its settings. The rows themselves are read by
+`ratepool.data.duckdb_read.read_rows` (`ratepool.load_counts`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ratepool.data.counts import CountData
+from ratepool.data.counts import CountData, WindowGroups
+from ratepool.data.covariates import encode_covariates
+from ratepool.data.duckdb_locate import Locator
+from ratepool.data.duckdb_read import (
+    DEFAULT_MEMORY_LIMIT,
+    Source,
+    connection,
+    file_source,
+    read_rows,
+    require,
+    retry_as_text,
+)
 from ratepool.data.frame import from_aggregates
-from ratepool.data.labels import label_sql, quote_identifier, sql_string
+from ratepool.data.labels import factorize_labels, label_sql, quote_identifier
 from ratepool.data.validate import (
+    BAD_EXPOSURES,
     BOOLEAN_COUNTS,
+    BOOLEAN_EXPOSURES,
     COUNT_CHECKS,
+    MISSING_EXPOSURES,
     MISSING_LABELS,
     MISSING_WINDOWS,
     TEXT_COUNTS,
-    Location,
-    duplicate_windows_error,
-    require_columns,
-    rows_error,
+    TEXT_EXPOSURES,
 )
 from ratepool.errors import DataError
 
@@ -51,54 +61,26 @@ __all__ = ["DEFAULT_MEMORY_LIMIT", "aggregate_file", "from_duckdb", "read_rows"]
 
 log = logging.getLogger(__name__)
 
-#: DuckDB's memory limit for the files ratepool opens; beyond it DuckDB spills to disk.
-DEFAULT_MEMORY_LIMIT = "1GB"
-_PARQUET = (".parquet", ".pq")
-_CSV = (".csv", ".txt", ".gz")
 _INTEGER = {"tinyint", "smallint", "integer", "bigint", "hugeint", "utinyint", "usmallint",
             "uinteger", "ubigint", "uhugeint"}
 _FLOAT = {"float", "double", "decimal"}
-_SHOW_ROWS = 5
-_FILE = "__ratepool_file"
 
 
-class _LateCsvValue(Exception):
-    """A CSV value past DuckDB's type-sniffing sample does not fit the sniffed type."""
+@dataclasses.dataclass(frozen=True)
+class _Columns:
+    """The columns to aggregate and what to check."""
 
+    entity: str
+    count: str
+    window: str | None = None
+    exposure: str | None = None
+    covariates: tuple[str, ...] = ()
+    check_duplicates: bool = False
 
-@dataclass(frozen=True)
-class _Source:
-    """Rows to read: a DuckDB relation, what it is, and how to name a row's place."""
-
-    relation: Any  # duckdb.DuckDBPyRelation
-    kind: str  # "csv", "parquet" or "query"
-    name: str
-    multi_file: bool
-
-    def type_of(self, column: str) -> str:
-        return str(self.relation.types[self.relation.columns.index(column)].id)
-
-    def query(self, sql: str) -> pd.DataFrame:
-        """Run ``sql`` over the rows (the view ``__rows``); DuckDB errors become DataError."""
-        import duckdb
-
-        try:
-            return self.relation.query("__rows", sql).df()
-        except duckdb.ConversionException as error:
-            if self.kind == "csv":
-                raise _LateCsvValue(str(error)) from None
-            raise DataError(f"could not read {self.name}: {error}") from None
-        except duckdb.Error as error:
-            raise DataError(f"could not read {self.name}: {error}") from None
-
-    def where(self, file: Any, row: int) -> str:
-        """A row's place: CSV line (header = line 1) or 1-based row, with the file for globs."""
-        place = f"line {row + 2}" if self.kind == "csv" else f"row {row + 1}"
-        return f"{file} {place}" if self.multi_file else place
-
-
-# --------------------------------------------------------------------------------------------
-# Public entry points
+    @property
+    def names(self) -> list[str]:
+        return ([self.entity, self.count] + ([self.window] if self.window else [])
+                + ([self.exposure] if self.exposure else []) + list(self.covariates))
 
 
 def aggregate_file(
@@ -109,6 +91,8 @@ def aggregate_file(
     *,
     allow_duplicate_windows: bool = False,
     check_windows: bool = True,
+    exposure_col: str | None = None,
+    covariates: Sequence[str] | None = None,
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
     temp_directory: str | Path | None = None,
     threads: int | None = None,
@@ -130,6 +114,12 @@ def aggregate_file(
     check_windows : bool
         Look for repeated (entity, window) pairs: an exact DuckDB ``GROUP BY`` over all pairs
         (spills to ``temp_directory`` beyond ``memory_limit``); false skips that second pass.
+    exposure_col : str, optional
+        Column with each window's exposure (positive numbers): the windows are grouped by
+        (entity, exposure) in DuckDB, which is all the model with exposure needs.
+    covariates : sequence of str, optional
+        Entity covariate columns (constant within an entity), read once per entity and encoded
+        as `ratepool.load_counts` encodes them.
     memory_limit : str
         DuckDB's memory limit, e.g. ``"1GB"`` (default `DEFAULT_MEMORY_LIMIT`).
     temp_directory : path, optional
@@ -141,25 +131,27 @@ def aggregate_file(
     Returns
     -------
     CountData
-        Built with `ratepool.from_aggregates`, hence without raw rows (``has_rows`` is
-        False). Labels (text, `ratepool.data.labels`), windows, totals and histogram equal those of
-        ``load_counts(path)``.
+        Without raw rows (``has_rows`` is False) but with the windows grouped by entity (and
+        exposure): the Stan data of every option but the per-row ones (per-observation
+        likelihood and predictions, bytes, the temporal model) equal those of
+        ``load_counts(path)``, as do the labels (text, `ratepool.data.labels`), windows,
+        totals, zero windows and histogram.
 
     Raises
     ------
     DataError
         For a missing file or column, an unreadable file, or bad values (naming the line).
     """
-    columns = [entity_col, count_col] + ([window_col] if window_col else [])
-    with _connection(memory_limit, temp_directory, threads) as con:
+    columns = _Columns(entity_col, count_col, window_col, exposure_col,
+                       tuple(covariates or ()), check_duplicates=window_col is not None
+                       and check_windows and not allow_duplicate_windows)
+    with connection(memory_limit, temp_directory, threads) as con:
         def run(text_columns: Sequence[str]) -> CountData:
-            source = _file_source(con, path, columns, entity_col=entity_col,
-                                  window_col=window_col, text_columns=text_columns)
-            return _aggregate(source, entity_col, count_col, window_col,
-                              check=window_col is not None and check_windows
-                              and not allow_duplicate_windows)
+            source = file_source(con, path, columns.names, entity_col=entity_col,
+                                 window_col=window_col, text_columns=text_columns)
+            return _aggregate(source, columns)
 
-        return _retry_as_text(run, [count_col])
+        return retry_as_text(run, [count_col] + ([exposure_col] if exposure_col else []))
 
 
 def from_duckdb(
@@ -171,6 +163,8 @@ def from_duckdb(
     window_col: str | None = None,
     allow_duplicate_windows: bool = False,
     check_windows: bool = True,
+    exposure_col: str | None = None,
+    covariates: Sequence[str] | None = None,
 ) -> CountData:
     """Aggregate the rows of a DuckDB query (SQL text or a relation) into `CountData`.
 
@@ -182,7 +176,8 @@ def from_duckdb(
         ``"SELECT ..."`` or a relation, one row per entity-window. Entity labels become text
         (`ratepool.data.labels`); read a CSV's entity column as text in the query
         (``read_csv(..., types = {'entity': 'VARCHAR'})``) so that "007" stays "007".
-    entity_col, count_col, window_col, allow_duplicate_windows, check_windows
+    entity_col, count_col, window_col, allow_duplicate_windows, check_windows, exposure_col, \
+covariates
         As in `aggregate_file`.
 
     Returns
@@ -204,170 +199,58 @@ def from_duckdb(
                         f"{type(query).__name__}")
     if relation is None:
         raise DataError("the DuckDB query returns no rows (is it a SELECT?)")
-    _require(list(relation.columns), [entity_col, count_col]
-             + ([window_col] if window_col else []), "the query")
-    source = _Source(relation, "query", "the query", multi_file=False)
-    return _aggregate(source, entity_col, count_col, window_col,
-                      check=window_col is not None and check_windows
-                      and not allow_duplicate_windows)
+    columns = _Columns(entity_col, count_col, window_col, exposure_col,
+                       tuple(covariates or ()), check_duplicates=window_col is not None
+                       and check_windows and not allow_duplicate_windows)
+    require(list(relation.columns), columns.names, "the query")
+    return _aggregate(Source(relation, "query", "the query", multi_file=False), columns)
 
 
-def read_rows(
-    path: str | Path,
-    columns: Sequence[str] | None = None,
-    *,
-    entity_col: str | None = None,
-    window_col: str | None = None,
-) -> tuple[pd.DataFrame, Location]:
-    """The rows of a file (or glob) in file order, and the function naming a row's line.
-
-    ``entity_col`` becomes text labels (`ratepool.data.labels.label_sql`); in a CSV, ``window_col``
-    is read as text. The index is 0-based over all rows read.
-    """
-    with _connection(DEFAULT_MEMORY_LIMIT, None, None) as con:
-        def run(text_columns: Sequence[str]) -> tuple[_Source, pd.DataFrame]:
-            source = _file_source(con, path, columns, entity_col=entity_col,
-                                  window_col=window_col, text_columns=text_columns)
-            wanted = list(columns) if columns else [c for c in source.relation.columns
-                                                    if c not in (_FILE, "file_row_number")]
-            select = ", ".join(f"{label_sql(c)} AS {quote_identifier(c)}" if c == entity_col
-                               else quote_identifier(c) for c in wanted)
-            if source.multi_file:
-                select += f", {quote_identifier(_FILE)}"
-            return source, source.query(f"SELECT {select} FROM __rows")
-
-        source, frame = _retry_as_text(run, list(columns or []))
-    if not source.multi_file:
-        return frame, lambda index: source.where(None, int(index))
-    files = frame.pop(_FILE).to_numpy()
-    row = frame.groupby(pd.Series(files, index=frame.index), sort=False).cumcount().to_numpy()
-    return frame, lambda index: source.where(files[index], int(row[index]))
-
-
-# --------------------------------------------------------------------------------------------
-# Reading
-
-
-@contextmanager
-def _connection(memory_limit: str, temp_directory: str | Path | None,
-                threads: int | None) -> Iterator[Any]:
-    """A private DuckDB connection with a memory limit and a spill directory."""
-    import duckdb
-
-    with tempfile.TemporaryDirectory(prefix="ratepool-duckdb-") as scratch:
-        config = {"memory_limit": str(memory_limit),
-                  "temp_directory": str(temp_directory or scratch)}
-        if threads is not None:
-            config["threads"] = int(threads)
-        try:
-            con = duckdb.connect(config=config)
-        except duckdb.Error as error:
-            raise DataError(f"DuckDB settings rejected: {error}") from None
-        try:
-            yield con
-        finally:
-            con.close()
-
-
-def _retry_as_text(run: Any, columns: Sequence[str]) -> Any:
-    """``run(())``; if a CSV value beyond DuckDB's sniffing sample does not fit the sniffed
-    type (e.g. "x" at line 50,000 of a count column), ``run(columns)`` reads those columns as
-    text so that ratepool's checks name the line and the value."""
-    try:
-        return run(())
-    except _LateCsvValue as error:
-        log.info("re-reading %s as text after %s", columns, str(error).splitlines()[0])
-        return run(columns)
-
-
-def _file_source(con: Any, path: str | Path, columns: Sequence[str] | None, *,
-                 entity_col: str | None, window_col: str | None,
-                 text_columns: Sequence[str] = ()) -> _Source:
-    """The file's rows as a relation: CSV labels and windows (and ``text_columns``) as text,
-    file names for globs."""
-    import duckdb
-
-    text = str(path)
-    is_glob = any(mark in text for mark in "*?[")
-    if not is_glob and not Path(text).exists():
-        raise DataError(f"data file {text} does not exist")
-    suffix = Path(text).suffix.lower()
-    literal = sql_string(text)
-    try:
-        if suffix in _PARQUET:
-            relation = con.sql(f"SELECT * FROM read_parquet({literal}, filename = '{_FILE}', "
-                               "file_row_number = true)")
-            kind = "parquet"
-        elif suffix in _CSV:
-            header = con.sql(f"SELECT * FROM read_csv({literal}, header = true, "
-                             "all_varchar = true) LIMIT 0").columns
-            _require(header, columns or [], f"data file {text}")
-            types = ", ".join(f"{sql_string(c)}: 'VARCHAR'" for c in
-                              dict.fromkeys([entity_col, window_col, *text_columns]) if c)
-            relation = con.sql(f"SELECT * FROM read_csv({literal}, header = true, "
-                               f"filename = '{_FILE}'"
-                               + (f", types = {{{types}}})" if types else ")"))
-            kind = "csv"
-        else:
-            raise DataError(f"data file {text}: unknown format {suffix!r}; use .csv or "
-                            ".parquet (or a glob of them)")
-        files = con.sql(f"SELECT count(*) FROM glob({literal})").fetchall()[0][0]
-    except duckdb.Error as error:
-        raise DataError(f"could not read {text}: {error}") from None
-    _require(list(relation.columns), columns or [], f"data file {text}")
-    return _Source(relation, kind, text, multi_file=is_glob and files > 1)
-
-
-def _require(available: Sequence[str], columns: Sequence[str], what: str) -> None:
-    require_columns([c for c in available if c not in (_FILE, "file_row_number")], columns,
-                    what)
-
-
-# --------------------------------------------------------------------------------------------
-# Aggregation and checks
-
-
-def _aggregate(source: _Source, entity_col: str, count_col: str, window_col: str | None,
-               *, check: bool) -> CountData:
-    """One grouping pass to the sufficient statistics; rows are located only on failure."""
-    entity, count = quote_identifier(entity_col), quote_identifier(count_col)
-    kind = source.type_of(count_col)
+def _numeric(source: Source, column: str, what: str, boolean: str) -> str:
+    """SQL for ``column`` as a number (NULL where text is not one)."""
+    kind = source.type_of(column)
     if kind == "boolean":
-        raise DataError(f"{source.name}: column {count_col!r} {BOOLEAN_COUNTS}")
+        raise DataError(f"{source.name}: {what} {column!r} {boolean}")
     if kind in _INTEGER:
-        value = count
-    elif kind in _FLOAT or kind == "varchar":
-        value = f"TRY_CAST({count} AS DOUBLE)"
-    else:
-        raise DataError(f"{source.name}: column {count_col!r} has type {kind.upper()}; counts "
-                        "must be non-negative integers (name the right column with "
-                        "count_col=..., or convert it)")
+        return quote_identifier(column)
+    if kind in _FLOAT or kind == "varchar":
+        return f"TRY_CAST({quote_identifier(column)} AS DOUBLE)"
+    raise DataError(f"{source.name}: column {column!r} has type {kind.upper()}; it must hold "
+                    "numbers (name the right column, or convert it)")
+
+
+def _aggregate(source: Source, spec: _Columns) -> CountData:
+    """One grouping pass to the sufficient statistics; rows are located only on failure."""
+    entity_col, count_col, window_col = spec.entity, spec.count, spec.window
+    entity, count = quote_identifier(entity_col), quote_identifier(count_col)
+    value = _numeric(source, count_col, "column", BOOLEAN_COUNTS)
     # Integers and text group as they are (their text is distinct exactly when they are);
     # other types group by their text.
     key = entity if source.type_of(entity_col) in _INTEGER | {"varchar"} \
         else label_sql(entity_col)
     window = quote_identifier(window_col) if window_col else "NULL"
-    columns = f"{key} AS __key, {value} AS __value, {window} AS __window"
+    exposure = (_numeric(source, spec.exposure, "exposure column", BOOLEAN_EXPOSURES)
+                if spec.exposure else "1")
+    columns = (f"{key} AS __key, {value} AS __value, {window} AS __window, "
+               f"CAST({exposure} AS DOUBLE) AS __exposure")
     table = source.query(
         f"SELECT grouping(__key) AS by_value, {label_sql('__key')} AS label, __value, "
         "count(*) AS n, TRY_CAST(sum(TRY_CAST(__value AS BIGINT)) AS BIGINT) AS total, "
+        "count(*) FILTER (WHERE __value = 0) AS zeros, "
         "count(*) FILTER (WHERE __window IS NULL) AS no_window "
         f"FROM (SELECT {columns} FROM __rows) GROUP BY GROUPING SETS ((__key), (__value))")
     entities = table[table["by_value"] == 0]
     histogram = table[table["by_value"] == 1]
     if int(entities["n"].sum()) == 0:
         raise DataError(f"{source.name} has no rows; give at least one row per entity")
-    locate = _Locator(source, columns)
+    locate = Locator(source, columns)
     missing = entities["label"].isna().to_numpy()
     if missing.any():
         locate.raise_rows(f"{label_sql('__key')} IS NULL", entity, entity_col,
                           int(entities["n"][missing].sum()), *MISSING_LABELS)
-    if kind == "varchar":
-        not_number = f"{count} IS NOT NULL AND __value IS NULL"
-        bad = int(source.query(f"SELECT count(*) AS n FROM (SELECT *, {columns} FROM __rows) "
-                               f"WHERE {not_number}")["n"].iloc[0])
-        if bad:
-            locate.raise_rows(not_number, count, count_col, bad, *TEXT_COUNTS)
+    if source.type_of(count_col) == "varchar":
+        _raise_if_any(locate, [(f"{count} IS NOT NULL AND __value IS NULL", count, count_col,
+                                TEXT_COUNTS)])
     values = pd.to_numeric(histogram["__value"]).to_numpy(dtype=float, na_value=np.nan)
     freq = histogram["n"].to_numpy(dtype=np.int64)
     for problem, fix, test, sql in COUNT_CHECKS:
@@ -379,69 +262,94 @@ def _aggregate(source: _Source, entity_col: str, count_col: str, window_col: str
     if window_col is not None and int(entities["no_window"].sum()):
         locate.raise_rows("__window IS NULL", quote_identifier(window_col), window_col,
                           int(entities["no_window"].sum()), *MISSING_WINDOWS)
-    if check:
+    if spec.exposure:
+        _check_exposure(locate, spec.exposure)
+    if spec.check_duplicates:
         locate.check_duplicates(entity_col, window_col)
     log.info("aggregated %d rows of %s into %d entities and %d distinct counts",
              int(entities["n"].sum()), source.name, len(entities), len(histogram))
-    return from_aggregates(
+    data = from_aggregates(
         pd.DataFrame({"entity": entities["label"].to_numpy(dtype=object),
                       "n_windows": entities["n"].to_numpy(dtype=np.int64),
                       "total_count": entities["total"].to_numpy(dtype=np.int64)}),
         pd.DataFrame({"value": values.astype(np.int64), "frequency": freq}))
+    groups = (_exposure_groups(source, columns, data.labels) if spec.exposure
+              else _entity_groups(entities, data.labels))
+    covariates = (_entity_covariates(source, columns, spec, data.labels)
+                  if spec.covariates else None)
+    return dataclasses.replace(data, groups=groups, exposure_col=spec.exposure,
+                               covariates=covariates)
 
 
-class _Locator:
-    """Finds the first rows (in file order) where a condition holds, with their places."""
+def _raise_if_any(locate: Locator, checks: Sequence[tuple[str, str, str, tuple[str, str]]],
+                  ) -> None:
+    """One pass counting the rows of each (condition, shown, name, message); the first
+    condition some rows meet names them."""
+    counts = locate.source.query(
+        "SELECT " + ", ".join(f"count(*) FILTER (WHERE {condition}) AS __c{i}"
+                              for i, (condition, *_) in enumerate(checks))
+        + f" FROM {locate.unnumbered}").iloc[0]
+    for i, (condition, shown, name, message) in enumerate(checks):
+        if int(counts[f"__c{i}"]):
+            locate.raise_rows(condition, shown, name, int(counts[f"__c{i}"]), *message)
 
-    def __init__(self, source: _Source, columns: str) -> None:
-        self.source = source
-        if source.kind == "parquet":
-            position = f"{quote_identifier(_FILE)} AS __file, file_row_number AS __row"
-        elif source.kind == "csv":
-            position = f"{quote_identifier(_FILE)} AS __file, row_number() OVER () - 1 AS __row"
-        else:
-            position = "NULL AS __file, row_number() OVER () - 1 AS __row"
-        # the row number is taken in the scan, before any filter or join
-        self.rows = f"(SELECT *, {columns}, {position} FROM __rows)"
-        self.plain = f"(SELECT {columns} FROM __rows)"
 
-    def first(self, condition: str, *shown: str, join: str = "") -> list[tuple[str, Any]]:
-        """(place, value) of the first rows where ``condition`` holds; a tuple of values when
-        several expressions are ``shown``."""
-        names = [f"__shown{i}" for i in range(len(shown))]
-        found = self.source.query(
-            "SELECT __file, __row, "
-            + ", ".join(f"{expr} AS {name}" for expr, name in zip(shown, names))
-            + f" FROM {self.rows} {join} WHERE {condition} ORDER BY __file, __row "
-            f"LIMIT {_SHOW_ROWS}")
-        offsets = self._csv_offsets() if self.source.kind == "csv" and \
-            self.source.multi_file else {}
-        values = list(zip(*(found[name].astype(object) for name in names)))
-        return [(self.source.where(file, int(row) - offsets.get(file, 0)),
-                 value if len(value) > 1 else value[0])
-                for file, row, value in zip(found["__file"], found["__row"], values)]
+def _check_exposure(locate: Locator, exposure_col: str) -> None:
+    """The checks of `ratepool.data.validate.validate_exposure`, in SQL."""
+    shown = quote_identifier(exposure_col)
+    _raise_if_any(locate, [
+        (f"{shown} IS NULL", shown, exposure_col, MISSING_EXPOSURES),
+        ("__exposure IS NULL OR isnan(__exposure)", shown, exposure_col, TEXT_EXPOSURES),
+        ("NOT (isfinite(__exposure) AND __exposure > 0)", shown, exposure_col, BAD_EXPOSURES)])
 
-    def _csv_offsets(self) -> dict[str, int]:
-        """Row number of each CSV file's first row in the scan of a glob."""
-        table = self.source.query(f"SELECT __file, min(__row) AS first FROM {self.rows} "
-                                  "GROUP BY __file")
-        return dict(zip(table["__file"], table["first"].astype(int)))
 
-    def raise_rows(self, condition: str, shown: str, name: str, n_rows: int, problem: str,
-                   fix: str) -> None:
-        error = rows_error(name, problem, n_rows, self.first(condition, shown), fix)
-        raise DataError(f"{self.source.name}: {error}")
+def _ordered(labels: pd.Index, group_labels: pd.Series, exposure: np.ndarray | None,
+             windows: Any, zeros: Any, total: Any) -> WindowGroups:
+    """Groups in `WindowGroups` order (entity index, then exposure)."""
+    entity = labels.get_indexer(group_labels.to_numpy(dtype=object)).astype(np.int64)
+    order = np.lexsort((exposure, entity)) if exposure is not None else np.argsort(entity)
+    return WindowGroups(
+        entity=entity[order], exposure=exposure[order] if exposure is not None else None,
+        windows=np.asarray(windows, dtype=np.int64)[order],
+        zeros=np.asarray(zeros, dtype=np.int64)[order],
+        total=np.asarray(total, dtype=np.int64)[order])
 
-    def check_duplicates(self, entity_col: str, window_col: str) -> None:
-        """Exact check: no (entity, window) pair on more than one row."""
-        repeated = (f"(SELECT __key, __window FROM {self.plain} GROUP BY ALL "
-                    "HAVING count(*) > 1)")
-        n_rows = self.source.query(
-            f"SELECT coalesce(sum(n), 0) AS n FROM (SELECT count(*) AS n FROM {self.plain} "
-            "GROUP BY __key, __window HAVING count(*) > 1)")["n"].iloc[0]
-        if not n_rows:
-            return
-        pairs = self.first("true", label_sql("__key"), "__window",
-                           join=f"SEMI JOIN {repeated} AS d USING (__key, __window)")
-        error = duplicate_windows_error(entity_col, window_col, int(n_rows), pairs)
-        raise DataError(f"{self.source.name}: {error}")
+
+def _entity_groups(entities: pd.DataFrame, labels: pd.Index) -> WindowGroups:
+    """Without exposure the groups are the entities."""
+    return _ordered(labels, entities["label"], None, entities["n"], entities["zeros"],
+                    entities["total"])
+
+
+def _exposure_groups(source: Source, columns: str, labels: pd.Index) -> WindowGroups:
+    """The windows grouped by (entity, exposure): one more DuckDB pass, O(G) out."""
+    table = source.query(
+        f"SELECT {label_sql('__key')} AS label, __exposure, count(*) AS n, "
+        "count(*) FILTER (WHERE __value = 0) AS zeros, "
+        "CAST(sum(CAST(__value AS BIGINT)) AS BIGINT) AS total "
+        f"FROM (SELECT {columns} FROM __rows) GROUP BY __key, __exposure")
+    return _ordered(labels, table["label"], table["__exposure"].to_numpy(dtype=float),
+                    table["n"], table["zeros"], table["total"])
+
+
+def _entity_covariates(source: Source, columns: str, spec: _Columns, labels: pd.Index) -> Any:
+    """Covariates read once per entity; if one is missing or varies within an entity, the
+    rows' own check (`ratepool.data.covariates.encode_covariates`) names it."""
+    names = [quote_identifier(c) for c in spec.covariates]
+    checks = ", ".join(f"count(DISTINCT {c}) AS __d{i}, count(*) FILTER (WHERE {c} IS NULL) "
+                       f"AS __m{i}, any_value({c}) AS {c}" for i, c in enumerate(names))
+    table = source.query(f"SELECT {label_sql('__key')} AS label, {checks} "
+                         f"FROM (SELECT *, {columns} FROM __rows) GROUP BY __key")
+    flags = table[[f"__{k}{i}" for i in range(len(names)) for k in "dm"]].to_numpy()
+    varying = (flags[:, 0::2] > 1).any() or (flags[:, 1::2] > 0).any()
+    if varying:  # the rows' own check names the entity or the row
+        rows = source.query(f"SELECT {label_sql(spec.entity)} AS {quote_identifier(spec.entity)},"
+                            f" {', '.join(names)} FROM __rows")
+        codes, row_labels = factorize_labels(rows[spec.entity])
+        encode_covariates(rows, spec.covariates, spec.entity, codes, row_labels,
+                          where=lambda index: source.where(None, int(index)))
+    per_entity = table.set_index("label").loc[np.asarray(labels, dtype=object),
+                                              list(spec.covariates)].reset_index(drop=True)
+    per_entity[spec.entity] = np.asarray(labels, dtype=object)
+    return encode_covariates(per_entity, spec.covariates, spec.entity,
+                             np.arange(len(labels)), labels)

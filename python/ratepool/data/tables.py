@@ -22,10 +22,10 @@ def read_table(
     """The rows of a CSV or Parquet file (or glob), read through DuckDB in file order.
 
     ``entity_col`` is read as text labels (`ratepool.data.labels`); in a CSV, ``window_col`` is
-    read as text too. The index is the 0-based data row; `ratepool.data.duckdb_source.read_rows`
+    read as text too. The index is the 0-based data row; `ratepool.data.duckdb_read.read_rows`
     also gives the function that names a row's line in the file.
     """
-    from ratepool.data.duckdb_source import read_rows
+    from ratepool.data.duckdb_read import read_rows
 
     frame, _ = read_rows(path, columns, entity_col=entity_col, window_col=window_col)
     return frame
@@ -44,7 +44,7 @@ def load_counts(
 ) -> CountData:
     """`from_dataframe` for a DataFrame, or for the rows of a CSV/Parquet file (or glob).
 
-    Files are read through DuckDB (`ratepool.data.duckdb_source.read_rows`): entity labels as text
+    Files are read through DuckDB (`ratepool.data.duckdb_read.read_rows`): entity labels as text
     exactly as written, CSV windows as text, and error messages name the line of the file
     (header = line 1; for Parquet the 1-based row). The raw rows are kept, so per-row outputs
     are available; for files larger than memory use `ratepool.aggregate_file`.
@@ -55,7 +55,7 @@ def load_counts(
                               allow_duplicate_windows=allow_duplicate_windows,
                               exposure_col=exposure_col, covariates=covariates,
                               bytes_col=bytes_col)
-    from ratepool.data.duckdb_source import read_rows
+    from ratepool.data.duckdb_read import read_rows
 
     columns = ([entity_col, count_col] + ([window_col] if window_col else [])
                + ([exposure_col] if exposure_col else []) + list(covariates or [])

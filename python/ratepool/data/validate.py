@@ -69,6 +69,14 @@ NO_ROWS = "the data has no rows; give at least one row per entity"
 MISSING_LABELS = ("has missing entity labels", "drop those rows or give them a label")
 
 
+BOOLEAN_EXPOSURES = "holds true/false values; give positive numbers"
+MISSING_EXPOSURES = ("has missing exposures", "give every window its exposure, or drop those rows")
+TEXT_EXPOSURES = ("has exposures that are not numbers", "give positive numbers")
+BAD_EXPOSURES = ("has exposures that are not positive and finite",
+                 "exposure is the size of the window (population, devices, hours): a window "
+                 "with exposure 0 carries no information, drop it")
+
+
 MISSING_WINDOWS = ("has missing window labels",
                    "drop those rows or give each its window; or leave window_col unset")
 
@@ -77,17 +85,16 @@ def validate_exposure(column: pd.Series, name: str, *,
                       where: Location = index_location) -> np.ndarray:
     """Positive, finite exposures as float64; raise `DataError` naming the rows otherwise."""
     if pd.api.types.is_bool_dtype(column.dtype):
-        raise DataError(f"exposure column {name!r} holds true/false values; give positive numbers")
+        raise DataError(f"exposure column {name!r} {BOOLEAN_EXPOSURES}")
     numeric = pd.to_numeric(column, errors="coerce")
-    _raise_rows(column, column.isna(), name, "has missing exposures",
-                fix="give every window its exposure, or drop those rows", where=where)
-    _raise_rows(column, numeric.isna(), name, "has exposures that are not numbers",
-                fix="give positive numbers", where=where)
+    problem, fix = MISSING_EXPOSURES
+    _raise_rows(column, column.isna(), name, problem, fix=fix, where=where)
+    problem, fix = TEXT_EXPOSURES
+    _raise_rows(column, numeric.isna(), name, problem, fix=fix, where=where)
     values = numeric.to_numpy(dtype=float)
-    _raise_rows(column, ~(np.isfinite(values) & (values > 0)), name,
-                "has exposures that are not positive and finite",
-                fix="exposure is the size of the window (population, devices, hours): a window "
-                    "with exposure 0 carries no information, drop it", where=where)
+    problem, fix = BAD_EXPOSURES
+    _raise_rows(column, ~(np.isfinite(values) & (values > 0)), name, problem, fix=fix,
+                where=where)
     return values
 
 

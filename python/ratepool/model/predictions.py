@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 def derivable(data: CountData, config: ModelConfig) -> bool:
     """Whether the per-entity draws can be derived in numpy (the base model's laws: not with
     exposure, zero-inflation, the bytes factor or the temporal model)."""
-    return (data.exposure is None and not config.zero_inflation
+    return (not data.has_exposure and not config.zero_inflation
             and data.window_bytes is None and config.temporal is None)
 
 

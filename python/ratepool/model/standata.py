@@ -18,7 +18,6 @@ import math
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from ratepool.data.counts import CountData
 from ratepool.errors import ConfigError, DataError
@@ -33,7 +32,7 @@ log = logging.getLogger(__name__)
 
 def check_options(data: CountData, config: ModelConfig) -> None:
     """Refuse a config whose options the data cannot serve (before anything compiles)."""
-    if config.exposure_col is not None and data.exposure is None:
+    if config.exposure_col is not None and not data.has_exposure:
         raise ConfigError(
             f"the config names exposure_col = {config.exposure_col!r} but the data was loaded "
             f"without exposure; load it with load_counts(..., exposure_col="
@@ -46,29 +45,26 @@ def check_options(data: CountData, config: ModelConfig) -> None:
         raise ConfigError(
             f"the config names bytes_col = {config.bytes_col!r} but the data was loaded "
             f"without bytes; load it with load_counts(..., bytes_col={config.bytes_col!r})")
-    if (data.exposure is not None or config.zero_inflation) and not data.has_rows:
+    if (data.has_exposure or config.zero_inflation) and not data.has_groups:
         raise DataError(
-            "exposure and zero-inflation need the rows (per-window exposures and zeros); this "
-            "data was given as aggregates")
+            "exposure and zero-inflation need the windows grouped by entity and exposure (the "
+            "zero windows per group); this data was given as per-entity aggregates without "
+            "them: read the file with ratepool.aggregate_file(..., exposure_col=...) or "
+            "load_counts")
 
 
 def group_statistics(data: CountData) -> dict[str, np.ndarray]:
     """Windows grouped by (entity, exposure): entity index (1-based), exposure, windows, zero
-    windows and total count per group, ordered by entity then exposure."""
-    if not data.has_rows:
-        raise DataError("grouped statistics need the rows; this data was given as aggregates")
-    exposure = data.exposure if data.exposure is not None else np.ones(len(data.y))
-    frame = pd.DataFrame({"entity": data.entity_index, "exposure": exposure, "y": data.y,
-                          "zero": data.y == 0})
-    groups = frame.groupby(["entity", "exposure"], sort=True).agg(
-        windows=("y", "size"), zeros=("zero", "sum"), total=("y", "sum"))
-    entity = groups.index.get_level_values("entity").to_numpy()
+    windows and total count per group, ordered by entity then exposure (from the rows, or as
+    aggregated where the rows live: `ratepool.data.counts.WindowGroups`)."""
+    groups = data.window_groups()
     return {
-        "group_entity": entity + 1,
-        "group_exposure": groups.index.get_level_values("exposure").to_numpy(dtype=float),
-        "group_windows": groups["windows"].to_numpy(dtype=np.int64),
-        "group_zeros": groups["zeros"].to_numpy(dtype=np.int64),
-        "group_total": groups["total"].to_numpy(dtype=float),
+        "group_entity": groups.entity + 1,
+        "group_exposure": (groups.exposure if groups.exposure is not None
+                           else np.ones(len(groups.entity))),
+        "group_windows": groups.windows,
+        "group_zeros": groups.zeros,
+        "group_total": groups.total.astype(float),
     }
 
 
@@ -132,7 +128,7 @@ def _options_off(n_entities: int) -> dict[str, Any]:
 
 def _option_fields(data: CountData, config: ModelConfig, rows: bool,
                    scale: float) -> dict[str, Any]:
-    has_exposure = data.exposure is not None
+    has_exposure = data.has_exposure
     grouped = has_exposure or config.zero_inflation
     groups = group_statistics(data) if grouped else {
         "group_entity": [], "group_exposure": [], "group_windows": [], "group_zeros": [],
@@ -165,9 +161,9 @@ def exposure_scale(data: CountData) -> float:
     inference` reports the rates per the user's unit. A power of 2 divides exactly, so the
     exposures a data JSON holds multiply back to the user's exactly.
     """
-    if data.exposure is None:
+    if not data.has_exposure:
         return 1.0
-    median = float(np.median(data.exposure))
+    median = data.exposure_median()
     return float(2.0 ** round(math.log2(median))) if median > 0 else 1.0
 
 

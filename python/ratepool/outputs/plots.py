@@ -157,7 +157,7 @@ def _derived_totals(idata: az.InferenceData, data: CountData) -> np.ndarray | No
     `ratepool.posterior.entity_predictive`), from at most `PPC_TOTAL_DRAWS` draws; None if not derivable."""
     posterior = idata.get("posterior")
     if (posterior is None or "theta" not in posterior or "pi" in posterior
-            or data.exposure is not None):
+            or data.has_exposure):
         return None
     derived = entity_predictive(idata, data, seed=0, draws=PPC_TOTAL_DRAWS)
     return derived["y_rep_total"].values
@@ -219,9 +219,12 @@ def entity_rates_figure(idata: az.InferenceData, summary: pd.DataFrame,
 
 
 def prior_check_figure(prior_idata: az.InferenceData, check: dict[str, Any],
-                       observed: np.ndarray | None = None) -> Figure:
+                       observed: np.ndarray | tuple[np.ndarray, np.ndarray] | None = None,
+                       ) -> Figure:
     """Prior predictive counts for one window: ECDF (`arviz.plot_ecdf`) on a log scale, with
-    the design document's range 0-50 and the data's observed range shaded."""
+    the design document's range 0-50 and the data's observed range shaded. ``observed``: the
+    observed counts, or their histogram (distinct values, frequencies: `CountData.count_value`
+    and `CountData.count_freq`), whose ECDF is the same and needs no rows."""
     # sorted copies: plot_ecdf sorts its input in place
     counts = np.sort(np.asarray(prior_idata.prior_predictive["y_pred"]), axis=None)
     low, high = PLAUSIBLE_RANGE
@@ -229,7 +232,12 @@ def prior_check_figure(prior_idata: az.InferenceData, check: dict[str, Any],
     axis = figure.subplots()
     az.plot_ecdf(counts, eval_points=np.unique(counts), ax=axis, show=False,
                  plot_kwargs={"color": "C0", "label": "prior predictive"})
-    if observed is not None and len(observed):
+    if isinstance(observed, tuple):
+        values, freq = (np.asarray(a) for a in observed)
+        order = np.argsort(values)
+        axis.step(values[order], np.cumsum(freq[order]) / freq.sum(), where="post",
+                  color="k", linewidth=1, label="observed")
+    elif observed is not None and len(observed):
         observed = np.sort(observed, axis=None)
         az.plot_ecdf(observed, eval_points=np.unique(observed), ax=axis, show=False,
                      plot_kwargs={"color": "k", "linewidth": 1, "label": "observed"})
@@ -295,5 +303,5 @@ def fit_figures(idata: az.InferenceData, data: CountData, summary: pd.DataFrame,
         figures[PLOT_FILES["coefficients"]] = coefficients_figure(idata, data)
     if "prior_predictive" in idata.groups() and "y_pred" in idata.prior_predictive:
         figures[PLOT_FILES["prior"]] = prior_check_figure(
-            idata, prior_predictive_check(idata, data), data.y)
+            idata, prior_predictive_check(idata, data), (data.count_value, data.count_freq))
     return {name: png_bytes(figure) for name, figure in figures.items()}

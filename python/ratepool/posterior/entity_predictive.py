@@ -109,7 +109,7 @@ def entity_predictive(idata: az.InferenceData, data: CountData, *, seed: int = 0
         if log_likelihood is not None and "entity_total" in log_likelihood:
             stan["log_lik_entity"] = log_likelihood["entity_total"].isel(draw=index)
         return stan
-    if data.exposure is not None or zero_inflation:
+    if data.has_exposure or zero_inflation:
         raise RatepoolError(
             "this fit has no per-entity predictive draws and, with exposure or "
             "zero-inflation, they cannot be derived from theta and phi; fit with "

@@ -91,9 +91,9 @@ def _observed(data: CountData) -> dict[str, np.ndarray]:
     observed: dict[str, np.ndarray] = {"entity_total": data.entity_total}
     if data.has_rows:
         observed["y"] = data.y
-        observed["entity_zeros"] = np.bincount(
-            data.entity_index[data.y == 0], minlength=data.n_entities
-        ).astype(np.int64)
+    zeros = data.entity_zeros  # from the rows, or from the windows grouped where they live
+    if zeros is not None:
+        observed["entity_zeros"] = zeros
     return observed
 
 

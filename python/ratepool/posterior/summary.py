@@ -61,7 +61,7 @@ def _population_weight(idata: az.InferenceData, data: CountData) -> np.ndarray:
     alpha = posterior["alpha"].values[..., None]
     phi = posterior["phi"].values[..., None]
     theta = posterior["theta"].values
-    if data.exposure is None:
+    if not data.has_exposure:
         effective_windows = data.n_windows * phi / (phi + theta)
     else:
         from ratepool.model.standata import group_statistics

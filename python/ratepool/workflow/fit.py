@@ -36,7 +36,7 @@ from ratepool.posterior.inference import build_inference_data, build_prior_data
 if TYPE_CHECKING:
     pass
 
-__all__ = ["FitResult", "fit", "sample_prior", "stan_data"]
+__all__ = ["FitResult", "fit", "read_for_fit", "rows_needed", "sample_prior", "stan_data"]
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +50,12 @@ def _prepare(
 ) -> tuple[CountData, ModelConfig, Engine]:
     """Validate everything before any compile or sampling starts."""
     config = config or ModelConfig()
-    if not isinstance(data, CountData):
+    if isinstance(data, pd.DataFrame):
         data = load_counts(data, exposure_col=config.exposure_col,
                            covariates=list(config.covariates) or None,
                            bytes_col=config.bytes_col)
+    elif not isinstance(data, CountData):
+        data = read_for_fit(data, config)
     config = _with_data_columns(config, data)
     check_options(data, config)
     if config.temporal is not None:
@@ -65,6 +67,50 @@ def _prepare(
     if isinstance(engine, Engine):
         return data, config, engine
     return data, config, get_engine(engine or config.engine)
+
+
+def rows_needed(config: ModelConfig) -> str | None:
+    """Why a fit under ``config`` needs the rows in memory (the option), or None when the
+    windows grouped where they live serve (`ratepool.aggregate_file`)."""
+    if config.likelihood == "observation":
+        return "likelihood='observation'"
+    if config.obs_predictions:
+        return "obs_predictions=True (per-row y_rep and log_lik)"
+    if config.bytes_col is not None:
+        return "bytes_col (the bytes factor's per-window statistics)"
+    if config.temporal is not None:
+        return "the temporal model (windows in time order)"
+    return None
+
+
+def read_for_fit(path: str | Path, config: ModelConfig, *,
+                 window_col: str | None = None) -> CountData:
+    """The data of a CSV/Parquet file (or glob) for a fit under ``config``, holding the rows
+    only where an option needs them.
+
+    DuckDB aggregates the file (`ratepool.aggregate_file`: per-entity windows, zeros and
+    totals, the count histogram, the windows grouped by entity and exposure, covariates per
+    entity), so memory is O(J + G + K), not O(N). The rows are read too (`load_counts`) when
+    `rows_needed` names an option, or when ``obs_predictions`` is automatic and N x draws is
+    at most ``max_obs_prediction_values`` (per-row y_rep and log_lik are then on, as for data
+    given as rows).
+    """
+    from ratepool.data.duckdb_source import aggregate_file
+
+    options: dict[str, Any] = {"exposure_col": config.exposure_col,
+                               "covariates": list(config.covariates) or None,
+                               "window_col": window_col}
+    reason = rows_needed(config)
+    if reason is None:
+        data = aggregate_file(path, **options)
+        if config.obs_predictions is not None or (
+                data.n_windows_total * config.total_draws > config.max_obs_prediction_values):
+            log.info("fitting %s from its aggregates (%d windows, %d entities): the rows are "
+                     "not held in memory", path, data.n_windows_total, data.n_entities)
+            return data
+        reason = "per-row y_rep and log_lik (obs_predictions='auto' on small data)"
+    log.info("reading the rows of %s into memory for %s", path, reason)
+    return load_counts(path, bytes_col=config.bytes_col, **options)
 
 
 def _with_data_columns(config: ModelConfig, data: CountData) -> ModelConfig:
@@ -112,7 +158,9 @@ def fit(
     ----------
     data : CountData, pandas.DataFrame or path
         Validated data, or raw rows with columns ``entity`` and ``count`` (use
-        `ratepool.load_counts` for other column names).
+        `ratepool.load_counts` or `ratepool.aggregate_file` for other column names). A CSV or
+        Parquet path is read by `read_for_fit`: aggregated in DuckDB, without holding the
+        rows, unless an option needs them (`rows_needed`).
     config : ModelConfig, optional
         Priors, sampler settings and switches; the defaults of `ModelConfig` if omitted.
     engine : str or Engine, optional
