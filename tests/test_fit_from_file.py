@@ -198,3 +198,27 @@ def test_per_entity_aggregates_refuse_zero_inflation_with_the_fix() -> None:
     assert data.entity_zeros is None
     with pytest.raises(ratepool.DataError, match=r"aggregate_file\(\.\.\., exposure_col=\.\.\.\)"):
         stan_data(data, ratepool.ModelConfig(zero_inflation=True))
+
+
+def test_the_cli_reads_a_file_for_a_fit_without_its_rows(tmp_path: Path) -> None:
+    """`ratepool fit FILE` / `prior-check FILE` with per-row outputs off: the command line
+    reads the file as `fit(path)` does (aggregated, no rows), with its column options, and
+    gets the statistics the rows give."""
+    from ratepool.cli.common import config_from_args, load_data, load_data_for_fit
+    from ratepool.cli.parser import build_parser
+
+    frame = _rows(3)
+    path = _write(frame, tmp_path / "rows.csv")
+    toml = tmp_path / "config.toml"
+    toml.write_text('[model]\nobs_predictions = false\n')
+    for command in ("fit", "prior-check"):
+        args = build_parser().parse_args([
+            command, str(path), "--entity-col", "user", "--count-col", "events",
+            "--exposure-col", "persons", "--config", str(toml)])
+        config = config_from_args(args)
+        data = load_data_for_fit(args, config)
+        rows = load_data(args, config)
+        assert not data.has_rows and rows.has_rows
+        assert list(data.labels) == list(rows.labels)
+        np.testing.assert_array_equal(data.entity_total, rows.entity_total)
+        np.testing.assert_array_equal(data.entity_zeros, rows.entity_zeros)

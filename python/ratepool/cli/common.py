@@ -66,6 +66,17 @@ def load_data(args: argparse.Namespace, config: ModelConfig | None = None) -> Co
                        bytes_col=config.bytes_col)
 
 
+def load_data_for_fit(args: argparse.Namespace, config: ModelConfig) -> CountData:
+    """The data file for a fit under ``config``: aggregated by DuckDB without holding its rows,
+    unless an option needs them (`ratepool.workflow.fit.read_for_fit`)."""
+    from ratepool.workflow.fit import read_for_fit
+
+    pause_at("load")
+    return read_for_fit(args.data, config, window_col=args.window_col,
+                        entity_col=args.entity_col, count_col=args.count_col,
+                        allow_duplicate_windows=args.allow_duplicate_windows)
+
+
 def data_options(args: argparse.Namespace) -> dict[str, object]:
     return {"entity_col": args.entity_col, "count_col": args.count_col,
             "window_col": args.window_col,

@@ -12,6 +12,7 @@ from ratepool.cli.common import (
     config_from_args,
     data_options,
     load_data,
+    load_data_for_fit,
     out_dir,
     print_result,
     write_folder,
@@ -30,7 +31,7 @@ def run_fit(args: argparse.Namespace) -> int:
     if args.prior_draws < 0:
         raise RatepoolError(f"--prior-draws must be 0 or more, got {args.prior_draws}")
     phase(f"reading {args.data}")
-    data = load_data(args, config)
+    data = load_data_for_fit(args, config)
     out = out_dir(args, Path("results") / Path(args.data).stem)
     phase(f"sampling {config.n_chains} chains x ({config.n_tune} warmup + {config.n_samples} "
           f"draws) for {data.n_entities} entities, {data.n_windows_total} windows")
@@ -54,7 +55,7 @@ def run_prior_check(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     out = out_dir(args, Path("results") / f"{Path(args.data).stem}-prior-check")
     phase(f"reading {args.data}")
-    data = load_data(args, config)
+    data = load_data_for_fit(args, config)
     phase(f"drawing {args.draws} prior predictive draws for {data.n_entities} entities")
     idata = sample_prior(data, config, draws=args.draws)
     check = prior_predictive_check(idata, data)

@@ -84,7 +84,9 @@ def rows_needed(config: ModelConfig) -> str | None:
 
 
 def read_for_fit(path: str | Path, config: ModelConfig, *,
-                 window_col: str | None = None) -> CountData:
+                 window_col: str | None = None, entity_col: str = "entity",
+                 count_col: str = "count", allow_duplicate_windows: bool = False
+                 ) -> CountData:
     """The data of a CSV/Parquet file (or glob) for a fit under ``config``, holding the rows
     only where an option needs them.
 
@@ -99,7 +101,9 @@ def read_for_fit(path: str | Path, config: ModelConfig, *,
 
     options: dict[str, Any] = {"exposure_col": config.exposure_col,
                                "covariates": list(config.covariates) or None,
-                               "window_col": window_col}
+                               "window_col": window_col, "entity_col": entity_col,
+                               "count_col": count_col,
+                               "allow_duplicate_windows": allow_duplicate_windows}
     reason = rows_needed(config)
     if reason is None:
         data = aggregate_file(path, **options)
