@@ -147,9 +147,9 @@ functions {
   // (see the parameters block): theta_i = exp(log_g_i - neg_log_u_i / a_i) / alpha, a_i = mu_i alpha.
   // Every rate (the others are theta_events) in entity order.
   vector assemble_rates(vector theta_events, array[] int event_entities, vector log_g,
-                        vector neg_log_u, vector shape_zero, real alpha, array[] int zero_entities,
-                        int J) {
-    vector[J] rate;
+                        vector neg_log_u, vector shape, real alpha, array[] int zero_entities) {
+    vector[rows(shape)] rate;
+    vector[size(zero_entities)] shape_zero = shape[zero_entities];
     rate[event_entities] = theta_events;
     rate[zero_entities] = exp(log_g - neg_log_u ./ shape_zero) / alpha;
     return rate;
@@ -444,7 +444,7 @@ model {
     rate = theta_raw / alpha;
   } else if (aux_rates) {
     rate = assemble_rates(theta_events, positive_entities, log_g, neg_log_u,
-                          entity_shape(mu, alpha, X, beta)[zero_entities], alpha, zero_entities, J);
+                          entity_shape(mu, alpha, X, beta), alpha, zero_entities);
   } else {
     rate = theta;
   }
@@ -673,8 +673,7 @@ generated quantities {
     vector[J] theta_g;
     if (aux_rates) {
       theta_g = assemble_rates(theta_events, positive_entities, log_g, neg_log_u,
-                               entity_shape(mu, alpha, X, beta)[zero_entities], alpha,
-                               zero_entities, J);
+                               entity_shape(mu, alpha, X, beta), alpha, zero_entities);
     } else {
       theta_g = non_centered ? theta_raw / alpha : theta;
     }
