@@ -27,14 +27,17 @@ from ratepool.errors import RatepoolError
 from ratepool.files import atomic_write_text
 from ratepool.posterior.diagnostics import MAX_TREEDEPTH
 from ratepool.posterior.sbc_checks import (
+    TEMPORAL_REGIONS,
     divergence_breakdown,
     fit_ran,
     rank_histograms,
     uniformity_tests,
 )
 from ratepool.workflow.sbc import SBCPrior, SBCSettings, run_sbc
+from ratepool.workflow.sbc_temporal import run_temporal_sbc
 
 BARS = " ▁▂▃▄▅▆▇█"
+_ENGINE_NAMES = {"pystan": "PyStan", "cmdstan": "CmdStan"}
 #: Rewrite the CSV after this many simulations, so that a long run's progress is kept.
 SAVE_EVERY = 25
 
@@ -69,10 +72,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="model option: P entity covariates (beta ranked)")
     parser.add_argument("--zero-inflation", action="store_true",
                         help="model option: structural zeros (pi ranked)")
+    parser.add_argument("--temporal", action="store_true",
+                        help="the AR(1) temporal program (rho, sigma and the stationary sd s "
+                             "ranked; consecutive windows; no other option)")
+    parser.add_argument("--engine", default="pystan", choices=["pystan", "cmdstan"],
+                        help="Stan engine (CmdStan is faster; labels the report)")
     return parser.parse_args(argv)
 
 
-def _options_text(settings: SBCSettings) -> str:
+def _options_text(settings: SBCSettings, temporal: bool = False) -> str:
+    if temporal:
+        return ", temporal AR(1) program"
     options = ((["exposure"] if settings.exposure else [])
                + ([f"{settings.n_covariates} covariate(s)"] if settings.n_covariates else [])
                + (["zero-inflation"] if settings.zero_inflation else []))
@@ -106,10 +116,10 @@ def report(table: pd.DataFrame, settings: SBCSettings, args: argparse.Namespace,
     divergent = ran & (table["divergences"] > 0)
     lines = [
         f"SBC: {n} simulations (seed {args.seed}), {settings.n_entities} entities x "
-        f"{settings.n_windows} windows each; PyStan, {settings.n_chains} chains x "
+        f"{settings.n_windows} windows each; {_ENGINE_NAMES[args.engine]}, {settings.n_chains} chains x "
         f"({settings.n_tune} warmup + {settings.n_samples} draws), target_accept "
         f"{settings.target_accept}, {settings.parameterization} parameterization"
-        f"{_options_text(settings)}; each truth "
+        f"{_options_text(settings, args.temporal)}; each truth "
         f"ranked among {settings.n_ranked_draws} thinned draws (ranks 0..{settings.n_ranked_draws}).",
         "",
         f"- fits that ran: {int(ran.sum())} of {n}; failed: {int((~ran).sum())}",
@@ -119,7 +129,7 @@ def report(table: pd.DataFrame, settings: SBCSettings, args: argparse.Namespace,
         f"of all, median {table.loc[divergent, 'divergences'].median():.0f} per divergent fit",
         f"- fits hitting the maximum tree depth ({MAX_TREEDEPTH}) at least once: "
         f"{int((table.loc[ran, 'max_treedepth_hits'] > 0).sum())}",
-        f"- fits with R-hat > 1.01 on mu, alpha or phi: "
+        f"- fits with R-hat > 1.01 on mu, alpha, phi{', rho or sigma' if args.temporal else ''}: "
         f"{int((table.loc[ran, 'r_hat_max'] > 1.01).sum())}; median smallest bulk ESS "
         f"{table.loc[ran, 'ess_bulk_min'].median():.0f} of "
         f"{settings.n_chains * settings.n_samples} draws",
@@ -143,7 +153,7 @@ def report(table: pd.DataFrame, settings: SBCSettings, args: argparse.Namespace,
               "| parameter | histogram | counts per bin |", "|---|---|---|"]
     for name, counts in histograms.items():
         lines.append(f"| {name} | `{sparkline(counts)}` | {' '.join(map(str, counts))} |")
-    breakdown = divergence_breakdown(table)
+    breakdown = divergence_breakdown(table, TEMPORAL_REGIONS if args.temporal else None)
     lines += ["", "### Divergences by where the prior draw fell", "",
               markdown_table(breakdown, {"simulations": "d", "prior_share": ".3f",
                                          "failed": "d", "divergent_fits": "d",
@@ -158,9 +168,12 @@ def report(table: pd.DataFrame, settings: SBCSettings, args: argparse.Namespace,
     if len(failed):
         lines += ["", "### Failed fits", ""]
         for _, row in failed.iterrows():
+            temporal = (f", rho={table.at[_, 'true_rho']:.3g}, sigma="
+                        f"{table.at[_, 'true_sigma']:.3g}, s={table.at[_, 'true_s']:.3g}"
+                        if args.temporal else "")
             lines.append(f"- simulation {row['simulation']}: mu={row['true_mu']:.3g}, "
-                         f"alpha={row['true_alpha']:.3g}, phi={row['true_phi']:.3g}: "
-                         f"{row['error']}")
+                         f"alpha={row['true_alpha']:.3g}, phi={row['true_phi']:.3g}"
+                         f"{temporal}: {row['error']}")
     return "\n".join(lines)
 
 
@@ -186,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("ratepool.workflow.sbc").setLevel(logging.INFO)
+    logging.getLogger("ratepool.workflow.sbc_temporal").setLevel(logging.INFO)
     try:
         settings = SBCSettings(
             n_entities=args.entities, n_windows=args.windows, n_ranked_draws=args.ranked_draws,
@@ -193,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
             target_accept=args.target_accept, parameterization=args.parameterization,
             exposure=args.exposure, n_covariates=args.covariates,
             zero_inflation=args.zero_inflation)
+        if args.temporal and (args.exposure or args.covariates or args.zero_inflation):
+            raise SystemExit("--temporal takes no other model option")
         if args.compare:
             print(compare(args.compare))
             return 0
@@ -210,9 +226,14 @@ def main(argv: list[str] | None = None) -> int:
                 atomic_write_text(args.out, pd.DataFrame(rows).to_csv(index=False))
 
         start = time.perf_counter()
-        table = run_sbc(args.simulations, seed=args.seed, settings=settings,
-                        simulator_prior=SBCPrior(), model_prior=SBCPrior(), progress=save,
-                        first_simulation=args.first)
+        if args.temporal:
+            table = run_temporal_sbc(args.simulations, seed=args.seed, settings=settings,
+                                     engine=args.engine, progress=save,
+                                     first_simulation=args.first)
+        else:
+            table = run_sbc(args.simulations, seed=args.seed, settings=settings,
+                            simulator_prior=SBCPrior(), model_prior=SBCPrior(), progress=save,
+                            first_simulation=args.first, engine=args.engine)
         seconds = time.perf_counter() - start
         if args.out is not None:
             atomic_write_text(args.out, table.to_csv(index=False))

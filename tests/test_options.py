@@ -14,6 +14,7 @@ from ratepool.model.program import default_program
 from ratepool.model.standata import group_statistics, stan_data
 
 from .conftest import engine_params
+from .zero_inflation_params import program_point
 
 CONFIG = ratepool.ModelConfig(mu_prior_rate=0.2, alpha_prior_sd=1.5, overdispersion_prior_sd=3.0,
                               beta_prior_sd=0.7)
@@ -95,7 +96,10 @@ def test_log_density_with_options_matches_scipy_on_both_paths(engine_name: str,
 def assert_both_paths_equal(engine, data: ratepool.CountData, config: ratepool.ModelConfig,
                             params: dict, expected: float) -> None:
     """The program's log density at ``params`` equals ``expected`` (relative 1e-8) on the
-    sufficient-statistics path and on the per-row reference path."""
+    sufficient-statistics path and on the per-row reference path. With zero-inflation the
+    point is moved to the program's own coordinates first (`program_point`)."""
+    params, change = program_point(data, params, config)
+    expected += change
     values = []
     for likelihood in ("sufficient", "observation"):
         values.append(engine.log_density(

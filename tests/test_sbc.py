@@ -232,3 +232,60 @@ def test_tiny_sbc_run_with_every_model_option() -> None:
     data = simulate_data(rng, truth, 6, settings)
     assert data.exposure is not None and data.covariates.names == ("x1", "x2")
     assert 0 < truth["pi"] < 1 and truth["beta"].shape == (2,)
+
+
+# --------------------------------------------------------------------------------------------
+# The temporal program's SBC (ratepool.workflow.sbc_temporal)
+
+
+def _stationary_sd_cdf(x: float, sigma_sd: float) -> float:
+    """P(s <= x) for s = sigma / sqrt(1 - rho^2), sigma ~ HalfNormal(sigma_sd) independent of
+    rho ~ Uniform(-1, 1), by quadrature over rho (symmetric: rho in (0, 1))."""
+    from scipy import integrate
+
+    value, _ = integrate.quad(
+        lambda r: stats.halfnorm.cdf(x * np.sqrt(1 - r * r), scale=sigma_sd), 0.0, 1.0)
+    return value
+
+
+def test_temporal_prior_draws_follow_the_prior() -> None:
+    """Kolmogorov-Smirnov against scipy: rho uniform on (-1, 1), sigma half-normal, and the
+    stationary sd s against its CDF integrated over rho by quadrature. s's prior has an
+    infinite mean (E[1 / sqrt(1 - rho^2)] diverges): its 99.9% quantile is far out."""
+    from ratepool.workflow.sbc_temporal import TemporalPrior, draw_temporal_parameters
+
+    rng = np.random.default_rng(21)
+    draws = [draw_temporal_parameters(rng, TemporalPrior(sigma_sd=0.5), 2) for _ in range(3000)]
+    rho, sigma, s = (np.array([d[k] for d in draws]) for k in ("rho", "sigma", "s"))
+    assert stats.kstest(rho, stats.uniform(-1, 2).cdf).pvalue > 1e-3
+    assert stats.kstest(sigma, stats.halfnorm(scale=0.5).cdf).pvalue > 1e-3
+    grid = np.concatenate([[0.0], np.geomspace(1e-3, s.max() * 1.01, 400)])
+    cdf = np.array([_stationary_sd_cdf(x, 0.5) for x in grid])  # smooth: interpolated
+    assert stats.kstest(s, lambda x: np.interp(x, grid, cdf)).pvalue > 1e-3
+    assert 1 - _stationary_sd_cdf(5.0, 0.5) > 1e-3  # P(s > 10 sigma_sd) is not negligible
+
+
+@pytest.mark.cmdstan
+def test_tiny_temporal_sbc_run() -> None:
+    """Two simulations of the temporal program rank mu, alpha, phi, rho, sigma, s and thetas
+    within 0..L; the truths are the prior draws of (seed, simulation)."""
+    from ratepool.engines.cmdstan import find_cmdstan
+    from ratepool.workflow.sbc_temporal import (
+        TemporalPrior,
+        draw_temporal_parameters,
+        run_temporal_sbc,
+        temporal_ranked_parameters,
+    )
+
+    if find_cmdstan() is None:
+        pytest.skip("CmdStan not found")
+    settings = SBCSettings(n_entities=3, n_windows=6, n_tune=150, n_samples=100,
+                           n_ranked_draws=49)
+    table = run_temporal_sbc(2, seed=11, settings=settings, engine="cmdstan")
+    assert (table["error"] == "").all(), table["error"].tolist()
+    for name in temporal_ranked_parameters(settings):
+        ranks = table[f"rank_{name}"]
+        assert ranks.between(0, settings.n_ranked_draws).all() and (ranks % 1 == 0).all()
+    rng = np.random.default_rng(np.random.SeedSequence(11, spawn_key=(1,)))
+    truth = draw_temporal_parameters(rng, TemporalPrior(), 3)
+    assert table.loc[1, "true_rho"] == truth["rho"] and table.loc[1, "true_s"] == truth["s"]

@@ -99,9 +99,25 @@ REGIONS: list[tuple[str, Callable[[pd.DataFrame], pd.Series]]] = [
     ("data: < 75% zero windows", lambda t: t["zero_share"] < 0.75),
 ]
 
+#: Regions of the temporal model's SBC (`ratepool.workflow.sbc_temporal`): rho near +-1 and a
+#: large stationary sd s = sigma / sqrt(1 - rho^2) are where its prior puts the mass that
+#: gives s an infinite mean; the static regions follow.
+TEMPORAL_REGIONS: list[tuple[str, Callable[[pd.DataFrame], pd.Series]]] = [
+    REGIONS[0],
+    ("|rho| > 0.9", lambda t: t["true_rho"].abs() > 0.9),
+    ("|rho| <= 0.9", lambda t: t["true_rho"].abs() <= 0.9),
+    ("s > 1", lambda t: t["true_s"] > 1),
+    ("s <= 1", lambda t: t["true_s"] <= 1),
+    *REGIONS[1:],
+]
 
-def divergence_breakdown(table: pd.DataFrame) -> pd.DataFrame:
-    """Share of fits with divergences (and failed fits) by where the prior draw landed.
+
+def divergence_breakdown(
+    table: pd.DataFrame,
+    regions: list[tuple[str, Callable[[pd.DataFrame], pd.Series]]] | None = None,
+) -> pd.DataFrame:
+    """Share of fits with divergences (and failed fits) by where the prior draw landed
+    (`REGIONS` by default; `TEMPORAL_REGIONS` for the temporal model's table).
 
     Returns
     -------
@@ -115,7 +131,7 @@ def divergence_breakdown(table: pd.DataFrame) -> pd.DataFrame:
     divergent = ran & (table["divergences"].fillna(0) > 0)
     total_divergent = int(divergent.sum())
     rows = []
-    for label, predicate in REGIONS:
+    for label, predicate in (REGIONS if regions is None else regions):
         inside = predicate(table).astype(bool)
         n_ran = int((inside & ran).sum())
         n_div = int((inside & divergent).sum())
