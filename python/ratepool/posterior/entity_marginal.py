@@ -15,16 +15,22 @@ hyperparameters, so PSIS is reliable where the log likelihood given theta_i
 whole series predicted.
 
 The integral is computed by generalised Gauss–Laguerre quadrature (`gamma_quadrature`),
-adapted to the entity: the integrand is theta^(A - 1) e^(-alpha theta) r(theta) with
-A = mu_is alpha_s + S_i (S_i the entity's total), so the rule of Gamma(A, B) is used, B
-matching the integrand's slope at its mode (the rate of the Poisson-like posterior), and the
-smooth remainder r is summed at the nodes. The plain rule of the prior (A = mu alpha,
-B = alpha) puts its nodes where the prior is, and misses an entity whose likelihood is narrow
-(many windows) or far in the prior's tail: with mu alpha = 0.05 and 20 zero windows of
-exposure 10 it returned about 0 for a probability of about 0.6. A shape A >= 1 is rounded to
-a relative grid (`SHAPE_GRID`) so that rules are shared between draws and entities; the
-rounding's theta^(A - A_grid) stays in r (exact, smooth away from 0); a shape below 1 (an
-entity without events, whose integrand is singular at 0) gets its own rule.
+adapted per draw and entity (as adaptive quadrature is in GLMMs): the integrand is
+theta^(A - 1) e^(-alpha theta) times a smooth factor, A = mu_is alpha_s + S_i (S_i the
+entity's total); the rule of the Gamma(A', B) law with the integrand's mode and curvature is
+used (a few Newton steps; A' <= A), and the rest, (the integrand) / (that Gamma density), is
+summed at its nodes. Below A = 1 (an entity without events, mu alpha < 1: the integrand is
+singular at 0) the rule keeps A' = A, whose weight carries the singularity, with B from the
+slope at the mean; with zero-inflation its likelihood falls to pi^n rather than 0, so pi^n is added exactly
+and L - pi^n integrated. A shape A' >= 1 is rounded to a relative grid (`SHAPE_GRID`) so that
+rules are shared between draws and entities; theta^(A - A'_grid) stays in the summed factor.
+
+The prior's own rule (A = mu alpha, B = alpha) is not enough: it puts its nodes where the
+prior is and misses a likelihood that is narrow or far in the prior's tail. At mu alpha = 0.05
+with 20 zero windows of exposure 5-20 it gave log 3.18 below the true -0.40 (probability 0.04
+against 0.67); the adapted rule agrees with `scipy.integrate.quad` to 1e-10 there (tests).
+Known weak spots (not in the tests): an entity without events in a zero-inflated model with
+mu alpha >= 1 (errors up to ~0.03 in log), a single zero window with phi < 1 (~3e-4).
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ log = logging.getLogger(__name__)
 ENTITY_MARGINAL = "entity_marginal"
 #: Relative spacing of the grid that shapes >= 1 are rounded to (log scale).
 SHAPE_GRID = 1e-3
-#: Fixed-point iterations for the rate B of the adapted rule.
+#: Newton steps for the mode of the integrand (the adapted rule's centre).
 _RATE_ITERATIONS = 4
 
 
