@@ -389,3 +389,33 @@ def test_temporal_candidates_are_not_ranked_by_entity():
     assert set(idatas) == {"static", "temporal"} and not why_not
     with pytest.raises(ratepool.RatepoolError, match="--loo window"):
         entity_marginal_log_lik(fits["temporal"].idata)
+
+
+def test_each_candidate_validated_and_warned_once(monkeypatch, caplog):
+    """compare validates every candidate (prepare_fit) before sampling any, and the fit reuses
+    that validation: the prior-clash warning is logged once per candidate, not twice."""
+    from ratepool.engines.base import Engine
+
+    class Refusing(Engine):
+        name = "refusing"
+
+        def compile(self, program):
+            return False
+
+        def sample(self, program, data, settings):
+            raise ratepool.RatepoolError("sampling reached")
+
+        def log_density(self, *args, **kwargs):
+            raise NotImplementedError
+
+        def versions(self):
+            return {}
+
+    monkeypatch.setattr(compare_module, "get_engine", lambda name: Refusing())
+    frame = simulated(11, None)
+    frame["count"] = frame["count"] * 10**6  # a mean rate far in mu's Exponential(0.1) tail
+    with caplog.at_level("WARNING", logger="ratepool.workflow.fit"):
+        with pytest.raises(ratepool.RatepoolError, match="sampling reached"):
+            ratepool.compare(frame, ["base"], config=TINY)
+    clashes = [r for r in caplog.records if "implausible under mu" in r.getMessage()]
+    assert len(clashes) == 1
