@@ -1,12 +1,11 @@
 """`ratepool.compare` and ``ratepool compare``: the entity marginal log likelihood against an
 independent numerical integral (scipy.integrate.quad of scipy.stats densities), the LOO numbers
-against ArviZ on the same InferenceData, the recommendation on data simulated with and without zero-inflation, the
-predictive-check statistics against a pandas computation, candidates refused before compiling
-and skipped with a reason, and the CLI's folder.
+against ArviZ on the same InferenceData, the recommendation on data simulated with and without
+zero-inflation, the predictive-check statistics against a pandas computation, candidates
+refused before compiling and skipped with a reason, and the CLI's folder.
 
 The fits are tiny (20 entities, 8-12 windows, 2 chains x (300 + 300) draws, PyStan) and shared
-through module-scoped fixtures: four fits for the library tests, two for the CLI.
-"""
+through module-scoped fixtures: four fits for the library tests, two for the CLI."""
 
 from __future__ import annotations
 

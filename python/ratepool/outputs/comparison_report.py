@@ -1,7 +1,8 @@
 """The folder of a model comparison: ``comparison.csv`` (the LOO ranking of the unit the
 recommendation uses), ``comparison_window.csv`` (the window ranking for reference, when the
-main unit is the entity), ``checks.csv`` (the predictive checks), ``checks.png`` (their figure), ``comparison.json`` and ``report.html`` (in
-the results folder's style), written atomically."""
+main unit is the entity), ``checks.csv`` (the predictive checks), ``checks.png`` (their
+figure), ``comparison.json`` and ``report.html`` (in the results folder's style), written
+atomically."""
 
 from __future__ import annotations
 

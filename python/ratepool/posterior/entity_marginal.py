@@ -14,24 +14,23 @@ hyperparameters, so PSIS is reliable where the log likelihood given theta_i
 (``entity_windows``) is not, and the question is the right one: how well is a **new** entity's
 whole series predicted.
 
-The integral is computed by generalised Gauss–Laguerre quadrature (`gamma_quadrature`),
-adapted per draw and entity (as adaptive quadrature is in GLMMs): the integrand is
-theta^(A - 1) e^(-alpha theta) times a smooth factor, A = mu_is alpha_s + S_i (S_i the
-entity's total); the rule of the Gamma(A', B) law with the integrand's mode and curvature is
-used (a few Newton steps; A' <= A), and the rest, (the integrand) / (that Gamma density), is
-summed at its nodes. Below A = 1 (an entity without events, mu alpha < 1: the integrand is
-singular at 0) the rule keeps A' = A, whose weight carries the singularity, with B from the
-slope at the mean; with zero-inflation its likelihood falls to pi^n rather than 0, so pi^n is added exactly
-and L - pi^n integrated. A shape A' >= 1 is rounded to a relative grid (`SHAPE_GRID`) so that
-rules are shared between draws and entities; theta^(A - A'_grid) stays in the summed factor.
+The integral is computed by generalised Gauss–Laguerre quadrature (`gamma_quadrature`), adapted
+per draw and entity (as adaptive quadrature is in GLMMs): the integrand is theta^(A - 1)
+e^(-alpha theta) times a smooth factor, A = mu_is alpha_s + S_i (S_i the entity's total); the
+rule of the Gamma(A', B) law with the integrand's mode and curvature is used (a few Newton
+steps; A' <= A), and the rest, (the integrand) / (that Gamma density), is summed at its nodes.
+Below A = 1 (an entity without events, mu alpha < 1: the integrand is singular at 0) the rule
+keeps A' = A, whose weight carries the singularity, with B from the slope at the mean; with
+zero-inflation its likelihood falls to pi^n rather than 0, so pi^n is added exactly and L -
+pi^n integrated. A shape A' >= 1 is rounded to a relative grid (`SHAPE_GRID`) so that rules are
+shared between draws and entities; theta^(A - A'_grid) stays in the summed factor.
 
-The prior's own rule (A = mu alpha, B = alpha) is not enough: it puts its nodes where the
-prior is and misses a likelihood that is narrow or far in the prior's tail. At mu alpha = 0.05
-with 20 zero windows of exposure 5-20 it gave log 3.18 below the true -0.40 (probability 0.04
+The prior's own rule (A = mu alpha, B = alpha) is not enough: it puts its nodes where the prior
+is and misses a likelihood that is narrow or far in the prior's tail. At mu alpha = 0.05 with
+20 zero windows of exposure 5-20 it gave log 3.18 below the true -0.40 (probability 0.04
 against 0.67); the adapted rule agrees with `scipy.integrate.quad` to 1e-10 there (tests).
-Known weak spots (not in the tests): an entity without events in a zero-inflated model with
-mu alpha >= 1 (errors up to ~0.03 in log), a single zero window with phi < 1 (~3e-4).
-"""
+Known weak spots (not in the tests): an entity without events in a zero-inflated model with mu
+alpha >= 1 (errors up to ~0.03 in log), a single zero window with phi < 1 (~3e-4)."""
 
 from __future__ import annotations
 
@@ -263,6 +262,8 @@ def with_entity_marginal(idata: az.InferenceData) -> az.InferenceData:
     (chain, draw, entity), for ``az.loo(..., var_name="entity_marginal")``."""
     out = idata.copy()
     values = entity_marginal_log_lik(idata)
+    log.debug("entity marginal log likelihood: %d draws x %d entities", values.shape[0] *
+              values.shape[1], values.shape[2])
     entities = idata.posterior["entity"].values
     dataset = az.dict_to_dataset({ENTITY_MARGINAL: values}, coords={"entity": entities},
                                  dims={ENTITY_MARGINAL: ["entity"]})
