@@ -1,14 +1,15 @@
-"""`ratepool.compare` and ``ratepool compare``: the LOO numbers against ArviZ on the same
-InferenceData, the recommendation on data simulated with and without zero-inflation, the
-predictive-check statistics against a pandas computation, candidates refused before compiling
-and skipped with a reason, and the CLI's folder.
+"""`ratepool.compare` and ``ratepool compare``: the entity marginal log likelihood against an
+independent numerical integral (scipy.integrate.quad of scipy.stats densities), the LOO numbers
+against ArviZ on the same InferenceData, the recommendation on data simulated with and without
+zero-inflation, the predictive-check statistics against a pandas computation, candidates
+refused before compiling and skipped with a reason, and the CLI's folder.
 
 The fits are tiny (20 entities, 8-12 windows, 2 chains x (300 + 300) draws, PyStan) and shared
-through module-scoped fixtures: four fits for the library tests, two for the CLI.
-"""
+through module-scoped fixtures: four fits for the library tests, two for the CLI."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import arviz as az
@@ -21,9 +22,14 @@ from ratepool.cli.main import main
 from ratepool.engines.pystan import pystan_available
 from ratepool.model.simulate import simulate_counts
 from ratepool.posterior.comparison_checks import window_statistics
+from ratepool.posterior.entity_marginal import (
+    entity_marginal_log_lik,
+    marginal_log_likelihood,
+    with_entity_marginal,
+)
 from ratepool.posterior.model_comparison import loo_table, recommend
 from ratepool.workflow import compare as compare_module
-from ratepool.workflow.compare import candidate_configs
+from ratepool.workflow.compare import _rankable, candidate_configs
 
 pytestmark = pytest.mark.skipif(not pystan_available(), reason="pystan is not installed")
 
@@ -52,12 +58,14 @@ def without_zeros() -> ratepool.ComparisonResult:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("unit, var_name", [("window", "y"), ("entity", "entity_windows")])
+@pytest.mark.parametrize("unit, var_name", [("window", "y"), ("entity", "entity_marginal")])
 def test_loo_numbers_are_arviz(with_zeros, unit, var_name):
     """Every number of the ranking equals az.loo / az.compare called directly (same draws, so
-    equal to rounding)."""
+    equal to rounding); entity LOO on the InferenceData with the entity marginal added."""
     idatas = {label: fit.idata for label, fit in with_zeros.fits.items()}
-    table = loo_table(idatas, unit) if unit != with_zeros.unit else with_zeros.table
+    if unit == "entity":
+        idatas = {label: with_entity_marginal(idata) for label, idata in idatas.items()}
+    table = with_zeros.tables[unit]
     reference = az.compare(idatas, var_name=var_name, ic="loo", method="stacking")
     for label in idatas:
         loo = az.loo(idatas[label], var_name=var_name, pointwise=True)
@@ -184,13 +192,16 @@ def test_cli_writes_report_and_table(cli_run):
     out, code = cli_run
     assert code == 0
     assert sorted(p.name for p in out.iterdir()) == [
-        "checks.csv", "checks.png", "comparison.csv", "comparison.json", "report.html"]
+        "checks.csv", "checks.png", "comparison.csv", "comparison.json",
+        "comparison_window.csv", "report.html"]
     table = pd.read_csv(out / "comparison.csv", index_col="model")
     assert set(table.index) == {"base", "base + zero-inflation"}
     checks = pd.read_csv(out / "checks.csv")
     assert len(checks) == 2 * 3
     page = (out / "report.html").read_text()
     assert "Recommended:" in page and "base + zero-inflation" in page
+    assert "ranking by window LOO" in page  # the default unit is the entity; window for reference
+    assert json.loads((out / "comparison.json").read_text())["unit"] == "entity"
 
 
 @pytest.mark.slow
@@ -219,3 +230,191 @@ def test_recommend_simpler_model_when_within_two_se(diff, dse, expected):
     assert chosen == expected
     assert text.startswith(expected + ":") and "Caution" not in text
     assert ("simplest model within 2" in text) == (expected == "base")
+
+
+# --------------------------------------------------------------------------------------------
+# The entity marginal log likelihood against an independent integral
+
+
+def reference_marginal(y, exposure, mu, alpha, phi, pi):
+    """log of the integral over theta of Gamma(mu alpha, alpha) pdf x prod_j p(y_j | e_j theta)
+    (scipy.stats' gamma and nbinom; pi [y = 0] + (1 - pi) NB2 with zero-inflation), by
+    scipy.integrate.quad over u = log theta, split around the integrand's peak."""
+    from scipy import integrate, stats
+
+    def log_f(u):
+        u = np.atleast_1d(u)
+        theta = np.exp(u)[:, None]
+        mean = exposure[None, :] * theta
+        p = phi / (phi + mean)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            nb = np.where(p < 1.0, stats.nbinom.logpmf(y[None, :], phi, p),
+                          np.where(y[None, :] == 0, -mean, -np.inf))  # p == 1: mean < 1e-16
+        if pi is not None:
+            nb = np.where(y[None, :] == 0, np.logaddexp(np.log(pi), np.log1p(-pi) + nb),
+                          np.log1p(-pi) + nb)
+        return stats.gamma.logpdf(theta[:, 0], mu * alpha, scale=1 / alpha) + u + nb.sum(1)
+
+    grid = np.linspace(-700, 15, 100001)
+    values = log_f(grid)
+    peak = grid[int(np.argmax(values))]
+    top = values.max()
+    points = [-700.0, *(peak + d for d in (-3, -1, -0.3, 0, 0.3, 1, 3)), 15.0]
+    # (quad may warn of roundoff at epsrel 1e-11; the results agree to ~1e-12 regardless)
+    total = sum(integrate.quad(lambda u: float(np.exp(log_f(u)[0] - top)), lo, hi,
+                               limit=500, epsabs=0, epsrel=1e-11)[0]
+                for lo, hi in zip(points[:-1], points[1:]))
+    return top + np.log(total)
+
+
+def simulated_entity(rng, mu, alpha, phi, pi, n, exposure_scale):
+    theta = rng.gamma(mu * alpha, 1 / alpha)
+    exposure = rng.uniform(0.5, 2.0, n) * exposure_scale
+    y = rng.negative_binomial(phi, phi / (phi + exposure * theta))
+    if pi is not None:
+        y = np.where(rng.uniform(size=n) < pi, 0, y)
+    return y, exposure
+
+
+# mu alpha = 0.05 is the real panels' regime (40-90% zero windows): an entity without events
+# has most of its probability at rates near 0, far below the prior's mean; mu alpha = 6 with
+# exposures of 5-20 gives totals of hundreds, a likelihood much narrower than the prior.
+MARGINAL_CASES = [
+    # mu, alpha, phi, pi, windows, exposure scale, all zero
+    (0.5, 0.1, 3.0, None, 20, 10.0, True),
+    (0.5, 0.1, 3.0, 0.3, 20, 10.0, True),
+    (2.0, 0.025, 2.0, 0.5, 30, 3.0, False),
+    (2.0, 0.025, 2.0, 0.5, 30, 3.0, True),
+    (4.0, 1.5, 3.0, 0.3, 20, 10.0, False),
+    (4.0, 1.5, 3.0, None, 30, 1.0, False),
+    (4.0, 1.5, 3.0, None, 30, 1.0, True),
+    (2.0, 5.0, 50.0, None, 25, 5.0, False),
+]
+
+
+@pytest.mark.parametrize("seed, case", list(enumerate(MARGINAL_CASES)))
+def test_entity_marginal_against_quad(seed, case):
+    """One entity at one draw against the independent integral, to 1e-8 in log (quad's
+    relative tolerance 1e-11; the rule's error is about 1e-10 in these cases). The same
+    entity with exposure x 1000 and the rates / 1000 (alpha x 1000) gives the same number."""
+    mu, alpha, phi, pi, n, scale, zeros = case
+    rng = np.random.default_rng(100 + seed)
+    y, exposure = simulated_entity(rng, mu, alpha, phi, pi, n, scale)
+    if zeros:
+        y = np.zeros_like(y)
+    expected = reference_marginal(y, exposure, mu, alpha, phi, pi)
+    zero = None if pi is None else np.array([pi])
+    got = marginal_log_likelihood(y, np.zeros(n, int), np.array([[mu]]), np.array([alpha]),
+                                  np.array([phi]), exposure=exposure, zero_prob=zero)
+    assert got[0, 0] == pytest.approx(expected, abs=1e-8)
+    other_unit = marginal_log_likelihood(y, np.zeros(n, int), np.array([[mu / 1000]]),
+                                         np.array([alpha * 1000]), np.array([phi]),
+                                         exposure=exposure * 1000, zero_prob=zero)
+    assert other_unit[0, 0] == pytest.approx(expected, abs=1e-8)
+
+
+def synthetic_idata(rng, *, zero_inflation, temporal=False):
+    """A fit-shaped InferenceData (2 chains x 3 draws, 4 entities, exposure, 2 covariates) in
+    the user's units, without sampling."""
+    n_entities, chains, draws = 4, 2, 3
+    windows = np.array([5, 1, 8, 3])
+    entity_index = np.repeat(np.arange(n_entities), windows)
+    design = rng.normal(size=(n_entities, 2))
+    exposure = rng.uniform(0.5, 20.0, entity_index.size) * 1000
+    y = rng.negative_binomial(2.0, 0.3, size=entity_index.size)
+    y[entity_index == 1] = 0
+    posterior = {"mu": rng.uniform(1e-3, 5e-3, (chains, draws)),
+                 "alpha": rng.uniform(10.0, 50.0, (chains, draws)),
+                 "phi": rng.uniform(1.0, 5.0, (chains, draws)),
+                 "beta": rng.normal(0, 0.3, (chains, draws, 2)),
+                 "theta": rng.uniform(1e-3, 5e-3, (chains, draws, n_entities)),
+                 "theta_new": rng.uniform(1e-3, 5e-3, (chains, draws))}
+    if zero_inflation:
+        posterior["pi"] = rng.uniform(0.1, 0.5, (chains, draws))
+    if temporal:
+        posterior["rho"] = rng.uniform(0, 1, (chains, draws))
+    return az.from_dict(
+        posterior=posterior, observed_data={"y": y},
+        constant_data={"entity_index": entity_index + 1, "exposure": exposure,
+                       "covariate_scaled": design},
+        log_likelihood={"y": rng.normal(size=(chains, draws, y.size))},
+        coords={"entity": [f"e{i}" for i in range(n_entities)], "covariate": ["x1", "x2"],
+                "obs": np.arange(y.size)},
+        dims={"theta": ["entity"], "beta": ["covariate"], "y": ["obs"],
+              "entity_index": ["obs"], "exposure": ["obs"],
+              "covariate_scaled": ["entity", "covariate"]})
+
+
+@pytest.mark.parametrize("zero_inflation", [False, True])
+def test_entity_marginal_of_a_fit_reads_its_draws(zero_inflation):
+    """From an InferenceData: mu_i = mu exp(z_i' beta) at the scaled covariates, the user's
+    exposure with the user-unit mu and alpha, pi when zero-inflated; each (draw, entity)
+    equals the independent integral (an entity with one window and one without events)."""
+    rng = np.random.default_rng(5)
+    idata = synthetic_idata(rng, zero_inflation=zero_inflation)
+    values = entity_marginal_log_lik(idata)
+    assert values.shape == (2, 3, 4)
+    posterior = idata.posterior
+    entity_index = idata.constant_data["entity_index"].values - 1
+    for chain, draw, entity in [(0, 0, 0), (1, 2, 1), (0, 1, 2), (1, 0, 3)]:
+        pick = posterior.isel(chain=chain, draw=draw)
+        z = idata.constant_data["covariate_scaled"].values[entity]
+        mu = float(pick["mu"]) * np.exp(z @ pick["beta"].values)
+        rows = entity_index == entity
+        expected = reference_marginal(
+            idata.observed_data["y"].values[rows], idata.constant_data["exposure"].values[rows],
+            mu, float(pick["alpha"]), float(pick["phi"]),
+            float(pick["pi"]) if zero_inflation else None)
+        assert values[chain, draw, entity] == pytest.approx(expected, abs=1e-8)
+    added = with_entity_marginal(idata)
+    np.testing.assert_array_equal(added.log_likelihood["entity_marginal"].values, values)
+    assert "entity_marginal" not in idata.log_likelihood  # a copy: the fit is untouched
+
+
+def test_temporal_candidates_are_not_ranked_by_entity():
+    """Entity mode skips a temporal candidate with how to compare it; window mode keeps it."""
+    rng = np.random.default_rng(6)
+
+    class Fake:
+        def __init__(self, temporal):
+            self.idata = synthetic_idata(rng, zero_inflation=False, temporal=temporal)
+            self.config = TINY.replace(temporal="ar1" if temporal else None)
+
+    fits = {"static": Fake(False), "temporal": Fake(True)}
+    idatas, why_not = _rankable(fits, "entity")
+    assert list(idatas) == ["static"] and "entity_marginal" in idatas["static"].log_likelihood
+    assert "--loo window" in why_not["temporal"]
+    idatas, why_not = _rankable(fits, "window")
+    assert set(idatas) == {"static", "temporal"} and not why_not
+    with pytest.raises(ratepool.RatepoolError, match="--loo window"):
+        entity_marginal_log_lik(fits["temporal"].idata)
+
+
+def test_each_candidate_validated_and_warned_once(monkeypatch, caplog):
+    """compare validates every candidate (prepare_fit) before sampling any, and the fit reuses
+    that validation: the prior-clash warning is logged once per candidate, not twice."""
+    from ratepool.engines.base import Engine
+
+    class Refusing(Engine):
+        name = "refusing"
+
+        def compile(self, program):
+            return False
+
+        def sample(self, program, data, settings):
+            raise ratepool.RatepoolError("sampling reached")
+
+        def log_density(self, *args, **kwargs):
+            raise NotImplementedError
+
+        def versions(self):
+            return {}
+
+    monkeypatch.setattr(compare_module, "get_engine", lambda name: Refusing())
+    frame = simulated(11, None)
+    frame["count"] = frame["count"] * 10**6  # a mean rate far in mu's Exponential(0.1) tail
+    with caplog.at_level("WARNING", logger="ratepool.workflow.fit"):
+        with pytest.raises(ratepool.RatepoolError, match="sampling reached"):
+            ratepool.compare(frame, ["base"], config=TINY)
+    clashes = [r for r in caplog.records if "implausible under mu" in r.getMessage()]
+    assert len(clashes) == 1

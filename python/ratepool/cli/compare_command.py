@@ -18,7 +18,7 @@ __all__ = ["add_compare_command", "run_compare"]
 _EXAMPLE = """example:
   ratepool compare data/options_example.csv --exposure-col exposure --covariates x1,x2 \\
       --candidates all --out results/options-compare
-  ratepool compare counts.csv --window-col day --candidates base,temporal --loo entity
+  ratepool compare counts.csv --window-col day --candidates base,temporal --loo window
   ratepool compare counts.csv --config a.toml --config b.toml --out results/a-vs-b
 
 "all": every combination of exposure, covariates and zero-inflation that the options given
@@ -50,9 +50,18 @@ def add_compare_command(commands: argparse._SubParsersAction,
     command.add_argument("--sampling-config", metavar="FILE", default=None,
                          help="TOML config whose sampler settings and priors the named "
                               "candidates share (default: the ModelConfig defaults)")
-    command.add_argument("--loo", choices=sorted(LOO_UNITS), default="window",
-                         help="what LOO leaves out: one window of a known entity (default) or "
-                              "all windows of an entity (a new entity)")
+    command.add_argument("--loo", choices=sorted(LOO_UNITS), default="entity",
+                         help="what LOO leaves out. entity (default): all windows of an "
+                              "entity, scored by their marginal likelihood with the entity's "
+                              "rate integrated out: 'is a new entity predicted well?'; it "
+                              "checks the whole hierarchical model (population law, "
+                              "covariates), and its PSIS estimate is reliable except at "
+                              "outlying entities. window: one window of "
+                              "a known entity given its rate ('the next window of a known "
+                              "entity'); it cannot see entity-level structure once entities "
+                              "have many windows, and is the only unit for temporal "
+                              "candidates (skipped by entity LOO). The report shows both "
+                              "rankings")
     command.add_argument("--engine", choices=("auto", "cmdstan", "pystan"), default=None,
                          help="Stan engine (default: the config's, auto)")
     command.add_argument("--seed", type=int, default=None, metavar="N",

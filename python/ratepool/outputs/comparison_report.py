@@ -1,6 +1,8 @@
-"""The folder of a model comparison: ``comparison.csv`` (the LOO ranking), ``checks.csv`` (the
-predictive checks), ``checks.png`` (their figure), ``comparison.json`` and ``report.html`` (in
-the results folder's style), written atomically."""
+"""The folder of a model comparison: ``comparison.csv`` (the LOO ranking of the unit the
+recommendation uses), ``comparison_window.csv`` (the window ranking for reference, when the
+main unit is the entity), ``checks.csv`` (the predictive checks), ``checks.png`` (their
+figure), ``comparison.json`` and ``report.html`` (in the results folder's style), written
+atomically."""
 
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ from ratepool.posterior.model_comparison import K_THRESHOLD, TIE_SE, ComparisonR
 
 __all__ = ["COMPARISON_FILES", "checks_figure", "render_comparison", "write_comparison"]
 
-COMPARISON_FILES = {"table": "comparison.csv", "checks": "checks.csv",
+COMPARISON_FILES = {"table": "comparison.csv", "reference": "comparison_{unit}.csv",
+                    "checks": "checks.csv",
                     "figure": "checks.png", "json": "comparison.json",
                     "report": "report.html"}
 
@@ -55,17 +58,31 @@ def _esc(value: object) -> str:
     return html.escape(str(value))
 
 
+_UNIT_TEXT = {
+    "window": "one window of a known entity, given its rate (is the next window of this "
+              "entity predicted well?)",
+    "entity": "all windows of one entity, by their marginal likelihood with the entity's rate "
+              "integrated out (is a new entity predicted well?)",
+}
+
+
+def _html_table(table) -> str:
+    return table.drop(columns=["rank"]).to_html(float_format=lambda v: f"{v:.2f}", border=0,
+                                                escape=True)
+
+
 def render_comparison(result: ComparisonResult, figure_png: bytes, title: str) -> str:
     """The self-contained HTML page of a comparison."""
-    table = result.table.drop(columns=["rank"]).to_html(
-        float_format=lambda v: f"{v:.2f}", border=0, escape=True)
+    table = _html_table(result.table)
+    reference = "".join(
+        f"<h2>For reference: ranking by {_esc(unit)} LOO</h2><p class=\"muted\">LOO leaves "
+        f"out {_esc(_UNIT_TEXT[unit])}. Not used for the recommendation.</p>"
+        + _html_table(other) for unit, other in result.tables.items() if unit != result.unit)
     checks = result.checks.to_html(float_format=lambda v: f"{v:.3g}", border=0, index=False,
                                    escape=True)
     skipped = "".join(f"<li><b>{_esc(k)}</b>: {_esc(v)}</li>" for k, v in result.skipped.items())
     encoded = base64.b64encode(figure_png).decode("ascii")
-    unit = ("one window of a known entity (is the next window of this entity predicted "
-            "well?)" if result.unit == "window" else
-            "all windows of one entity (is a new entity predicted well?)")
+    unit = _UNIT_TEXT[result.unit]
     body = "\n".join([
         f"<h1>{_esc(title)}</h1>",
         f"<p><b>Recommended:</b> {_esc(result.recommendation)}.</p>",
@@ -76,6 +93,7 @@ def render_comparison(result: ComparisonResult, figure_png: bytes, title: str) -
         "standard errors of the best ties with it, and the simpler one is recommended. "
         f"Pareto k above {K_THRESHOLD}: PSIS-LOO is unreliable for that model.</p>",
         table,
+        reference,
         f"<h2>Skipped candidates</h2><ul>{skipped}</ul>" if skipped else "",
         "<h2>Predictive checks</h2>",
         f"<p class=\"muted\">Observed statistic against its {INTERVAL:.0%} interval over the "
@@ -97,6 +115,9 @@ def write_comparison(result: ComparisonResult, out: str | Path, *,
     figure_png = png_bytes(checks_figure(result))
     with atomic_directory(out) as staging:
         result.table.to_csv(staging / COMPARISON_FILES["table"])
+        for unit, other in result.tables.items():
+            if unit != result.unit:
+                other.to_csv(staging / COMPARISON_FILES["reference"].format(unit=unit))
         result.checks.to_csv(staging / COMPARISON_FILES["checks"], index=False)
         (staging / COMPARISON_FILES["figure"]).write_bytes(figure_png)
         (staging / COMPARISON_FILES["json"]).write_text(

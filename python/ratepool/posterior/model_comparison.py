@@ -28,9 +28,11 @@ __all__ = ["LOO_UNITS", "K_THRESHOLD", "SIMPLICITY", "ComparisonResult", "loo_ta
 
 log = logging.getLogger(__name__)
 
-#: LOO unit -> the log_likelihood variable it leaves out. "window": one window of a known
-#: entity (the default); "entity": all windows of one entity (a new entity).
-LOO_UNITS = {"window": "y", "entity": "entity_windows"}
+#: LOO unit -> the log_likelihood variable it leaves out. "entity" (the default of
+#: `ratepool.compare`): all windows of one entity, by their marginal likelihood, the rate
+#: integrated out (`ratepool.posterior.entity_marginal`): a new entity; "window": one window
+#: of a known entity, given its rate.
+LOO_UNITS = {"entity": "entity_marginal", "window": "y"}
 #: Pareto k above which PSIS-LOO is unreliable for that point (Vehtari et al. 2017; ArviZ).
 K_THRESHOLD = 0.7
 #: Options in increasing order of complexity; a candidate's simplicity is (number of options
@@ -135,14 +137,17 @@ class ComparisonResult:
         Label of the recommended model (`recommend`).
     recommendation : str
         One line: the model, its evidence (elpd difference ± se, weight) and its uncertainty.
-    unit : {"window", "entity"}
-        What LOO leaves out.
+    unit : {"entity", "window"}
+        What LOO leaves out in ``table`` (and the recommendation).
     skipped : dict
         Candidate label -> why it was not fitted or not ranked.
     fits : dict
         Candidate label -> its `FitResult`.
     options : dict
         Candidate label -> the options it has on.
+    tables : dict
+        LOO unit -> its ranking: ``unit``'s (``table``), and the window ranking for reference
+        (with the temporal candidates, which the entity ranking skips).
     """
 
     table: pd.DataFrame
@@ -153,11 +158,18 @@ class ComparisonResult:
     skipped: dict[str, str] = field(default_factory=dict)
     fits: dict[str, "FitResult"] = field(default_factory=dict)
     options: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     def summary(self) -> str:
-        """The ranking, the skipped candidates and the recommendation as plain text."""
-        shown = self.table[["elpd_loo", "se", "elpd_diff", "dse", "weight", "max_pareto_k"]]
-        lines = [f"PSIS-LOO by {self.unit} (best first):", shown.to_string(float_format="%.2f")]
+        """The ranking, the skipped candidates and the recommendation as plain text (and the
+        other unit's ranking, for reference)."""
+        columns = ["elpd_loo", "se", "elpd_diff", "dse", "weight", "max_pareto_k"]
+        lines = [f"PSIS-LOO by {self.unit} (best first):",
+                 self.table[columns].to_string(float_format="%.2f")]
+        for unit, table in self.tables.items():
+            if unit != self.unit:
+                lines += [f"For reference, PSIS-LOO by {unit} (not used for the "
+                          "recommendation):", table[columns].to_string(float_format="%.2f")]
         lines += [f"skipped {label}: {why}" for label, why in self.skipped.items()]
         lines.append(f"Recommended: {self.recommendation}")
         return "\n".join(lines)

@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 from typing import Mapping, Sequence
 
+import arviz as az
 import pandas as pd
 
 from ratepool.data.counts import CountData
@@ -22,6 +23,8 @@ from ratepool.engines.base import Engine
 from ratepool.errors import ConfigError, DataError, RatepoolError
 from ratepool.model.config import ModelConfig
 from ratepool.posterior.comparison_checks import predictive_checks
+from ratepool.posterior.entity_marginal import with_entity_marginal
+from ratepool.posterior.fit_result import FitResult
 from ratepool.posterior.model_comparison import (
     LOO_UNITS,
     SIMPLICITY,
@@ -30,7 +33,7 @@ from ratepool.posterior.model_comparison import (
     recommend,
     simplicity,
 )
-from ratepool.workflow.fit import _prepare, fit
+from ratepool.workflow.fit import fit, prepare_fit
 
 __all__ = ["compare", "ComparisonResult", "CANDIDATE_NAMES", "candidate_configs"]
 
@@ -110,7 +113,7 @@ def compare(
     allow_duplicate_windows: bool = False,
     exposure_col: str | None = None,
     covariates: Sequence[str] | None = None,
-    unit: str = "window",
+    unit: str = "entity",
     show_progress: bool = False,
 ) -> ComparisonResult:
     """Fit candidate models to one data set and rank them by PSIS-LOO.
@@ -129,8 +132,13 @@ def compare(
         As in `ratepool.load_counts`.
     exposure_col, covariates
         The exposure column and covariate columns the named candidates may use.
-    unit : {"window", "entity"}
-        What LOO leaves out: one window of a known entity (default) or a whole entity.
+    unit : {"entity", "window"}
+        What LOO leaves out: a whole entity (default; the pointwise log likelihood is each
+        entity's marginal likelihood, its rate integrated out:
+        `ratepool.posterior.entity_marginal`), or one window of a known entity. Temporal
+        candidates are ranked by window LOO only: in entity mode they are in
+        ``ComparisonResult.tables["window"]`` and ``skipped`` says why. The window ranking
+        is always computed too (``tables["window"]``).
 
     Returns
     -------
@@ -159,27 +167,53 @@ def compare(
         try:
             if candidate.engine not in engines:
                 engines[candidate.engine] = get_engine(candidate.engine)
-            prepared[label] = _prepare(_load(data, candidate, columns), candidate,
-                                       engines[candidate.engine])
+            prepared[label] = prepare_fit(_load(data, candidate, columns), candidate,
+                                          engines[candidate.engine])
         except RatepoolError as error:
             raise type(error)(f"candidate {label!r}: {error}") from None
     fits = {}
-    for label, (rows, candidate, runner) in prepared.items():
+    for label, ready in prepared.items():
         log.info("fitting candidate %s", label)
-        fits[label] = fit(rows, candidate, engine=runner, show_progress=show_progress)
-    idatas = {}
-    for label, result in fits.items():
-        idata = result.idata
-        if "log_likelihood" in idata.groups() and LOO_UNITS[unit] in idata.log_likelihood:
-            idatas[label] = result.idata
-        else:
-            skipped[label] = f"fitted, but has no {unit} log likelihood to rank"
-    if not idatas:
-        raise DataError(f"no candidate has a per-{unit} log likelihood to rank")
-    table = loo_table(idatas, unit)
+        fits[label] = fit(ready, show_progress=show_progress)
+    tables = {}
+    for name in dict.fromkeys([unit, "window"]):  # the asked unit first, window for reference
+        idatas, why_not = _rankable(fits, name)
+        if name == unit:
+            skipped.update(why_not)
+            if not idatas:
+                raise DataError(f"no candidate has a per-{unit} log likelihood to rank")
+        if idatas:
+            tables[name] = loo_table(idatas, name)
+    checks = predictive_checks({label: result.idata for label, result in fits.items()})
+    table = tables[unit]
     options = {label: _options(fits[label].config) for label in fits}
     chosen, text = recommend(table, options, unit)
     log.info("recommended: %s", text)
-    return ComparisonResult(table=table, checks=predictive_checks(idatas), recommended=chosen,
+    return ComparisonResult(table=table, checks=checks, recommended=chosen,
                             recommendation=text, unit=unit, skipped=skipped, fits=fits,
-                            options=options)
+                            options=options, tables=tables)
+
+
+def _rankable(fits: Mapping[str, FitResult], unit: str
+              ) -> tuple[dict[str, az.InferenceData], dict[str, str]]:
+    """The InferenceData to rank by ``unit`` (with the entity marginal log likelihood added
+    for "entity"), and the fits that cannot be, with the reason."""
+    idatas: dict[str, az.InferenceData] = {}
+    why_not: dict[str, str] = {}
+    for label, result in fits.items():
+        idata = result.idata
+        if unit == "entity" and result.config.temporal is not None:
+            why_not[label] = ("fitted, but not ranked by entity LOO: its entity marginal "
+                              "likelihood needs the latent AR(1) path integrated out, which "
+                              "ratepool does not do; compare it with --loo window (unit="
+                              "'window'), whose ranking is also in the report")
+        elif unit == "entity":
+            try:
+                idatas[label] = with_entity_marginal(idata)
+            except RatepoolError as error:
+                why_not[label] = f"fitted, but not ranked by entity LOO: {error}"
+        elif "log_likelihood" in idata.groups() and LOO_UNITS[unit] in idata.log_likelihood:
+            idatas[label] = idata
+        else:
+            why_not[label] = f"fitted, but has no {unit} log likelihood to rank"
+    return idatas, why_not

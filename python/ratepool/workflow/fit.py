@@ -18,6 +18,7 @@ from ratepool.data.counts import CountData
 from ratepool.data.tables import load_counts
 from ratepool.engines import get_engine
 from ratepool.engines.base import Engine, SamplerSettings
+from ratepool.errors import ConfigError
 from ratepool.model.config import ModelConfig
 from ratepool.model.event_bytes import warn_if_bytes_prior_clashes
 from ratepool.model.predictions import entity_predictions_on
@@ -36,7 +37,8 @@ from ratepool.posterior.inference import build_inference_data, build_prior_data
 if TYPE_CHECKING:
     pass
 
-__all__ = ["FitResult", "fit", "read_for_fit", "rows_needed", "sample_prior", "stan_data"]
+__all__ = ["FitResult", "PreparedFit", "fit", "prepare_fit", "read_for_fit", "rows_needed",
+           "sample_prior", "stan_data"]
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +46,34 @@ log = logging.getLogger(__name__)
 DEFAULT_PRIOR_DRAWS = 1000
 
 
-def _prepare(
-    data: CountData | pd.DataFrame | str | Path, config: ModelConfig | None,
-    engine: Engine | str | None,
-) -> tuple[CountData, ModelConfig, Engine]:
-    """Validate everything before any compile or sampling starts."""
+@dataclasses.dataclass(frozen=True)
+class PreparedFit:
+    """Data, config and engine of a fit, validated (`prepare_fit`); `fit` accepts it as its
+    data and then neither validates nor warns again."""
+
+    data: CountData
+    config: ModelConfig
+    engine: Engine
+
+
+def prepare_fit(
+    data: CountData | pd.DataFrame | str | Path, config: ModelConfig | None = None,
+    engine: Engine | str | None = None,
+) -> PreparedFit:
+    """Validate a fit before any program compiles or samples: load the rows, check the
+    options against the data (temporal ones too), log the prior-data clash warnings once,
+    and find the engine.
+
+    Use it to validate several fits before running any (`ratepool.compare` does), then pass
+    the result to `fit` as its ``data``.
+
+    Raises
+    ------
+    RatepoolError
+        The data or config error that `fit` would raise, before anything compiles.
+    """
+    if isinstance(data, PreparedFit):
+        return data
     config = config or ModelConfig()
     if isinstance(data, pd.DataFrame):
         data = load_counts(data, exposure_col=config.exposure_col,
@@ -65,8 +90,8 @@ def _prepare(
     _warn_if_prior_clashes(data, config)
     warn_if_bytes_prior_clashes(data, config)
     if isinstance(engine, Engine):
-        return data, config, engine
-    return data, config, get_engine(engine or config.engine)
+        return PreparedFit(data, config, engine)
+    return PreparedFit(data, config, get_engine(engine or config.engine))
 
 
 def rows_needed(config: ModelConfig) -> str | None:
@@ -148,7 +173,7 @@ def _warn_if_prior_clashes(data: CountData, config: ModelConfig) -> None:
 
 
 def fit(
-    data: CountData | pd.DataFrame | str | Path,
+    data: CountData | pd.DataFrame | str | Path | PreparedFit,
     config: ModelConfig | None = None,
     *,
     engine: Engine | str | None = None,
@@ -160,11 +185,12 @@ def fit(
 
     Parameters
     ----------
-    data : CountData, pandas.DataFrame or path
+    data : CountData, pandas.DataFrame, path or PreparedFit
         Validated data, or raw rows with columns ``entity`` and ``count`` (use
         `ratepool.load_counts` or `ratepool.aggregate_file` for other column names). A CSV or
         Parquet path is read by `read_for_fit`: aggregated in DuckDB, without holding the
-        rows, unless an option needs them (`rows_needed`).
+        rows, unless an option needs them (`rows_needed`). Or the result of `prepare_fit`
+        (then ``config`` and ``engine`` are its own and must be omitted).
     config : ModelConfig, optional
         Priors, sampler settings and switches; the defaults of `ModelConfig` if omitted.
     engine : str or Engine, optional
@@ -184,7 +210,11 @@ def fit(
     -------
     FitResult
     """
-    data, config, runner = _prepare(data, config, engine)
+    if isinstance(data, PreparedFit) and (config is not None or engine is not None):
+        raise ConfigError("fit(PreparedFit) takes its config and engine from it; do not pass "
+                          "config or engine as well")
+    prepared = prepare_fit(data, config, engine)
+    data, config, runner = prepared.data, prepared.config, prepared.engine
     settings = SamplerSettings(
         chains=config.n_chains, warmup=config.n_tune, draws=config.n_samples,
         adapt_delta=config.target_accept, seed=config.random_seed, show_progress=show_progress,
@@ -251,7 +281,8 @@ def sample_prior(
     ``prior_predictive`` (y_pred per entity, y_new, and y_rep per observation when the data are
     small enough) for the entities in ``data``.
     """
-    data, config, runner = _prepare(data, config, engine)
+    prepared = prepare_fit(data, config, engine)
+    data, config, runner = prepared.data, prepared.config, prepared.engine
     if config.temporal is not None:
         from ratepool.workflow.temporal import sample_temporal_prior
 
