@@ -372,7 +372,8 @@ def test_csvs_of_the_other_program_are_refused_naming_both(runs_50abbe5: Path, c
 @pytest.mark.parametrize(("edit", "message"), [
     (lambda values: values.update(s_sd="wide"), "invalid settings"),
     (lambda values: values.update(K=3), "has field(s) ['K']"),
-    (lambda values: values.update(y=[1, *values["y"][1:]]), "'total_count' column differs"),
+    (lambda values: values.update(y=[values["y"][0] + 1, *values["y"][1:]]),
+     "'total_count' column differs"),
 ], ids=["bad-setting", "extra-field", "other-rows"])
 def test_an_edited_temporal_json_is_refused_naming_its_program(runs_50abbe5: Path, edit,
                                                                message: str) -> None:
