@@ -183,7 +183,7 @@ generated quantities {
                 + normal_lpdf(phi | 0, phi_sd) + rho_log_prior(rho)
                 + normal_lpdf(s | 0, s_sd) + 3 * log2();
 
-  // An unseen entity: its long-run rate, and a count in one window of exposure 1 at a
+  // An unseen entity: its median rate, and a count in one window of exposure 1 at a
   // stationary draw of its log-rate deviation.
   real theta_new;
   real y_new;
