@@ -7,7 +7,7 @@ windows missing, seeded) is fitted with the DEFAULT sampler settings (4 chains x
 + 2000 draws), adapt delta 0.9; obs_predictions auto) on PyStan, each N in a fresh process.
 Compilation is done once, up front. The table gives the sampling seconds
 (`FitResult.sampling_seconds`: all chains and collecting the draws), seconds per window, min
-bulk ESS over mu/alpha/phi/rho/sigma per second, max R-hat, divergences, and the peak summed RSS
+bulk ESS over mu/alpha/phi/rho/s/sigma per second, max R-hat, divergences, and the peak summed RSS
 of the process tree during the fit, and the CPU seconds the process tree spent during the fit
 (``cpu_s``, from /proc: user + system time of this process and the sampler workers it
 started). On a shared machine the wall time depends on the load; ``cpu_s / 2`` is what the fit
@@ -39,7 +39,7 @@ from benchmark import TreeMemory, _tree  # noqa: E402  (the process-tree RSS pol
 DEFAULT_SIZES = (500, 1000, 2000, 4000)
 WINDOWS_PER_ENTITY = 40
 TRUTH = dict(mu=5.0, alpha=2.0, phi=3.0, rho=0.7, sigma=0.35, missing=0.1)
-PARAMETERS = ["mu", "alpha", "phi", "rho", "sigma"]
+PARAMETERS = ["mu", "alpha", "phi", "rho", "s", "sigma"]
 BUDGET_S = 600.0
 
 

@@ -73,7 +73,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--zero-inflation", action="store_true",
                         help="model option: structural zeros (pi ranked)")
     parser.add_argument("--temporal", action="store_true",
-                        help="the AR(1) temporal program (rho, sigma and the stationary sd s "
+                        help="the AR(1) temporal program (rho, the stationary sd s and sigma "
                              "ranked; consecutive windows; no other option)")
     parser.add_argument("--engine", default="pystan", choices=["pystan", "cmdstan"],
                         help="Stan engine (CmdStan is faster; labels the report)")
@@ -129,7 +129,8 @@ def report(table: pd.DataFrame, settings: SBCSettings, args: argparse.Namespace,
         f"of all, median {table.loc[divergent, 'divergences'].median():.0f} per divergent fit",
         f"- fits hitting the maximum tree depth ({MAX_TREEDEPTH}) at least once: "
         f"{int((table.loc[ran, 'max_treedepth_hits'] > 0).sum())}",
-        f"- fits with R-hat > 1.01 on mu, alpha, phi{', rho or sigma' if args.temporal else ''}: "
+        f"- fits with R-hat > 1.01 on mu, alpha, phi"
+        f"{', rho, s or sigma' if args.temporal else ''}: "
         f"{int((table.loc[ran, 'r_hat_max'] > 1.01).sum())}; median smallest bulk ESS "
         f"{table.loc[ran, 'ess_bulk_min'].median():.0f} of "
         f"{settings.n_chains * settings.n_samples} draws",

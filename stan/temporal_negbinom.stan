@@ -1,28 +1,35 @@
 // ratepool, temporal model: the hierarchical Gamma–Negative-Binomial model of
 // hierarchical_negbinom.stan with entity rates that drift from window to window as a
-// stationary AR(1) on the log scale around the entity's long-run rate theta_i.
+// stationary AR(1) on the log scale around the entity's median rate theta_i.
 //
-//   mu      ~ Exponential(mu_rate)                  population mean rate
+//   mu      ~ Exponential(mu_rate)                  population mean of the entity levels
 //   alpha   ~ HalfNormal(alpha_sd)                  E[theta_i] = mu, Var(theta_i) = mu / alpha
 //   phi     ~ HalfNormal(phi_sd)                    overdispersion of a window given its rate
-//   theta_i ~ Gamma(shape = mu * alpha, rate = alpha)      i = 1..J, long-run rate of entity i
-//   rho     ~ Uniform(-1, 1)                        autocorrelation of the log rate per step
-//   sigma   ~ HalfNormal(sigma_sd)                  innovation sd of the log rate per step
-//   s       = sigma / sqrt(1 - rho^2)               stationary sd of the log-rate deviation
+//   theta_i ~ Gamma(shape = mu * alpha, rate = alpha)      i = 1..J, median rate of entity i
+//   s       ~ HalfNormal(s_sd)                      stationary sd of the log-rate deviation
+//   (rho + 1) / 2 ~ Beta(2, 2)                      autocorrelation of the log rate per step:
+//                                                   density 3/4 (1 - rho^2) on (-1, 1), zero at
+//                                                   +-1 (the marginal of an LKJ(2) correlation)
+//   sigma   = s * sqrt(1 - rho^2)                   innovation sd per step (generated quantity)
 //   eta_i1  = s * z_i1                              (the first observed window: stationary)
 //   eta_ij  = rho^g * eta_i,j-1 + s * sqrt(1 - rho^(2 g)) * z_ij
 //             g = steps from window j-1 to window j (g = 1: rho * eta + sigma * z): the exact
 //             AR(1) transition over a gap of g steps, so unobserved windows need no states
 //   z_ij    ~ Normal(0, 1)                          non-centred latent states
-//   lambda_ij = theta_i * exp(eta_ij - s^2 / 2)     mean-corrected: E[lambda_ij | theta_i] =
-//                                                   theta_i, so theta_i keeps the meaning it
-//                                                   has in the static model (long-run mean rate)
+//   lambda_ij = theta_i * exp(eta_ij)               theta_i is the entity's median rate (the
+//                                                   rate at eta = 0, exp of the mean log rate);
+//                                                   its long-run mean rate is theta_i exp(s^2/2)
 //   y_ij    ~ NegBinomial2(E_ij * lambda_ij, phi)   E_ij: exposure (1 without)
+//
+// The prior is put on the stationary sd s, the scale the counts see, and rho's prior vanishes
+// at +-1: under rho ~ Uniform(-1, 1) and a prior on sigma the stationary variance had an
+// infinite prior mean, and a mean-corrected level theta_i exp(-s^2 / 2) made theta_i and mu
+// climb with s along a curved ridge where the sampler diverged.
 //
 // The rows are ordered by entity, then by window; one pass over them gives every eta: a
 // gradient costs O(N). The target is the exact, fully normalised joint log density of
-// (mu, alpha, phi, theta, rho, sigma, z) and the counts (every `target +=` keeps its
-// constants, the half-normals their factor 2, the uniform its -log 2).
+// (mu, alpha, phi, theta, rho, s, z) and the counts (every `target +=` keeps its
+// constants, the half-normals their factor 2, the scaled Beta its -log 2).
 //
 // Data JSON (`ratepool.temporal.temporal_stan_data` writes it):
 //   {
@@ -32,7 +39,7 @@
 //                                    row (>= 1)
 //     "y": [0, 4, 2, 7, 1],          counts
 //     "exposure": [1, 1, 1, 1, 1],   E_ij > 0
-//     "mu_rate": 0.1, "alpha_sd": 2.0, "phi_sd": 2.0, "sigma_sd": 0.5,
+//     "mu_rate": 0.1, "alpha_sd": 2.0, "phi_sd": 2.0, "s_sd": 0.5,
 //     "prior_only": 0,               1: no likelihood; generated quantities from exact
 //                                    ancestral prior draws (run with the fixed_param sampler)
 //     "obs_predictions": 1,          1: y_rep and log_lik per row
@@ -65,9 +72,9 @@ functions {
   }
 
   // The log-rate deviations eta (one per row) from the standard normal z: one pass, O(N).
-  vector ar1_path(vector z, array[] int gap, real rho, real sigma) {
+  vector ar1_path(vector z, array[] int gap, real rho, real s) {
     int N = rows(z);
-    real s = sigma / sqrt((1 - rho) * (1 + rho));  // (1 - rho)(1 + rho): accurate near |rho| = 1
+    real sigma = s * sqrt((1 - rho) * (1 + rho));  // (1 - rho)(1 + rho): accurate near |rho| = 1
     real rho2 = square(rho);
     vector[N] eta;
     for (n in 1:N) {
@@ -81,6 +88,11 @@ functions {
     }
     return eta;
   }
+
+  // log density of rho under (rho + 1) / 2 ~ Beta(2, 2): log(3/4) + log(1 - rho^2).
+  real rho_log_prior(real rho) {
+    return beta_lpdf((rho + 1) / 2 | 2, 2) - log2();
+  }
 }
 
 data {
@@ -93,7 +105,7 @@ data {
   real<lower=0> mu_rate;
   real<lower=0> alpha_sd;
   real<lower=0> phi_sd;
-  real<lower=0> sigma_sd;
+  real<lower=0> s_sd;
   int<lower=0, upper=1> prior_only;
   int<lower=0, upper=1> obs_predictions;
   int<lower=0, upper=1> path_output;
@@ -133,7 +145,7 @@ parameters {
   real<lower=0> phi;
   vector<lower=0>[J] theta;
   real<lower=-1, upper=1> rho;
-  real<lower=0> sigma;
+  real<lower=0> s;
   vector[N] z;
 }
 
@@ -142,13 +154,11 @@ model {
   target += normal_lpdf(alpha | 0, alpha_sd) + log2();
   target += normal_lpdf(phi | 0, phi_sd) + log2();
   target += gamma_lpdf(theta | mu * alpha, alpha);
-  target += uniform_lpdf(rho | -1, 1);
-  target += normal_lpdf(sigma | 0, sigma_sd) + log2();
+  target += rho_log_prior(rho);
+  target += normal_lpdf(s | 0, s_sd) + log2();
   target += std_normal_lpdf(z);
   if (!prior_only) {
-    real half_s2 = 0.5 * square(sigma) / ((1 - rho) * (1 + rho));
-    vector[N] log_mean = log(theta)[entity] + ar1_path(z, gap, rho, sigma) - half_s2
-                         + log_exposure;
+    vector[N] log_mean = log(theta)[entity] + ar1_path(z, gap, rho, s) + log_exposure;
     target += neg_binomial_2_log_lpmf(y | log_mean, phi);
   }
 }
@@ -160,16 +170,20 @@ generated quantities {
   array[prior_only] real alpha_prior;
   array[prior_only] real phi_prior;
   array[prior_only] real rho_prior;
+  array[prior_only] real s_prior;
   array[prior_only] real sigma_prior;
   vector[prior_only ? J : 0] theta_prior;
 
-  // The joint log prior density of the hyperparameters mu, alpha, phi, rho and sigma at this
+  // The innovation sd per step, from s and rho.
+  real sigma = s * sqrt((1 - rho) * (1 + rho));
+
+  // The joint log prior density of the hyperparameters mu, alpha, phi, rho and s at this
   // draw (as brms's lprior), fully normalised like the target; for power-scaling sensitivity.
   real lprior = exponential_lpdf(mu | mu_rate) + normal_lpdf(alpha | 0, alpha_sd)
-                + normal_lpdf(phi | 0, phi_sd) + uniform_lpdf(rho | -1, 1)
-                + normal_lpdf(sigma | 0, sigma_sd) + 3 * log2();
+                + normal_lpdf(phi | 0, phi_sd) + rho_log_prior(rho)
+                + normal_lpdf(s | 0, s_sd) + 3 * log2();
 
-  // An unseen entity: its long-run rate, and a count in one window of exposure 1 at a
+  // An unseen entity: its median rate, and a count in one window of exposure 1 at a
   // stationary draw of its log-rate deviation.
   real theta_new;
   real y_new;
@@ -196,15 +210,15 @@ generated quantities {
     real alpha_g = alpha;
     real phi_g = phi;
     real rho_g = rho;
-    real sigma_g = sigma;
+    real s_g = s;
     vector[J] theta_g = theta;
     vector[N] z_g = z;
     if (prior_only) {
       mu_g = exponential_rng(mu_rate);
       alpha_g = abs(normal_rng(0, alpha_sd));
       phi_g = abs(normal_rng(0, phi_sd));
-      rho_g = uniform_rng(-1, 1);
-      sigma_g = abs(normal_rng(0, sigma_sd));
+      rho_g = 2 * beta_rng(2, 2) - 1;
+      s_g = abs(normal_rng(0, s_sd));
       for (i in 1:J) {
         theta_g[i] = gamma_rng(mu_g * alpha_g, alpha_g);
       }
@@ -215,16 +229,16 @@ generated quantities {
       alpha_prior[1] = alpha_g;
       phi_prior[1] = phi_g;
       rho_prior[1] = rho_g;
-      sigma_prior[1] = sigma_g;
+      s_prior[1] = s_g;
+      sigma_prior[1] = s_g * sqrt((1 - rho_g) * (1 + rho_g));
       theta_prior = theta_g;
     }
-    real s = sigma_g / sqrt((1 - rho_g) * (1 + rho_g));
-    real half_s2 = 0.5 * square(s);
-    vector[N] eta = ar1_path(z_g, gap, rho_g, sigma_g);
-    vector[N] log_lambda = log(theta_g)[entity] + eta - half_s2;
+    real sigma_g = s_g * sqrt((1 - rho_g) * (1 + rho_g));
+    vector[N] eta = ar1_path(z_g, gap, rho_g, s_g);
+    vector[N] log_lambda = log(theta_g)[entity] + eta;
 
     theta_new = gamma_rng(mu_g * alpha_g, alpha_g);
-    y_new = nb2_count_rng(theta_new * exp(s * std_normal_rng() - half_s2), phi_g);
+    y_new = nb2_count_rng(theta_new * exp(s_g * std_normal_rng()), phi_g);
 
     if (path_output) {
       lambda = exp(log_lambda);
@@ -254,8 +268,8 @@ generated quantities {
         }
         for (i in 1:J) {
           real eta_next = rho_g * eta[last_row[i]] + sigma_g * std_normal_rng();
-          y_next[i] = nb2_count_rng(theta_g[i] * exp(eta_next - half_s2), phi_g);
-          y_pred[i] = nb2_count_rng(theta_g[i] * exp(s * std_normal_rng() - half_s2), phi_g);
+          y_next[i] = nb2_count_rng(theta_g[i] * exp(eta_next), phi_g);
+          y_pred[i] = nb2_count_rng(theta_g[i] * exp(s_g * std_normal_rng()), phi_g);
         }
       }
     }

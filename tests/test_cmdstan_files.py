@@ -226,7 +226,8 @@ POSTERIOR = {
     "options": {"beta": (("covariate",), "beta"), "pi": ((), "pi")},
     "bytes": {"m0": ((), "m0"), "tau": ((), "tau"), "sigma_w": ((), "sigma_w"),
               "sigma_e": ((), "sigma_e"), "m": (("entity",), "m"), "m_new": ((), "m_new")},
-    "temporal": {"rho": ((), "rho"), "sigma": ((), "sigma"), "lambda": (("obs",), "lambda")},
+    "temporal": {"rho": ((), "rho"), "s": ((), "s"), "sigma": ((), "sigma"),
+                 "lambda": (("obs",), "lambda")},
 }
 
 
@@ -350,7 +351,7 @@ def test_temporal_run_rebuilds_the_windows_and_the_forecast(runs_50abbe5: Path) 
     np.testing.assert_allclose(forecast["lambda_last_mean"].to_numpy(),
                                lam[:, rows].mean(axis=0), rtol=1e-12)
     population = pd.read_csv(out / FILES["population"], index_col=0)
-    assert {"rho", "sigma"} <= set(population.index)
+    assert {"rho", "s", "sigma"} <= set(population.index)
 
 
 @pytest.mark.parametrize(("csvs", "data", "program"), [
@@ -369,9 +370,10 @@ def test_csvs_of_the_other_program_are_refused_naming_both(runs_50abbe5: Path, c
 
 
 @pytest.mark.parametrize(("edit", "message"), [
-    (lambda values: values.update(sigma_sd="wide"), "invalid settings"),
+    (lambda values: values.update(s_sd="wide"), "invalid settings"),
     (lambda values: values.update(K=3), "has field(s) ['K']"),
-    (lambda values: values.update(y=[1, *values["y"][1:]]), "'total_count' column differs"),
+    (lambda values: values.update(y=[values["y"][0] + 1, *values["y"][1:]]),
+     "'total_count' column differs"),
 ], ids=["bad-setting", "extra-field", "other-rows"])
 def test_an_edited_temporal_json_is_refused_naming_its_program(runs_50abbe5: Path, edit,
                                                                message: str) -> None:

@@ -42,8 +42,8 @@ def _scipy_lprior(posterior, config: ratepool.ModelConfig, scale: float = 1.0) -
                   + stats.halfnorm.logpdf(draws("sigma_w"), scale=config.bytes_sigma_w_prior_sd)
                   + stats.halfnorm.logpdf(draws("sigma_e"), scale=config.bytes_sigma_e_prior_sd))
     if "rho" in posterior:
-        total += (stats.uniform.logpdf(draws("rho"), -1, 2)
-                  + stats.halfnorm.logpdf(draws("sigma"), scale=config.sigma_prior_sd))
+        total += (stats.beta.logpdf(draws("rho"), 2, 2, loc=-1, scale=2)
+                  + stats.halfnorm.logpdf(draws("s"), scale=config.stationary_sd_prior_sd))
     return total
 
 
@@ -79,10 +79,10 @@ def test_lprior_with_every_option_and_the_temporal_program_matches_scipy(case: s
         config = SMALL.replace(bytes_tau_prior_sd=1.2, bytes_m0_prior_mean=6.0)
     else:
         data = ratepool.load_counts(ROOT / "data" / "temporal_example.csv", window_col="window")
-        config = SMALL.replace(temporal="ar1", sigma_prior_sd=0.7)
+        config = SMALL.replace(temporal="ar1", stationary_sd_prior_sd=0.7)
     result = ratepool.fit(data, config.replace(alpha_prior_sd=3.0, mu_prior_rate=0.3))
     expected_names = {"options": {"beta", "pi"}, "bytes": {"m0", "tau", "sigma_w", "sigma_e"},
-                      "temporal": {"rho", "sigma"}}[case]
+                      "temporal": {"rho", "s", "sigma"}}[case]
     assert expected_names <= set(result.idata.posterior.data_vars)
     _check_lprior(result)
 

@@ -238,36 +238,38 @@ def test_tiny_sbc_run_with_every_model_option() -> None:
 # The temporal program's SBC (ratepool.workflow.sbc_temporal)
 
 
-def _stationary_sd_cdf(x: float, sigma_sd: float) -> float:
-    """P(s <= x) for s = sigma / sqrt(1 - rho^2), sigma ~ HalfNormal(sigma_sd) independent of
-    rho ~ Uniform(-1, 1), by quadrature over rho (symmetric: rho in (0, 1))."""
+def _innovation_sd_cdf(x: float, s_sd: float) -> float:
+    """P(sigma <= x) for sigma = s sqrt(1 - rho^2), s ~ HalfNormal(s_sd) independent of
+    (rho + 1) / 2 ~ Beta(2, 2), by quadrature over rho (symmetric: rho in (0, 1))."""
     from scipy import integrate
 
     value, _ = integrate.quad(
-        lambda r: stats.halfnorm.cdf(x * np.sqrt(1 - r * r), scale=sigma_sd), 0.0, 1.0)
+        lambda r: 2 * stats.beta.pdf(r, 2, 2, loc=-1, scale=2)
+        * stats.halfnorm.cdf(x / np.sqrt(1 - r * r), scale=s_sd), 0.0, 1.0)
     return value
 
 
 def test_temporal_prior_draws_follow_the_prior() -> None:
-    """Kolmogorov-Smirnov against scipy: rho uniform on (-1, 1), sigma half-normal, and the
-    stationary sd s against its CDF integrated over rho by quadrature. s's prior has an
-    infinite mean (E[1 / sqrt(1 - rho^2)] diverges): its 99.9% quantile is far out."""
+    """Kolmogorov-Smirnov against scipy: rho with (rho + 1) / 2 ~ Beta(2, 2), the stationary sd
+    s half-normal, and the innovation sd sigma = s sqrt(1 - rho^2) against its CDF integrated
+    over rho by quadrature. (The prior was rho ~ Uniform(-1, 1) and sigma ~ HalfNormal, which
+    gave s an infinite prior mean; now s's prior is the half-normal and bounded in mean.)"""
     from ratepool.workflow.sbc_temporal import TemporalPrior, draw_temporal_parameters
 
     rng = np.random.default_rng(21)
-    draws = [draw_temporal_parameters(rng, TemporalPrior(sigma_sd=0.5), 2) for _ in range(3000)]
+    draws = [draw_temporal_parameters(rng, TemporalPrior(s_sd=0.5), 2) for _ in range(3000)]
     rho, sigma, s = (np.array([d[k] for d in draws]) for k in ("rho", "sigma", "s"))
-    assert stats.kstest(rho, stats.uniform(-1, 2).cdf).pvalue > 1e-3
-    assert stats.kstest(sigma, stats.halfnorm(scale=0.5).cdf).pvalue > 1e-3
-    grid = np.concatenate([[0.0], np.geomspace(1e-3, s.max() * 1.01, 400)])
-    cdf = np.array([_stationary_sd_cdf(x, 0.5) for x in grid])  # smooth: interpolated
-    assert stats.kstest(s, lambda x: np.interp(x, grid, cdf)).pvalue > 1e-3
-    assert 1 - _stationary_sd_cdf(5.0, 0.5) > 1e-3  # P(s > 10 sigma_sd) is not negligible
+    assert stats.kstest(rho, stats.beta(2, 2, loc=-1, scale=2).cdf).pvalue > 1e-3
+    assert stats.kstest(s, stats.halfnorm(scale=0.5).cdf).pvalue > 1e-3
+    grid = np.concatenate([[0.0], np.geomspace(1e-3, sigma.max() * 1.01, 400)])
+    cdf = np.array([_innovation_sd_cdf(x, 0.5) for x in grid])  # smooth: interpolated
+    assert stats.kstest(sigma, lambda x: np.interp(x, grid, cdf)).pvalue > 1e-3
+    np.testing.assert_allclose(sigma, s * np.sqrt(1 - rho**2), rtol=1e-12)
 
 
 @pytest.mark.cmdstan
 def test_tiny_temporal_sbc_run() -> None:
-    """Two simulations of the temporal program rank mu, alpha, phi, rho, sigma, s and thetas
+    """Two simulations of the temporal program rank mu, alpha, phi, rho, s, sigma and thetas
     within 0..L; the truths are the prior draws of (seed, simulation)."""
     from ratepool.engines.cmdstan import find_cmdstan
     from ratepool.workflow.sbc_temporal import (

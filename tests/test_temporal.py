@@ -1,6 +1,8 @@
 """The AR(1) temporal model (``ModelConfig(temporal="ar1")``, stan/temporal_negbinom.stan): its
 log density against an independent scipy computation, window ordering and gaps, input
-validation, recovery on simulated AR data, and the sigma -> 0 limit against the static model."""
+validation, the prior (its log density and the program's prior draws of rho, s and sigma against
+scipy's laws), recovery on simulated AR data, and the sigma -> 0 limit against the static
+model."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from ratepool.model.temporal import check_temporal, temporal_stan_data, window_l
 from .conftest import engine_params
 
 CONFIG = ratepool.ModelConfig(temporal="ar1", mu_prior_rate=0.2, alpha_prior_sd=1.5,
-                              overdispersion_prior_sd=3.0, sigma_prior_sd=0.7)
+                              overdispersion_prior_sd=3.0, stationary_sd_prior_sd=0.7)
 
 
 def gappy_panel(seed: int) -> pd.DataFrame:
@@ -40,14 +42,14 @@ def scipy_log_density(data: ratepool.CountData, params: dict, config: ratepool.M
     s^2 rho^|t_j - t_k| at the entity's observed windows (for ordered windows that factor is
     exactly the gap transition the program uses)."""
     mu, alpha, phi, theta = params["mu"], params["alpha"], params["phi"], params["theta"]
-    rho, sigma, z_sorted = params["rho"], params["sigma"], np.asarray(params["z"])
-    s2 = sigma**2 / (1 - rho**2)
+    rho, s, z_sorted = params["rho"], params["s"], np.asarray(params["z"])
+    s2 = s**2
     lp = (stats.expon.logpdf(mu, scale=1 / config.mu_prior_rate)
           + stats.halfnorm.logpdf(alpha, scale=config.alpha_prior_sd)
           + stats.halfnorm.logpdf(phi, scale=config.overdispersion_prior_sd)
           + stats.gamma.logpdf(theta, a=mu * alpha, scale=1 / alpha).sum()
-          + stats.uniform.logpdf(rho, loc=-1, scale=2)
-          + stats.halfnorm.logpdf(sigma, scale=config.sigma_prior_sd)
+          + stats.beta.logpdf(rho, 2, 2, loc=-1, scale=2)
+          + stats.halfnorm.logpdf(s, scale=config.stationary_sd_prior_sd)
           + stats.norm.logpdf(z_sorted).sum())
     windows = np.asarray(data.window, dtype=float)
     exposure = data.exposure if data.exposure is not None else np.ones(len(data.y))
@@ -59,7 +61,7 @@ def scipy_log_density(data: ratepool.CountData, params: dict, config: ratepool.M
         covariance = s2 * rho ** np.abs(t[:, None] - t[None, :])
         eta = linalg.cholesky(covariance, lower=True) @ z_sorted[position:position + len(rows)]
         position += len(rows)
-        mean = exposure[rows] * theta[entity] * np.exp(eta - s2 / 2)
+        mean = exposure[rows] * theta[entity] * np.exp(eta)  # theta: the median rate
         lp += stats.nbinom.logpmf(data.y[rows], n=phi, p=phi / (phi + mean)).sum()
     return float(lp)
 
@@ -76,10 +78,64 @@ def test_log_density_matches_scipy_with_gaps_exposure_and_shuffled_rows(engine_n
     for rho in (0.85, -0.6, 0.05):
         params = {"mu": rng.gamma(2, 2), "alpha": rng.gamma(2, 0.5), "phi": rng.gamma(2, 1),
                   "theta": rng.gamma(3, 1, data.n_entities), "rho": rho,
-                  "sigma": rng.uniform(0.1, 0.8), "z": rng.normal(size=data.n_windows_total)}
+                  "s": rng.uniform(0.1, 0.8), "z": rng.normal(size=data.n_windows_total)}
         expected = scipy_log_density(data, params, config)
         got = engine.log_density(temporal_program(), values, params)
         assert got == pytest.approx(expected, rel=1e-8, abs=1e-8), rho
+
+
+def test_log_density_puts_the_prior_on_s_and_vanishes_at_rho_one() -> None:
+    """At one point the program's log density equals scipy's with s ~ HalfNormal and
+    (rho + 1) / 2 ~ Beta(2, 2), and moving rho towards 1 at fixed s (and z) changes it by
+    exactly log(1 - rho^2) plus the likelihood's change: rho's prior density 3/4 (1 - rho^2)
+    goes to 0 at +-1 (under the earlier Uniform(-1, 1) prior it stayed at 1/2)."""
+    engine = ratepool.get_engine("pystan")
+    data = ratepool.from_dataframe(gappy_panel(3), window_col="window")
+    values = temporal_stan_data(data, CONFIG, obs_predictions=False, prior_only=True)
+    rng = np.random.default_rng(5)
+    params = {"mu": 3.0, "alpha": 1.2, "phi": 2.5, "theta": rng.gamma(3, 1, data.n_entities),
+              "rho": 0.3, "s": 0.45, "z": rng.normal(size=data.n_windows_total)}
+    # prior_only = 1: the target is the prior alone (no likelihood term).
+    for rho in (0.3, 0.99, 0.9999):
+        point = {**params, "rho": rho}
+        expected = (stats.expon.logpdf(3.0, scale=1 / CONFIG.mu_prior_rate)
+                    + stats.halfnorm.logpdf(1.2, scale=CONFIG.alpha_prior_sd)
+                    + stats.halfnorm.logpdf(2.5, scale=CONFIG.overdispersion_prior_sd)
+                    + stats.gamma.logpdf(params["theta"], a=3.6, scale=1 / 1.2).sum()
+                    + np.log(0.75 * (1 - rho**2))
+                    + stats.halfnorm.logpdf(0.45, scale=CONFIG.stationary_sd_prior_sd)
+                    + stats.norm.logpdf(params["z"]).sum())
+        got = engine.log_density(temporal_program(), values, point)
+        assert got == pytest.approx(expected, rel=1e-10, abs=1e-10), rho
+
+
+def test_prior_draws_of_rho_s_and_sigma_follow_their_laws() -> None:
+    """The program's ancestral prior draws (fixed_param sampler, 4000 draws, fixed seed):
+    rho against scipy's Beta(2, 2) on (-1, 1), s against HalfNormal(stationary_sd_prior_sd)
+    and sigma against the law of s sqrt(1 - rho^2) (its CDF by quadrature over rho), each by
+    a one-sample Kolmogorov-Smirnov test at level 0.001 (a correct program fails one of the
+    three with probability under 0.3%; under the earlier prior, rho uniform, the KS distance
+    to Beta(2, 2) is about 0.1, a p-value near 1e-30 at 4000 draws); and sigma is
+    s sqrt(1 - rho^2) draw by draw."""
+    from scipy import integrate
+
+    data = ratepool.from_dataframe(gappy_panel(3), window_col="window")
+    config = CONFIG.replace(random_seed=20261204)
+    prior = ratepool.sample_prior(data, config, draws=4000, engine="pystan").prior
+    rho, s, sigma = (prior[name].to_numpy().ravel() for name in ("rho", "s", "sigma"))
+    assert len(rho) == len(s) == len(sigma) == 4000
+    scale = config.stationary_sd_prior_sd
+    rho_law = stats.beta(2, 2, loc=-1, scale=2)
+    assert stats.kstest(rho, rho_law.cdf).pvalue > 1e-3
+    assert stats.kstest(s, stats.halfnorm(scale=scale).cdf).pvalue > 1e-3
+
+    def sigma_cdf(x: float) -> float:
+        """P(s sqrt(1 - rho^2) <= x) = E_rho[P(s <= x / sqrt(1 - rho^2))]."""
+        return integrate.quad(lambda r: rho_law.pdf(r) * stats.halfnorm.cdf(
+            x / np.sqrt(1 - r**2), scale=scale), -1, 1, epsabs=1e-12)[0]
+
+    assert stats.kstest(sigma, np.vectorize(sigma_cdf)).pvalue > 1e-3
+    np.testing.assert_allclose(sigma, s * np.sqrt(1 - rho**2), rtol=1e-12)
 
 
 # --------------------------------------------------------------------------------------------
@@ -194,17 +250,35 @@ def test_options_the_temporal_model_lacks_are_refused(changes, name) -> None:
 def test_config_keys_round_trip_and_are_validated(tmp_path) -> None:
     path = tmp_path / "c.toml"
     path.write_text('[model]\ntemporal = "ar1"\nmax_temporal_windows = 500\n'
-                    '[priors]\nsigma_prior_sd = 0.25\n')
+                    '[priors]\nstationary_sd_prior_sd = 0.25\n')
     config = ratepool.ModelConfig.from_toml(path)
-    assert (config.temporal, config.max_temporal_windows, config.sigma_prior_sd) == \
+    assert (config.temporal, config.max_temporal_windows, config.stationary_sd_prior_sd) == \
         ("ar1", 500, 0.25)
     path.write_text(config.to_toml())
     assert ratepool.ModelConfig.from_toml(path) == config
     assert ratepool.ModelConfig().temporal is None
     with pytest.raises(ratepool.ConfigError, match="temporal"):
         ratepool.ModelConfig(temporal="ar2")
-    with pytest.raises(ratepool.ConfigError, match="sigma_prior_sd"):
-        ratepool.ModelConfig(sigma_prior_sd=0.0)
+    with pytest.raises(ratepool.ConfigError, match="stationary_sd_prior_sd"):
+        ratepool.ModelConfig(stationary_sd_prior_sd=0.0)
+
+
+def test_the_removed_sigma_prior_sd_names_its_replacement(tmp_path) -> None:
+    """sigma_prior_sd (the prior on the innovation sd) was replaced by stationary_sd_prior_sd:
+    any value but its old default is refused with a message naming the new key, in a file and
+    in `ModelConfig.replace`; the old default (written into every saved run's config) is read
+    and ignored, so results folders saved before still load."""
+    path = tmp_path / "c.toml"
+    path.write_text('[priors]\nsigma_prior_sd = 0.25\n')
+    with pytest.raises(ratepool.ConfigError, match="stationary_sd_prior_sd"):
+        ratepool.ModelConfig.from_toml(path)
+    with pytest.raises(ratepool.ConfigError, match="stationary_sd_prior_sd"):
+        ratepool.ModelConfig.from_dict({"sigma_prior_sd": 1.0})
+    with pytest.raises(ratepool.ConfigError, match="stationary_sd_prior_sd"):
+        ratepool.ModelConfig().replace(sigma_prior_sd=0.25)
+    old = ratepool.ModelConfig.from_dict({"priors": {"sigma_prior_sd": 0.5}, "temporal": "ar1"})
+    assert old == ratepool.ModelConfig(temporal="ar1")
+    assert "sigma_prior_sd" not in ratepool.ModelConfig().to_toml()
 
 
 # --------------------------------------------------------------------------------------------

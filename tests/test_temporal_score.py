@@ -1,8 +1,9 @@
 """Scoring and predicting with a temporal (AR(1)) fit: the predictive law at the new window.
 
-Per draw, the count g steps after an entity's last fitted window is NB2(E theta exp(eta - s^2/2),
-phi) with eta the AR(1) state there (stan/temporal_negbinom.stan). The law is checked against a
-step-by-step simulation of the AR(1) and against scipy quadrature; on a real fit, `score`,
+Per draw, the count g steps after an entity's last fitted window is NB2(E theta exp(eta), phi)
+with theta the entity's median rate and eta the AR(1) state there
+(stan/temporal_negbinom.stan). The law is checked against a step-by-step simulation of the
+AR(1) and against scipy quadrature; on a real fit, `score`,
 `predict` and ``ratepool score`` against the average over the posterior draws of that law
 (computed here from the draws with scipy alone, so these tests also show the static law that
 scoring used before is wrong for temporal fits).
@@ -26,14 +27,16 @@ THETA, PHI, RHO, SIGMA, ETA_LAST = 5.0, 3.0, 0.8, 0.3, 0.8
 S2 = SIGMA**2 / (1 - RHO**2)
 
 
-def one_draw_rates():
+def one_draw_rates(mean_corrected: bool = False):
     """The temporal rates of one posterior draw at the example's values: entity "a" last fitted
-    at window 10 (integer windows)."""
+    at window 10 (integer windows); ``mean_corrected``: read as a fit of the earlier program
+    (theta the long-run mean rate, the log mean carrying -s^2 / 2)."""
     from ratepool.posterior.temporal_score import TemporalRates
 
     labels = np.array(["a"], dtype=object)
     return TemporalRates(labels=labels, theta=np.array([[THETA]]), theta_new=np.array([THETA]),
                          phi=np.array([PHI]), rho=np.array([RHO]), sigma=np.array([SIGMA]),
+                         mean_corrected=mean_corrected,
                          eta_last=np.array([[ETA_LAST]]), last_step=np.array([10]),
                          window_origin="0", window_step="1")
 
@@ -56,11 +59,14 @@ def quad_tails(y: int, centre: float, sd: float, phi: float) -> tuple[float, flo
     return out[0], out[1]
 
 
-@pytest.mark.parametrize("gap", [1, 3, 50])
-def test_one_draw_matches_simulation_and_quadrature(gap: int) -> None:
+@pytest.mark.parametrize("gap, mean_corrected", [(1, False), (3, False), (50, False),
+                                                 (3, True)])
+def test_one_draw_matches_simulation_and_quadrature(gap: int, mean_corrected: bool) -> None:
     """P(Y >= y) and P(Y <= y) at a window g steps after the last: within 4 binomial standard
     errors of 10^6 counts simulated step by step through the AR(1) (eta <- rho eta + sigma z,
-    g times), and within 1e-9 relative of scipy quadrature over the state's normal law."""
+    g times), and within 1e-9 relative of scipy quadrature over the state's normal law. theta
+    is the median rate; with ``mean_corrected`` (fits of the earlier program) the long-run
+    mean rate, the log mean shifted by -s^2 / 2."""
     from ratepool.posterior.score import score_rows
 
     rng = np.random.default_rng(20261203 + gap)
@@ -68,14 +74,16 @@ def test_one_draw_matches_simulation_and_quadrature(gap: int) -> None:
     eta = np.full(n, ETA_LAST)
     for _ in range(gap):
         eta = RHO * eta + SIGMA * rng.standard_normal(n)
-    mean = THETA * np.exp(eta - S2 / 2)
+    shift = S2 / 2 if mean_corrected else 0.0
+    mean = THETA * np.exp(eta - shift)
     counts = rng.poisson(rng.gamma(PHI, mean / PHI))
     ys = np.array([0, 3, 10, 25, 40])
-    scored = score_rows(one_draw_rates(), pd.Series(["a"] * len(ys), dtype=object), ys,
+    scored = score_rows(one_draw_rates(mean_corrected),
+                        pd.Series(["a"] * len(ys), dtype=object), ys,
                         window=10 + gap + np.zeros(len(ys), dtype=np.int64)).table
     assert np.allclose(scored["pred_mean"], counts.mean(), rtol=0,
                        atol=4 * counts.std() / math.sqrt(n))
-    centre = math.log(THETA) - S2 / 2 + RHO**gap * ETA_LAST
+    centre = math.log(THETA) - shift + RHO**gap * ETA_LAST
     sd = math.sqrt(S2 * (1 - RHO ** (2 * gap)))
     for y, p_upper, p_lower in zip(ys, scored["p_upper"], scored["p_lower"]):
         for p, simulated in ((p_upper, (counts >= y).mean()), (p_lower, (counts <= y).mean())):
@@ -96,7 +104,7 @@ def test_pit_of_counts_drawn_from_the_model_is_uniform() -> None:
     eta = ETA_LAST
     for _ in range(3):
         eta = RHO * eta + SIGMA * rng.standard_normal(n)
-    counts = rng.poisson(rng.gamma(PHI, THETA * np.exp(eta - S2 / 2) / PHI))
+    counts = rng.poisson(rng.gamma(PHI, THETA * np.exp(eta) / PHI))
     table = score_rows(one_draw_rates(), pd.Series(["a"] * n, dtype=object), counts,
                        window=np.full(n, 13), seed=3).table
     assert stats.kstest(table["pit"], "uniform").pvalue > 1e-3
@@ -118,11 +126,14 @@ def test_far_tails_keep_their_relative_precision() -> None:
 
 
 def test_the_static_law_flags_fifteen_times_too_often() -> None:
-    """The example of the issue: P(Y >= 25) is 4.4e-4 under NB2(5, 3), but 6.9e-3 at a typical
-    window (50 steps on: nearly stationary) and 3.0e-2 one step after eta = 0.8."""
+    """The worked example: P(Y >= 25) is 4.4e-4 under NB2(5, 3), but 6.9e-3 at a typical
+    window (50 steps on: nearly stationary) and 3.0e-2 one step after eta = 0.8. The example
+    has theta 5 as the long-run mean rate (the earlier program's convention, read through
+    ``mean_corrected``); with theta the median rate the temporal law's tails are heavier
+    still."""
     from ratepool.posterior.score import score_rows
 
-    table = score_rows(one_draw_rates(), pd.Series(["a", "a"], dtype=object),
+    table = score_rows(one_draw_rates(mean_corrected=True), pd.Series(["a", "a"], dtype=object),
                        np.array([25, 25]), window=np.array([11, 60])).table
     static = stats.nbinom.sf(24, PHI, PHI / (PHI + THETA))
     assert static == pytest.approx(4.4e-4, rel=0.05)
@@ -161,7 +172,7 @@ def test_windows_in_or_before_the_fitted_span_are_refused() -> None:
 
 
 CONFIG = ratepool.ModelConfig(temporal="ar1", mu_prior_rate=0.2, alpha_prior_sd=1.5,
-                              overdispersion_prior_sd=3.0, sigma_prior_sd=0.7, n_chains=2,
+                              overdispersion_prior_sd=3.0, stationary_sd_prior_sd=0.7, n_chains=2,
                               n_tune=150, n_samples=60, random_seed=11)
 
 
@@ -186,12 +197,12 @@ def expected_tails(idata, frame: pd.DataFrame, new: pd.DataFrame, steps: np.ndar
             j = labels.index(row["entity"])
             rows = np.flatnonzero(frame["entity"].to_numpy() == row["entity"])
             last = rows[np.argmax(frame["window"].to_numpy()[rows])]
-            eta = np.log(flat["lambda"][:, last] / flat["theta"][:, j]) + s2 / 2
+            eta = np.log(flat["lambda"][:, last] / flat["theta"][:, j])
             gap = step - frame["window"].to_numpy()[last]
-            centre = np.log(flat["theta"][:, j]) - s2 / 2 + flat["rho"] ** gap * eta
+            centre = np.log(flat["theta"][:, j]) + flat["rho"] ** gap * eta
             sd = np.sqrt(s2 * (1 - flat["rho"] ** (2 * gap)))
         else:
-            centre, sd = np.log(flat["theta_new"]) - s2 / 2, np.sqrt(s2)
+            centre, sd = np.log(flat["theta_new"]), np.sqrt(s2)
 
         def integrand(x: float, upper: bool) -> float:
             mean = np.exp(centre + sd * x)

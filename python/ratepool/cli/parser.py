@@ -74,8 +74,8 @@ def _add_config_options(command: argparse.ArgumentParser, *, engine: bool = True
                                   "found, else PyStan (default: the config's, auto)")
     command.add_argument("--temporal", choices=["ar1"], default=None,
                          help="ar1: each entity's log rate drifts from window to window as an "
-                              "AR(1) around its long-run rate (needs --window-col; integer or "
-                              "date windows). Prints rho and sigma; the results folder adds "
+                              "AR(1) around its median rate (needs --window-col; integer or "
+                              "date windows). Prints rho, s and sigma; the results folder adds "
                               "the latent rate paths and next-window forecasts "
                               "(config: [model] temporal)")
     command.add_argument("--zero-inflation", action="store_true", default=None,

@@ -102,10 +102,15 @@ class ModelConfig:
         ``bytes_sigma_prior_sd`` (one spread at every count).
     temporal : {None, "ar1"}
         None (default): each entity has one rate. ``"ar1"``: the entity's log rate drifts from
-        window to window as a stationary AR(1) around its long-run rate
+        window to window as a stationary AR(1) around its median rate
         (``stan/temporal_negbinom.stan``, `ratepool.model.temporal`); needs the window column.
-    sigma_prior_sd : float
-        Scale of the half-normal prior on the AR(1) innovation sd ``sigma`` (temporal model).
+    stationary_sd_prior_sd : float
+        Scale of the half-normal prior on the AR(1)'s stationary sd ``s`` of the log rate
+        (temporal model; default 0.5: a median of 0.34 and 95% below 0.98, so a window's rate
+        is within a factor of about 2.7 of the entity's median rate in most windows). It
+        replaces ``sigma_prior_sd`` (a prior on the innovation sd, which with rho uniform on
+        (-1, 1) gave the stationary variance an infinite prior mean); the innovation sd
+        ``sigma = s sqrt(1 - rho^2)`` is still reported.
     warm_start : {"auto", "on", "off"}
         Start the sampler near the posterior with a data-based initial metric
         (`ratepool.model.warm_start`): ``"auto"`` (default) for fits of at least 5,000 entities
@@ -143,7 +148,7 @@ class ModelConfig:
     bytes_sigma_w_prior_sd: float = 1.0
     bytes_sigma_e_prior_sd: float = 1.5
     temporal: str | None = None
-    sigma_prior_sd: float = 0.5
+    stationary_sd_prior_sd: float = 0.5
     max_temporal_windows: int = 10_000
     warm_start: str = "auto"
 
@@ -157,7 +162,7 @@ class ModelConfig:
         _check_float(self, "target_accept", open_low=0.0, open_high=1.0)
         for name in ("mu_prior_rate", "alpha_prior_sd", "overdispersion_prior_sd",
                      "beta_prior_sd", "bytes_m0_prior_sd", "bytes_tau_prior_sd",
-                     "bytes_sigma_w_prior_sd", "bytes_sigma_e_prior_sd", "sigma_prior_sd"):
+                     "bytes_sigma_w_prior_sd", "bytes_sigma_e_prior_sd", "stationary_sd_prior_sd"):
             _check_float(self, name, open_low=0.0)
         _check_float(self, "bytes_m0_prior_mean", open_low=-math.inf)
         _check_choice(self, "parameterization", PARAMETERIZATIONS)
@@ -200,7 +205,9 @@ class ModelConfig:
         """Return a copy with ``changes`` applied (validated again)."""
         unknown = set(changes) - set(self.field_names())
         if unknown:
-            raise ConfigError(f"unknown config key(s): {sorted(unknown)}")
+            hints = "".join(f"; {name}{_REMOVED[name]}" for name in sorted(unknown)
+                            if name in _REMOVED)
+            raise ConfigError(f"unknown config key(s): {sorted(unknown)}{hints}")
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -280,7 +287,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
                  "warm_start"),
     "priors": ("mu_prior_rate", "alpha_prior_sd", "overdispersion_prior_sd", "beta_prior_sd",
                "bytes_m0_prior_mean", "bytes_m0_prior_sd", "bytes_tau_prior_sd",
-               "bytes_sigma_w_prior_sd", "bytes_sigma_e_prior_sd", "sigma_prior_sd"),
+               "bytes_sigma_w_prior_sd", "bytes_sigma_e_prior_sd", "stationary_sd_prior_sd"),
     "model": ("parameterization", "likelihood", "obs_predictions", "entity_predictions",
               "max_obs_prediction_values", "max_entity_prediction_values", "zero_inflation",
               "exposure_col", "covariates", "bytes_col", "temporal", "max_temporal_windows"),
@@ -288,7 +295,13 @@ SECTIONS: dict[str, tuple[str, ...]] = {
 _TABLE_OF = {name: table for table, names in SECTIONS.items() for name in names}
 #: Settings that no longer exist: what replaced them.
 _REMOVED = {"bytes_sigma_prior_sd": " (the bytes factor's one spread sigma_b is now two: set "
-                                    "bytes_sigma_w_prior_sd and bytes_sigma_e_prior_sd)"}
+                                    "bytes_sigma_w_prior_sd and bytes_sigma_e_prior_sd)",
+            "sigma_prior_sd": " (the temporal model's prior is now on the stationary sd s of the "
+                              "log rate, not on the innovation sd sigma: set "
+                              "stationary_sd_prior_sd)"}
+#: Removed settings still read at their old default (ignored), so that the config of a run
+#: saved before their removal loads; any other value raises, naming the replacement.
+_IGNORED_AT_DEFAULT = {"sigma_prior_sd": 0.5}
 
 
 def _table_key(table: str, key: str, value: Any, source: str) -> tuple[str, str]:
@@ -301,6 +314,8 @@ def _table_key(table: str, key: str, value: Any, source: str) -> tuple[str, str]
         )
     if isinstance(value, dict):
         raise ConfigError(f"{source}: {path} is a table; settings are single values")
+    if key in _IGNORED_AT_DEFAULT and table == "priors":
+        return key, path
     if key not in _TABLE_OF:
         raise ConfigError(
             f"{source}: unknown key {path!r}{_REMOVED.get(key, '')}; [{table}] holds "
@@ -316,6 +331,11 @@ def _table_key(table: str, key: str, value: Any, source: str) -> tuple[str, str]
 def _add_setting(flat: dict[str, tuple[str, Any]], name_path: tuple[str, str], value: Any,
                  source: str) -> None:
     name, path = name_path
+    if name in _IGNORED_AT_DEFAULT:
+        if value == _IGNORED_AT_DEFAULT[name] and not isinstance(value, bool):
+            return
+        raise ConfigError(f"{source}: {path} = {value!r} is no longer a setting"
+                          f"{_REMOVED[name]}")
     if name not in _TABLE_OF:
         raise ConfigError(
             f"{source}: unknown key {path!r}{_REMOVED.get(name, '')}; valid keys are "

@@ -240,7 +240,9 @@ def window_bytes_from_events(rng: np.random.Generator, counts: np.ndarray, m: np
 
 @dataclass(frozen=True)
 class SimulatedTemporalData(SimulatedData):
-    """Rows simulated from the AR(1) temporal model, with its true rho, sigma and rate path."""
+    """Rows simulated from the AR(1) temporal model, with its true rho, sigma and rate path.
+
+    ``s`` (the stationary sd, ``sigma / sqrt(1 - rho^2)``) is derived."""
 
     rho: float = 0.0
     sigma: float = 0.0
@@ -248,8 +250,13 @@ class SimulatedTemporalData(SimulatedData):
     rate_path: np.ndarray | None = None
 
     def truth(self) -> dict[str, object]:
-        """The true values as a JSON-ready dict (with rho and sigma)."""
-        return {**super().truth(), "rho": self.rho, "sigma": self.sigma}
+        """The true values as a JSON-ready dict (with rho, s and sigma)."""
+        return {**super().truth(), "rho": self.rho, "s": self.s, "sigma": self.sigma}
+
+    @property
+    def s(self) -> float:
+        """The stationary sd of the log-rate deviation."""
+        return float(self.sigma / np.sqrt((1.0 - self.rho) * (1.0 + self.rho)))
 
 
 def simulate_ar_counts(
@@ -267,9 +274,10 @@ def simulate_ar_counts(
 ) -> SimulatedTemporalData:
     """Draw from the AR(1) temporal model (``stan/temporal_negbinom.stan``).
 
-    theta_i ~ Gamma(mu alpha, alpha); over windows 1..T_i the log-rate deviation starts at its
-    stationary law N(0, s^2), s = sigma / sqrt(1 - rho^2), and steps eta_t = rho eta_{t-1} +
-    sigma e_t; lambda_it = theta_i exp(eta_t - s^2 / 2); y_it ~ NB2(lambda_it, phi). Then each
+    theta_i ~ Gamma(mu alpha, alpha) (the entity's median rate); over windows 1..T_i the
+    log-rate deviation starts at its stationary law N(0, s^2), s = sigma / sqrt(1 - rho^2), and
+    steps eta_t = rho eta_{t-1} + sigma e_t; lambda_it = theta_i exp(eta_t);
+    y_it ~ NB2(lambda_it, phi). Then each
     window after an entity's first is dropped with probability ``missing``: the kept rows
     have gaps, simulated step by step (an independent check of the model's exact
     gap transition). Column ``window`` holds the integer window t.
@@ -289,7 +297,7 @@ def simulate_ar_counts(
         keep = np.r_[True, path_rng.random(steps - 1) >= missing]
         entity += [i] * int(keep.sum())
         window.append(np.arange(1, steps + 1)[keep])
-        rate.append(theta[i] * np.exp(eta[keep] - stationary_sd**2 / 2))
+        rate.append(theta[i] * np.exp(eta[keep]))
     entity_index = np.asarray(entity)
     rate_path = np.concatenate(rate)
     counts = nb2_draws(rng, rate_path, phi)

@@ -9,8 +9,8 @@
   ``stan/temporal_negbinom.stan`` (see the layout at the top of that file).
 
 The fit is `ratepool.workflow.temporal`, its outputs `ratepool.posterior.temporal_draws`. The
-model, its mean correction and its gap handling are documented in the Stan file and the docs
-("Temporal dynamics").
+model, its priors (on the stationary sd s and on rho) and its gap handling are documented in
+the Stan file and the docs ("Temporal dynamics").
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 #: Per-row Stan outputs (put back in the data's row order).
 #: Population parameters of the AR(1) program.
-TEMPORAL_PARAMETERS = ("rho", "sigma")
+TEMPORAL_PARAMETERS = ("rho", "s", "sigma")
 PATH_VARIABLES = ("lambda", "y_rep", "log_lik")
 #: Interval reported for the latent rates and the next window's count.
 INTERVAL = 0.90
@@ -285,7 +285,7 @@ def temporal_stan_data(
         "mu_rate": float(config.mu_prior_rate),
         "alpha_sd": float(config.alpha_prior_sd),
         "phi_sd": float(config.overdispersion_prior_sd),
-        "sigma_sd": float(config.sigma_prior_sd),
+        "s_sd": float(config.stationary_sd_prior_sd),
         "prior_only": int(prior_only),
         "obs_predictions": int(obs_predictions),
         "path_output": int(obs_predictions),

@@ -199,7 +199,7 @@ def run_record(
 
 def population_summary(idata: az.InferenceData) -> pd.DataFrame:
     """mu, alpha, phi (beta and pi, the bytes factor's m0, tau, sigma_w and sigma_e, the temporal
-    model's rho and sigma, when fitted): posterior mean, sd, 94% HDI, MCSE, bulk and tail ESS,
+    model's rho, s and sigma, when fitted): posterior mean, sd, 94% HDI, MCSE, bulk and tail ESS,
     R-hat."""
     names = [name for name in (*PARAMETERS, *OPTION_PARAMETERS, *BYTES_PARAMETERS[:-1],
                                *TEMPORAL_PARAMETERS)

@@ -37,7 +37,7 @@ def _shown_entities(data: CountData, count: int) -> np.ndarray:
 def latent_paths_figure(idata: az.InferenceData, data: CountData,
                         entities: int = MAX_PATH_ENTITIES) -> Figure:
     """Per entity (the ones with most windows): the observed counts per unit exposure, the
-    posterior mean of the latent rate lambda with its central 90% interval, the long-run rate
+    posterior mean of the latent rate lambda with its central 90% interval, the median rate
     theta (dashed) and the next window's 90% predictive interval.
 
     The x axis is the window in steps from the earliest window of the data.
@@ -68,7 +68,7 @@ def latent_paths_figure(idata: az.InferenceData, data: CountData,
         axis.plot(x, data.y[rows_of] / exposure[rows_of], "o", color="k", markersize=3,
                   label="count" if data.exposure is None else "count / exposure")
         axis.axhline(theta[entity], color="C1", linestyle="--", linewidth=1,
-                     label="theta (long-run)")
+                     label="theta (median)")
         if has_next:
             nxt = idata.posterior_predictive["y_next"].to_numpy()[..., entity].ravel()
             q_low, q_high = np.quantile(nxt, [low, high])
@@ -94,17 +94,18 @@ def write_temporal_outputs(folder: Path, idata: az.InferenceData, data: CountDat
         f"{name} = {float(posterior[name].mean()):.3f} "
         f"({INTERVAL:.0%}: {float(posterior[name].quantile((1 - INTERVAL) / 2)):.3f} to "
         f"{float(posterior[name].quantile((1 + INTERVAL) / 2)):.3f})"
-        for name in ("rho", "sigma"))
+        for name in ("rho", "s", "sigma") if name in posterior)
     parts.append(
-        f"<p>Per-step autocorrelation and innovation sd of the log rate: {html.escape(summary)}. "
-        "theta is each entity's long-run mean rate; lambda its rate in each window.</p>")
+        f"<p>Per-step autocorrelation, stationary sd and innovation sd of the log rate: "
+        f"{html.escape(summary)}. theta is each entity's median rate (its long-run mean rate is "
+        "theta exp(s²/2)); lambda its rate in each window.</p>")
     if "lambda" in posterior:
         png = png_bytes(latent_paths_figure(idata, data))
         (folder / TEMPORAL_FILES["paths"]).write_bytes(png)
         encoded = base64.b64encode(png).decode("ascii")
         parts.append('<p class="muted">The entities with the most windows: counts per unit '
                      f"exposure (dots), the latent rate's posterior mean and {INTERVAL:.0%} "
-                     "interval (blue), the long-run rate theta (dashed) and the next window's "
+                     "interval (blue), the median rate theta (dashed) and the next window's "
                      f"{INTERVAL:.0%} predictive interval (red).</p>"
                      f'<img alt="latent rate paths" src="data:image/png;base64,{encoded}">')
     else:

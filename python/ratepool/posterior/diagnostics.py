@@ -250,8 +250,8 @@ def get_model_diagnostics(idata: az.InferenceData,
 
 def _checks(posterior: Any) -> dict[str, tuple[Any, bool]]:
     """R-hat, bulk and tail ESS (whether larger is worse) of mu, alpha, phi, the options' beta
-    and pi, the bytes factor's m0, tau, sigma_w, sigma_e and m, the temporal model's rho and sigma, and
-    theta: computed once, for the design document's keys and the checks over every parameter."""
+    and pi, the bytes factor's m0, tau, sigma_w, sigma_e and m, the temporal model's rho, s and
+    sigma, and theta: computed once, for the design document's keys and the checks over every parameter."""
     names = [name for name in (*PARAMETERS, *OPTION_PARAMETERS, *BYTES_PARAMETERS,
                                *TEMPORAL_PARAMETERS, "theta") if name in posterior]
     draws = posterior[names]

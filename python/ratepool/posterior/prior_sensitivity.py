@@ -58,8 +58,11 @@ PRIOR_SETTINGS = {
     "tau": "bytes_tau_prior_sd (HalfNormal): widen it",
     "sigma_w": "bytes_sigma_w_prior_sd (HalfNormal): widen it",
     "sigma_e": "bytes_sigma_e_prior_sd (HalfNormal): widen it",
-    "rho": "rho has a uniform prior on (-1, 1); the conflict comes through the other parameters",
-    "sigma": "sigma_prior_sd (HalfNormal): widen it",
+    "rho": "rho has a fixed scaled Beta(2, 2) prior on (-1, 1); the conflict comes through the "
+           "other parameters",
+    "s": "stationary_sd_prior_sd (HalfNormal): widen it",
+    "sigma": "sigma = s sqrt(1 - rho^2) has no prior of its own: see s and rho "
+             "(stationary_sd_prior_sd)",
 }
 
 #: Log likelihood variables of the data (not entity_windows or entity_total: sums of ``y``).

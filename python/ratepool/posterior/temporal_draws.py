@@ -40,7 +40,7 @@ def _scalar(values: np.ndarray) -> np.ndarray:
 
 def _add_temporal_variables(idata: az.InferenceData, draws: Draws, prior: Draws | None,
                             layout: WindowLayout) -> az.InferenceData:
-    """rho, sigma, lambda[obs] and y_next[entity] into their groups (and the prior's)."""
+    """rho, s, sigma, lambda[obs] and y_next[entity] into their groups (and the prior's)."""
     def add(group: str, values: dict[str, tuple[tuple[str, ...], np.ndarray]]) -> None:
         present = {name: value for name, value in values.items() if value[1].size}
         if present and group in idata.groups():
@@ -51,7 +51,7 @@ def _add_temporal_variables(idata: az.InferenceData, draws: Draws, prior: Draws 
 
     scale = float(idata.constant_data.attrs.get(EXPOSURE_SCALE_ATTR, 1.0))
     posterior = pick(in_user_units(draws.variables, scale),
-                     {"rho": "rho", "sigma": "sigma", "lambda": "lambda"})
+                     {"rho": "rho", "s": "s", "sigma": "sigma", "lambda": "lambda"})
     add("posterior", {name: (("chain", "draw", "obs") if name == "lambda" else
                              ("chain", "draw"), value) for name, value in posterior.items()})
     if "y_next" in draws.variables:
@@ -60,7 +60,8 @@ def _add_temporal_variables(idata: az.InferenceData, draws: Draws, prior: Draws 
                         np.rint(draws.variables["y_next"]).astype(np.int64))})
     if prior is not None:
         prior_values = pick(in_user_units(prior.variables, scale),
-                            {"rho": "rho_prior", "sigma": "sigma_prior", "lambda": "lambda"})
+                            {"rho": "rho_prior", "s": "s_prior", "sigma": "sigma_prior",
+                             "lambda": "lambda"})
         add("prior", {name: (("chain", "draw", "obs") if name == "lambda" else
                              ("chain", "draw"),
                              value if name == "lambda" else _scalar(value))

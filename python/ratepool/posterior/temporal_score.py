@@ -1,8 +1,11 @@
 """Scoring and prediction with a temporal (AR(1)) fit, from its predictive law at the window.
 
 The temporal model (``stan/temporal_negbinom.stan``) gives entity i in window j the mean
-``E_ij theta_i exp(eta_ij - s^2 / 2)``, with ``s = sigma / sqrt(1 - rho^2)`` the stationary sd of
-the log-rate deviation eta, and ``y_ij ~ NB2(mean, phi)``. Given a posterior draw, the state
+``E_ij theta_i exp(eta_ij)``, with theta_i the entity's median rate and eta the log-rate
+deviation, of stationary sd ``s`` (innovation sd ``sigma = s sqrt(1 - rho^2)``), and
+``y_ij ~ NB2(mean, phi)``. (Fits of the program before the prior moved to s have no ``s``
+draws; their theta_i was the long-run mean rate, the mean ``E_ij theta_i exp(eta_ij - s^2 / 2)``,
+and they are read with that correction.) Given a posterior draw, the state
 ``g >= 1`` steps after the entity's last fitted window is
 
     eta ~ Normal(rho^g eta_last, s^2 (1 - rho^(2 g)))
@@ -64,6 +67,9 @@ class TemporalRates(PosteriorRates):
     ----------
     rho, sigma : numpy.ndarray
         (S,) AR(1) coefficient per step and innovation sd.
+    mean_corrected : bool
+        True for fits of the earlier program, whose theta_i was the long-run mean rate (their
+        log mean carries ``-s^2 / 2``); False (theta_i the median rate) otherwise.
     eta_last : numpy.ndarray or None
         (S, J) the log-rate deviation at each entity's last fitted window (None when the fit
         kept no latent path).
@@ -77,6 +83,7 @@ class TemporalRates(PosteriorRates):
 
     rho: np.ndarray | None = None
     sigma: np.ndarray | None = None
+    mean_corrected: bool = False
     eta_last: np.ndarray | None = None
     last_step: np.ndarray | None = None
     window_origin: str | None = None
@@ -90,6 +97,7 @@ class TemporalRates(PosteriorRates):
         n = base.n_draws
         rho = posterior["rho"].values.reshape(n)
         sigma = posterior["sigma"].values.reshape(n)
+        mean_corrected = "s" not in posterior  # the program before the prior moved to s
         steps = constant["window_step"].values.astype(np.int64)
         entity = constant["entity_index"].values.astype(np.int64) - 1
         order = np.lexsort((steps, entity))
@@ -97,10 +105,12 @@ class TemporalRates(PosteriorRates):
         eta_last = None
         if "lambda" in posterior:
             path = posterior["lambda"].transpose("chain", "draw", "obs").values.reshape(n, -1)
-            half_s2 = 0.5 * sigma**2 / ((1.0 - rho) * (1.0 + rho))
-            eta_last = np.log(path[:, last_rows] / base.theta) + half_s2[:, None]
+            eta_last = np.log(path[:, last_rows] / base.theta)
+            if mean_corrected:
+                eta_last += (0.5 * sigma**2 / ((1.0 - rho) * (1.0 + rho)))[:, None]
         return dataclasses.replace(
-            base, rho=rho, sigma=sigma, eta_last=eta_last, last_step=steps[last_rows],
+            base, rho=rho, sigma=sigma, mean_corrected=mean_corrected, eta_last=eta_last,
+            last_step=steps[last_rows],
             window_origin=constant.attrs.get("ratepool_window_origin"),
             window_step=str(constant.attrs.get("ratepool_window_step", "1")))
 
@@ -199,7 +209,9 @@ class TemporalRates(PosteriorRates):
                 "this temporal fit kept no latent path (lambda), so the state after an "
                 "entity's last window is unknown; refit with obs_predictions = true ([model] "
                 "table of the config) to score or predict its entities")
-        centre = np.log(self.rates(codes) * scale[None, :]) - 0.5 * s2
+        centre = np.log(self.rates(codes) * scale[None, :])
+        if self.mean_corrected:
+            centre = centre - 0.5 * s2
         variance = np.broadcast_to(s2, centre.shape).copy()
         if seen.any():
             g = gaps[seen].astype(float)[None, :]

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 #: The program whose data JSON and outputs this module reads.
 TEMPORAL_PROGRAM = "stan/temporal_negbinom.stan"
 #: Fields only the temporal program's data block has.
-_TEMPORAL_FIELDS = frozenset({"gap", "sigma_sd", "path_output"})
+_TEMPORAL_FIELDS = frozenset({"gap", "s_sd", "path_output"})
 
 
 def is_temporal_data(values: dict[str, Any]) -> bool:
@@ -46,8 +46,8 @@ def temporal_outputs(stan_data: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     """The non-empty outputs (name -> dims) of a posterior run of the temporal program."""
     n_entities, n_rows = int(stan_data["J"]), int(stan_data["N"])
     outputs: dict[str, tuple[int, ...]] = {
-        "mu": (), "alpha": (), "phi": (), "theta": (n_entities,), "rho": (), "sigma": (),
-        "z": (n_rows,), "theta_new": (), "y_new": ()}
+        "mu": (), "alpha": (), "phi": (), "theta": (n_entities,), "rho": (), "s": (),
+        "z": (n_rows,), "sigma": (), "theta_new": (), "y_new": ()}
     if int(stan_data["path_output"]):
         outputs["lambda"] = (n_rows,)
     if int(stan_data["obs_predictions"]):
@@ -111,7 +111,7 @@ def temporal_config(values: dict[str, Any]) -> ModelConfig:
         temporal="ar1", mu_prior_rate=float(values["mu_rate"]),
         alpha_prior_sd=float(values["alpha_sd"]),
         overdispersion_prior_sd=float(values["phi_sd"]),
-        sigma_prior_sd=float(values["sigma_sd"]),
+        stationary_sd_prior_sd=float(values["s_sd"]),
         obs_predictions=bool(int(values["obs_predictions"])),
         entity_predictions=bool(int(values["entity_predictions"])), engine="cmdstan")
 

@@ -1,13 +1,13 @@
 """Simulation-based calibration of the AR(1) temporal program (``stan/temporal_negbinom.stan``).
 
 The same simulate-fit-rank cycle as `ratepool.workflow.sbc` (Talts et al. 2018), for the
-temporal model: each simulation draws mu, alpha, phi, theta, rho ~ Uniform(-1, 1) and
-sigma ~ HalfNormal(sigma_sd) from the prior, simulates every entity's log-rate path step by
-step (numpy: eta_1 from the stationary law, then eta_t = rho eta_{t-1} + sigma e_t), its
-counts NB2(theta_i exp(eta_t - s^2 / 2), phi), fits them with the temporal program and ranks
-each truth among thinned posterior draws. Besides rho and sigma the stationary sd
-s = sigma / sqrt(1 - rho^2) is ranked: it is what the data see of the pair, and its prior is
-the one with an infinite mean.
+temporal model: each simulation draws mu, alpha, phi, theta, the stationary sd
+s ~ HalfNormal(s_sd) and rho with (rho + 1) / 2 ~ Beta(2, 2) from the prior, simulates every
+entity's log-rate path step by step (numpy: eta_1 from the stationary law, then
+eta_t = rho eta_{t-1} + sigma e_t with sigma = s sqrt(1 - rho^2)), its counts
+NB2(theta_i exp(eta_t), phi) (theta_i: the entity's median rate), fits them with the temporal
+program and ranks each truth among thinned posterior draws: rho, s and the innovation sd sigma
+as well as mu, alpha, phi and the first thetas.
 
 `run_temporal_sbc` returns one row per simulation in the layout of `run_sbc` (truths, ranks,
 divergences, R-hat, ESS, errors); the checks of `ratepool.posterior.sbc_checks` read it.
@@ -40,34 +40,34 @@ __all__ = ["TemporalPrior", "draw_temporal_parameters", "simulate_temporal_data"
 log = logging.getLogger(__name__)
 
 #: Population parameters whose R-hat and ESS each row reports.
-_SUMMARISED = ("mu", "alpha", "phi", "rho", "sigma")
+_SUMMARISED = ("mu", "alpha", "phi", "rho", "s", "sigma")
 
 
 @dataclass(frozen=True)
 class TemporalPrior(SBCPrior):
-    """`SBCPrior` plus ``sigma ~ HalfNormal(sigma_sd)`` (rho ~ Uniform(-1, 1) has no scale)."""
+    """`SBCPrior` plus ``s ~ HalfNormal(s_sd)`` (rho's scaled Beta(2, 2) has no setting)."""
 
-    sigma_sd: float = 0.5
+    s_sd: float = 0.5
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        ModelConfig(sigma_prior_sd=self.sigma_sd)  # raises ConfigError naming the scale
+        ModelConfig(stationary_sd_prior_sd=self.s_sd)  # raises ConfigError naming the scale
 
 
 def temporal_ranked_parameters(settings: SBCSettings) -> list[str]:
-    """mu, alpha, phi, rho, sigma, s (the stationary sd) and theta[1]..theta[n_theta]."""
-    return (["mu", "alpha", "phi", "rho", "sigma", "s"]
+    """mu, alpha, phi, rho, s (the stationary sd), sigma and theta[1]..theta[n_theta]."""
+    return (["mu", "alpha", "phi", "rho", "s", "sigma"]
             + [f"theta[{i + 1}]" for i in range(settings.n_theta)])
 
 
 def draw_temporal_parameters(rng: np.random.Generator, prior: TemporalPrior,
                              n_entities: int) -> dict[str, Any]:
-    """One ancestral prior draw: mu, alpha, phi, theta (as `draw_prior`), rho, sigma and s."""
+    """One ancestral prior draw: mu, alpha, phi, theta (as `draw_prior`), rho, s and sigma."""
     truth = draw_prior(rng, mu_rate=prior.mu_rate, alpha_sd=prior.alpha_sd,
                        phi_sd=prior.phi_sd, n_entities=n_entities)
-    truth["rho"] = float(rng.uniform(-1.0, 1.0))
-    truth["sigma"] = float(abs(rng.normal(0.0, prior.sigma_sd)))
-    truth["s"] = truth["sigma"] / float(np.sqrt((1 - truth["rho"]) * (1 + truth["rho"])))
+    truth["rho"] = float(2.0 * rng.beta(2.0, 2.0) - 1.0)
+    truth["s"] = float(abs(rng.normal(0.0, prior.s_sd)))
+    truth["sigma"] = truth["s"] * float(np.sqrt((1 - truth["rho"]) * (1 + truth["rho"])))
     return truth
 
 
@@ -87,7 +87,7 @@ def simulate_temporal_data(rng: np.random.Generator, truth: dict[str, Any],
     for t in range(1, n_windows):
         eta[:, t] = rho * eta[:, t - 1] + sigma * rng.standard_normal(len(theta))
     with np.errstate(over="ignore"):
-        rate = theta[:, None] * np.exp(eta - s**2 / 2)
+        rate = theta[:, None] * np.exp(eta)
     counts = nb2_draws(rng, rate.reshape(-1), float(truth["phi"]))
     labels = np.repeat([f"e{i:03d}" for i in range(len(theta))], n_windows)
     frame = pd.DataFrame({"entity": labels, "window": np.tile(np.arange(n_windows), len(theta)),
@@ -120,7 +120,7 @@ def run_temporal_simulation(index: int, *, seed: int, settings: SBCSettings,
         row["zero_share"] = float(np.mean(data.y == 0))
         config = ModelConfig(
             temporal="ar1", mu_prior_rate=prior.mu_rate, alpha_prior_sd=prior.alpha_sd,
-            overdispersion_prior_sd=prior.phi_sd, sigma_prior_sd=prior.sigma_sd,
+            overdispersion_prior_sd=prior.phi_sd, stationary_sd_prior_sd=prior.s_sd,
             obs_predictions=False, entity_predictions=False, random_seed=stan_seed)
         values = temporal_stan_data(data, config, obs_predictions=False)
         draws = engine.sample(program, values, SamplerSettings(
@@ -133,9 +133,7 @@ def run_temporal_simulation(index: int, *, seed: int, settings: SBCSettings,
         return row
     row["seconds"] = time.perf_counter() - start
     posterior = {name: np.asarray(draws.variables[name], dtype=float) for name in
-                 ("mu", "alpha", "phi", "rho", "sigma", "theta")}
-    rho = posterior["rho"]
-    posterior["s"] = posterior["sigma"] / np.sqrt((1 - rho) * (1 + rho))
+                 ("mu", "alpha", "phi", "rho", "s", "sigma", "theta")}
     for name in names:
         values_ = (posterior["theta"][..., int(name[6:-1]) - 1] if name.startswith("theta[")
                    else posterior[name])
@@ -167,8 +165,8 @@ def run_temporal_sbc(
 
     ``settings`` gives the dataset size (``n_entities`` x ``n_windows`` consecutive windows),
     the sampler settings and the number of thetas ranked; its model options are not used.
-    Simulation i depends only on (seed, i). Returns the table of `run_sbc` with rho, sigma and
-    s ranked too (see `temporal_ranked_parameters`).
+    Simulation i depends only on (seed, i). Returns the table of `run_sbc` with rho, s and
+    sigma ranked too (see `temporal_ranked_parameters`).
     """
     if isinstance(n_simulations, bool) or not isinstance(n_simulations, int) \
             or n_simulations < 1:
