@@ -6,7 +6,8 @@ offered, the base model is recommended (it wins, or the option's model is ahead 
 
 Tiny fits (20 entities, 8-12 windows, 2 chains x (300 + 300) draws, PyStan, fixed seeds); the
 data are simulated by `ratepool.model.simulate`, the unrelated columns from their own seeded
-stream. (Zero-inflation has the same pair of tests in test_compare.py.) At these seeds:
+stream. The temporal model is ranked by window LOO.
+(Zero-inflation has the same pair of tests in test_compare.py.) At these seeds:
 exposure wins by 62.9 ± 10.1 elpd, covariates by 9.6 ± 3.2; with the unrelated column the base
 model is ahead by 41.1 ± 6.9 (exposure) and 0.75 ± 0.46 (covariates)."""
 
@@ -18,7 +19,7 @@ import pytest
 
 import ratepool
 from ratepool.engines.pystan import pystan_available
-from ratepool.model.simulate import simulate_counts
+from ratepool.model.simulate import simulate_ar_counts, simulate_counts
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not pystan_available(), reason="pystan is not installed")]
@@ -74,5 +75,31 @@ def test_base_is_recommended_when_the_column_is_unrelated(option: str) -> None:
     result = _compare(frame, option)
     assert result.recommended == "base", result.summary()
     if result.table.index[0] != "base":  # ahead, but within 2 se: the simpler model
+        row = result.table.loc["base"]
+        assert row["elpd_diff"] < 2 * row["dse"], result.summary()
+
+
+def test_temporal_wins_by_window_loo_on_ar1_data() -> None:
+    """20 entities x 20 windows of an AR(1) log rate (rho 0.8, stationary sd 0.8): the
+    temporal model wins by window LOO (the unit it is ranked by) by more than 2 se (58.7 +-
+    9.1 at this seed; its largest Pareto k is 1.3, which the report flags as unreliable; on
+    static data the base model is ahead by 0.32 +- 0.47)."""
+    rho, s = 0.8, 0.8
+    frame = simulate_ar_counts(n_entities=20, windows=20, mu=5.0, alpha=2.0, phi=5.0, rho=rho,
+                               sigma=s * np.sqrt(1 - rho**2), seed=34).frame
+    result = ratepool.compare(frame, ["base", "temporal"], config=TINY, window_col="window",
+                              unit="window")
+    assert result.recommended == "base + temporal", result.summary()
+    base = result.table.loc["base"]
+    assert base["elpd_diff"] > 2 * base["dse"], result.summary()
+
+
+def test_base_is_recommended_over_temporal_on_static_data() -> None:
+    frame = simulate_counts(n_entities=20, windows=20, mu=5.0, alpha=2.0, phi=5.0,
+                            seed=35).frame
+    result = ratepool.compare(frame, ["base", "temporal"], config=TINY, window_col="window",
+                              unit="window")
+    assert result.recommended == "base", result.summary()
+    if result.table.index[0] != "base":
         row = result.table.loc["base"]
         assert row["elpd_diff"] < 2 * row["dse"], result.summary()
