@@ -6,12 +6,11 @@ import arviz as az
 import numpy as np
 import pytest
 
+from ratepool.posterior.diagnostic_table import diagnostic_rows, format_diagnostics
 from ratepool.posterior.diagnostics import (
     GOOD,
     PROBLEM,
     WARNING,
-    diagnostic_rows,
-    format_diagnostics,
     get_model_diagnostics,
     grade_divergences,
     grade_ebfmi,

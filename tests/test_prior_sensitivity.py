@@ -8,7 +8,8 @@ import pytest
 from scipy import stats
 
 import ratepool
-from ratepool.posterior.diagnostics import GOOD, WARNING, format_diagnostics
+from ratepool.posterior.diagnostic_table import format_diagnostics
+from ratepool.posterior.diagnostics import GOOD, WARNING
 from ratepool.model.simulate import simulate_counts
 from ratepool.model.standata import exposure_scale
 from ratepool.posterior.inference import EXPOSURE_SCALE_ATTR

@@ -16,7 +16,7 @@ from ratepool.data.tables import load_counts
 from ratepool.errors import RatepoolError
 from ratepool.model.config import ModelConfig
 from ratepool.model.temporal import TEMPORAL_PARAMETERS
-from ratepool.posterior.diagnostics import format_diagnostics
+from ratepool.posterior.diagnostic_table import format_diagnostics
 from ratepool.posterior.fit_result import FitResult
 from ratepool.posterior.inference import PARAMETERS
 

@@ -21,7 +21,8 @@ from ratepool.engines.cmdstan_csv import read_cmdstan_csv
 from ratepool.errors import RatepoolError
 from ratepool.files import file_sha256
 from ratepool.model.program import StanProgram
-from ratepool.posterior.diagnostics import PROBLEM, format_diagnostics
+from ratepool.posterior.diagnostic_table import format_diagnostics
+from ratepool.posterior.diagnostics import PROBLEM
 from ratepool.workflow.cmdstan_files import labels_path_for
 from ratepool.workflow.cmdstan_run import fit_result_from_run
 

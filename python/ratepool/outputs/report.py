@@ -11,12 +11,12 @@ import pandas as pd
 
 from ratepool.model.prior import PLAUSIBLE_RANGE
 from ratepool.outputs.plots import PLOT_FILES
+from ratepool.posterior.diagnostic_table import diagnostic_rows
 from ratepool.posterior.diagnostics import (
     CONVERGED_RULE,
     GOOD,
     PROBLEM,
     WARNING,
-    diagnostic_rows,
 )
 
 __all__ = ["render_report", "MAX_ENTITY_ROWS"]
