@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -251,6 +251,19 @@ def _seeds(seed: int, index: int) -> tuple[np.random.Generator, int]:
     return np.random.default_rng(sequence), stan_seed
 
 
+def _empty_row(index: int, stan_seed: int, true_values: dict[str, float],
+               names: Sequence[str]) -> dict[str, Any]:
+    """One simulation's table row before its fit: the truths, and NaN for what the fit fills
+    in (ranks, sampler checks, data summaries, time)."""
+    row: dict[str, Any] = {"simulation": index, "stan_seed": stan_seed}
+    row.update({f"true_{name}": value for name, value in true_values.items()})
+    row.update({f"rank_{name}": np.nan for name in names})
+    row.update(divergences=np.nan, max_treedepth_hits=np.nan, r_hat_max=np.nan,
+               ess_bulk_min=np.nan, total_count=np.nan, zero_share=np.nan, seconds=np.nan,
+               error="")
+    return row
+
+
 def run_simulation(
     index: int,
     *,
@@ -275,12 +288,7 @@ def run_simulation(
                    **({"pi": truth["pi"]} if settings.zero_inflation else {}),
                    **{f"theta[{i + 1}]": float(truth["theta"][i])
                       for i in range(settings.n_theta)}}
-    row: dict[str, Any] = {"simulation": index, "stan_seed": stan_seed}
-    row.update({f"true_{name}": value for name, value in true_values.items()})
-    row.update({f"rank_{name}": np.nan for name in names})
-    row.update(divergences=np.nan, max_treedepth_hits=np.nan, r_hat_max=np.nan,
-               ess_bulk_min=np.nan, total_count=np.nan, zero_share=np.nan, seconds=np.nan,
-               error="")
+    row = _empty_row(index, stan_seed, true_values, names)
     start = time.perf_counter()
     try:
         data = simulate_data(rng, truth, settings.n_windows, settings)

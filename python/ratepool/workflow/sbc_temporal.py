@@ -32,7 +32,14 @@ from ratepool.model.config import ModelConfig
 from ratepool.model.program import StanProgram, temporal_program
 from ratepool.model.simulate import draw_prior, nb2_draws
 from ratepool.model.temporal import temporal_stan_data
-from ratepool.workflow.sbc import SBCPrior, SBCSettings, _seeds, rank_of, thin_draws
+from ratepool.workflow.sbc import (
+    SBCPrior,
+    SBCSettings,
+    _empty_row,
+    _seeds,
+    rank_of,
+    thin_draws,
+)
 
 __all__ = ["TemporalPrior", "draw_temporal_parameters", "simulate_temporal_data",
            "temporal_ranked_parameters", "run_temporal_simulation", "run_temporal_sbc"]
@@ -107,12 +114,7 @@ def run_temporal_simulation(index: int, *, seed: int, settings: SBCSettings,
     true_values = {name: truth[name] for name in names if not name.startswith("theta[")}
     true_values.update({f"theta[{i + 1}]": float(truth["theta"][i])
                         for i in range(settings.n_theta)})
-    row: dict[str, Any] = {"simulation": index, "stan_seed": stan_seed}
-    row.update({f"true_{name}": value for name, value in true_values.items()})
-    row.update({f"rank_{name}": np.nan for name in names})
-    row.update(divergences=np.nan, max_treedepth_hits=np.nan, r_hat_max=np.nan,
-               ess_bulk_min=np.nan, total_count=np.nan, zero_share=np.nan, seconds=np.nan,
-               error="")
+    row = _empty_row(index, stan_seed, true_values, names)
     start = time.perf_counter()
     try:
         data = simulate_temporal_data(rng, truth, settings.n_windows)
