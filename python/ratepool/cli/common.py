@@ -15,10 +15,9 @@ from ratepool.data.counts import CountData
 from ratepool.data.tables import load_counts
 from ratepool.errors import RatepoolError
 from ratepool.model.config import ModelConfig
-from ratepool.model.temporal import TEMPORAL_PARAMETERS
+from ratepool.model.event_bytes import BYTES_PARAMETERS
 from ratepool.posterior.diagnostic_table import format_diagnostics
 from ratepool.posterior.fit_result import FitResult
-from ratepool.posterior.inference import PARAMETERS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ENGINE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -103,13 +102,15 @@ def print_result(result: FitResult) -> None:
     print(f"engine: {result.engine}   entities: {data.n_entities}   "
           f"windows: {data.n_windows_total}")
     print("\nPopulation parameters (posterior mean, sd):")
-    for name in PARAMETERS + ("pi",) + TEMPORAL_PARAMETERS:
+    shown = [name for name in result.model.population_parameters
+             if name != "beta" and name not in BYTES_PARAMETERS]  # (printed in their tables)
+    for name in shown:
         if name in result.idata.posterior:
             draws = result.idata.posterior[name]
             print(f"  {name:<6}{float(draws.mean()):10.3f}{float(draws.std()):10.3f}")
     print("\nDiagnostics:")
     print(format_diagnostics(result.diagnostics()))
-    if data.covariates is not None:
+    if "coefficients" in result.model.tables:
         print("\nCovariate effects (rate ratio per unit on the original scale, 94% HDI):")
         with pd.option_context("display.width", 120):
             print(result.coefficients()[["per_unit", "rate_ratio_mean", "rate_ratio_hdi_low",
@@ -118,7 +119,7 @@ def print_result(result: FitResult) -> None:
     print("\nEntities:")
     with pd.option_context("display.max_rows", 200, "display.width", 120):
         print(result.entity_summary().round(3).to_string())
-    if data.window_bytes is not None:
+    if "bytes" in result.model.tables:
         print_bytes(result)
 
 

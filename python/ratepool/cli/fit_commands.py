@@ -18,6 +18,7 @@ from ratepool.cli.common import (
     write_folder,
 )
 from ratepool.errors import RatepoolError
+from ratepool.model.description import describe
 from ratepool.model.standata import stan_data
 from ratepool.workflow.cmdstan_files import write_stan_data
 from ratepool.workflow.fit import fit, sample_prior
@@ -92,8 +93,7 @@ def run_export(args: argparse.Namespace) -> int:
         # With exposure, zero-inflation or bytes the rows go into the JSON too, so that
         # 'report' can rebuild the data (per-window exposures, zeros and bytes) from it.
         values = stan_data(data, config, prior_only=args.prior_only,
-                           keep_rows=(data.has_exposure or config.zero_inflation
-                                      or data.window_bytes is not None))
+                           keep_rows=describe(data, config).export_keeps_rows)
     json_path, labels_path = write_stan_data(values, data, args.output, args.labels)
     shape = (f"K = {values['K']} distinct counts" if "K" in values
              else "rows ordered by entity and window")

@@ -35,6 +35,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ratepool.model.description import describe_stan_data
+
 __all__ = ["WarmStart", "warm_start", "supports_warm_start", "AUTO_MIN_ENTITIES",
            "PARAMETER_ORDER"]
 
@@ -69,8 +71,8 @@ class WarmStart:
 def supports_warm_start(values: Mapping[str, Any]) -> bool:
     """True when the Stan data ``values`` are of a fit `warm_start` knows how to start: the
     static program with every option off."""
-    return not any(int(values.get(field, 0)) for field in
-                   ("P", "zero_inflation", "has_exposure", "has_bytes", "prior_only"))
+    return (describe_stan_data(values).warm_startable
+            and not int(values.get("prior_only", 0)))
 
 
 def warm_start(values: Mapping[str, Any], chains: int, seed: int) -> WarmStart | None:

@@ -25,6 +25,7 @@ from scipy import stats
 
 from ratepool.data.counts import CountData
 from ratepool.model.config import ModelConfig
+from ratepool.model.description import describe_inference_data
 from ratepool.model.prior import PLAUSIBLE_RANGE, prior_predictive_check
 from ratepool.posterior.entity_predictive import entity_predictive
 from ratepool.posterior.inference import PARAMETERS
@@ -156,8 +157,8 @@ def _derived_totals(idata: az.InferenceData, data: CountData) -> np.ndarray | No
     """Replicated entity totals derived from theta and phi (a fit whose program skipped them,
     `ratepool.posterior.entity_predictive`), from at most `PPC_TOTAL_DRAWS` draws; None if not derivable."""
     posterior = idata.get("posterior")
-    if (posterior is None or "theta" not in posterior or "pi" in posterior
-            or data.has_exposure):
+    if (posterior is None or "theta" not in posterior
+            or not describe_inference_data(idata).entity_law_closed_form):
         return None
     derived = entity_predictive(idata, data, seed=0, draws=PPC_TOTAL_DRAWS)
     return derived["y_rep_total"].values
@@ -299,7 +300,7 @@ def fit_figures(idata: az.InferenceData, data: CountData, summary: pd.DataFrame,
         PLOT_FILES["ppc"]: ppc_figure(idata, data),
         PLOT_FILES["entities"]: entity_rates_figure(idata, summary),
     }
-    if data.covariates is not None and "beta" in idata.posterior:
+    if "coefficients" in describe_inference_data(idata).tables and "beta" in idata.posterior:
         figures[PLOT_FILES["coefficients"]] = coefficients_figure(idata, data)
     if "prior_predictive" in idata.groups() and "y_pred" in idata.prior_predictive:
         figures[PLOT_FILES["prior"]] = prior_check_figure(

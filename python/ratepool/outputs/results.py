@@ -53,12 +53,15 @@ from ratepool.data.labels import read_label_table
 from ratepool.errors import RatepoolError
 from ratepool.files import atomic_directory, atomic_write_text, file_sha256
 from ratepool.model.config import ModelConfig
-from ratepool.model.event_bytes import BYTES_PARAMETERS
+from ratepool.model.description import describe_inference_data
 from ratepool.model.prior import prior_predictive_check
-from ratepool.model.temporal import TEMPORAL_PARAMETERS
 from ratepool.outputs import plots
+from ratepool.outputs.idata_file import (  # noqa: F401 (load_inference_data: public here)
+    _decode_labels,
+    _encode_labels,
+    load_inference_data,
+)
 from ratepool.posterior.fit_result import FitResult
-from ratepool.posterior.inference import OPTION_PARAMETERS, PARAMETERS
 from ratepool.posterior.summary import HDI_PROB
 
 __all__ = [
@@ -94,9 +97,6 @@ FILES = {
 COEFFICIENTS_FILE = "coefficients.csv"
 #: With bytes (`ratepool.model.event_bytes`): the entity bytes-per-event table.
 BYTES_FILE = "bytes_summary.csv"
-#: Attribute on every InferenceData group recording the Python types of the entity labels
-#: when they had to be stored as strings (mixed-type labels).
-LABEL_TYPES_ATTR = "ratepool_entity_label_types"
 #: Builds report.html from the folder's contents (see `write_results`).
 ReportRenderer = Callable[..., str]
 #: Packages whose versions a run record lists (absent ones are recorded as null).
@@ -201,62 +201,11 @@ def population_summary(idata: az.InferenceData) -> pd.DataFrame:
     """mu, alpha, phi (beta and pi, the bytes factor's m0, tau, sigma_w and sigma_e, the temporal
     model's rho, s and sigma, when fitted): posterior mean, sd, 94% HDI, MCSE, bulk and tail ESS,
     R-hat."""
-    names = [name for name in (*PARAMETERS, *OPTION_PARAMETERS, *BYTES_PARAMETERS[:-1],
-                               *TEMPORAL_PARAMETERS)
+    names = [name for name in describe_inference_data(idata).population_parameters
              if name in idata.posterior]
     table = az.summary(idata, var_names=names, hdi_prob=HDI_PROB, round_to="none")
     table.index.name = "parameter"
     return table
-
-
-# --------------------------------------------------------------------------------------------
-# netCDF with any label type
-
-
-def _encode_labels(idata: az.InferenceData) -> az.InferenceData:
-    """A copy whose ``entity`` coordinate netCDF can store: mixed-type labels become strings."""
-    labels = np.asarray(idata.posterior["entity"].values) if "posterior" in idata.groups() \
-        else np.asarray(idata.observed_data["entity"].values)
-    if labels.dtype != object or all(isinstance(v, str) for v in labels):
-        return idata
-    types = json.dumps([type(v).__name__ for v in labels])
-    encoded = idata.copy()
-    for group in encoded.groups():
-        dataset = encoded[group]
-        if "entity" in dataset.coords:
-            dataset = dataset.assign_coords(entity=[str(v) for v in labels])
-            dataset.attrs[LABEL_TYPES_ATTR] = types
-            setattr(encoded, group, dataset)
-    return encoded
-
-
-_RESTORE = {"int": int, "float": float, "str": str, "bool": lambda s: s == "True",
-            "int64": int, "float64": float, "str_": str}
-
-
-def _decode_labels(dataset: Any) -> np.ndarray | None:
-    """The fit's labels from a stored group: its ``entity`` coordinate, with the Python types
-    that `_encode_labels` recorded for mixed-type labels (None when there is no coordinate)."""
-    if "entity" not in dataset.coords:
-        return None
-    values = dataset["entity"].values
-    types = dataset.attrs.get(LABEL_TYPES_ATTR)
-    if not types:
-        return values
-    labels = np.empty(len(values), dtype=object)
-    labels[:] = [_RESTORE.get(t, str)(str(v)) for t, v in zip(json.loads(types), values)]
-    return labels
-
-
-def load_inference_data(path: str | Path) -> az.InferenceData:
-    """Read ``inference_data.nc``; mixed-type labels get their Python types back where possible."""
-    idata = az.from_netcdf(str(path))
-    for group in idata.groups():
-        dataset = idata[group]
-        labels = _decode_labels(dataset)
-        if labels is not None and dataset.attrs.get(LABEL_TYPES_ATTR):
-            setattr(idata, group, dataset.assign_coords(entity=labels))
-    return idata
 
 
 def _saved_labels(path: Path) -> np.ndarray | None:
@@ -323,10 +272,10 @@ def write_results(
         entities.to_csv(staging / FILES["entities"])
         result.mapping_table().to_csv(staging / FILES["mapping"], index=False)
         population.to_csv(staging / FILES["population"])
-        if result.data.covariates is not None:
+        tables = result.model.tables
+        if "coefficients" in tables:
             result.coefficients().to_csv(staging / COEFFICIENTS_FILE)
-        bytes_table = (result.bytes_summary() if result.data.window_bytes is not None
-                       else None)
+        bytes_table = result.bytes_summary() if "bytes" in tables else None
         if bytes_table is not None:
             bytes_table.to_csv(staging / BYTES_FILE)
         (staging / FILES["diagnostics"]).write_text(dump_json(diagnostics), encoding="utf-8")
@@ -338,7 +287,7 @@ def write_results(
         for name, png in images.items():
             (staging / name).write_bytes(png)
         sections = []
-        if result.config.temporal is not None:
+        if "temporal" in tables:
             from ratepool.outputs.temporal_plots import write_temporal_outputs
 
             sections.append(write_temporal_outputs(staging, idata, result.data))

@@ -17,9 +17,8 @@ from typing import Any, Mapping, Sequence
 import arviz as az
 import numpy as np
 
-from ratepool.model.event_bytes import BYTES_PARAMETERS
-from ratepool.model.temporal import TEMPORAL_PARAMETERS
-from ratepool.posterior.inference import OPTION_PARAMETERS, PARAMETERS
+from ratepool.model.description import CHECKED_PARAMETERS
+from ratepool.posterior.inference import PARAMETERS
 from ratepool.posterior.prior_sensitivity import (
     CONFLICT_THRESHOLD,
     SENSITIVITY_THRESHOLD,
@@ -248,8 +247,7 @@ def _checks(posterior: Any) -> dict[str, tuple[Any, bool]]:
     """R-hat, bulk and tail ESS (whether larger is worse) of mu, alpha, phi, the options' beta
     and pi, the bytes factor's m0, tau, sigma_w, sigma_e and m, the temporal model's rho, s and
     sigma, and theta: computed once, for the design document's keys and the checks over every parameter."""
-    names = [name for name in (*PARAMETERS, *OPTION_PARAMETERS, *BYTES_PARAMETERS,
-                               *TEMPORAL_PARAMETERS, "theta") if name in posterior]
+    names = [name for name in CHECKED_PARAMETERS if name in posterior]
     draws = posterior[names]
     return {"r_hat": (az.rhat(draws), True),
             "ess_bulk": (az.ess(draws, method="bulk"), False),

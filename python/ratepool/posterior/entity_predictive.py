@@ -22,6 +22,7 @@ from scipy import special
 
 from ratepool.data.counts import CountData
 from ratepool.errors import RatepoolError
+from ratepool.model.description import describe_inference_data
 from ratepool.model.predictions import entity_predictions_on
 from ratepool.model.simulate import entity_replicates
 
@@ -86,7 +87,9 @@ def entity_predictive(idata: az.InferenceData, data: CountData, *, seed: int = 0
         About this many draws over all chains, evenly spaced in each chain (all by default;
         at J = 100,000 every draw of every variable is 8 bytes x J x draws).
     zero_inflation : bool
-        Whether the fit used zero-inflation (then only Stan's own draws exist).
+        Whether the fit used zero-inflation (then only Stan's own draws exist). The fit's
+        InferenceData says so itself (`ratepool.model.description.describe_inference_data`);
+        this only adds to it.
 
     Returns
     -------
@@ -109,7 +112,7 @@ def entity_predictive(idata: az.InferenceData, data: CountData, *, seed: int = 0
         if log_likelihood is not None and "entity_total" in log_likelihood:
             stan["log_lik_entity"] = log_likelihood["entity_total"].isel(draw=index)
         return stan
-    if data.has_exposure or zero_inflation:
+    if zero_inflation or not describe_inference_data(idata).entity_law_closed_form:
         raise RatepoolError(
             "this fit has no per-entity predictive draws and, with exposure or "
             "zero-inflation, they cannot be derived from theta and phi; fit with "

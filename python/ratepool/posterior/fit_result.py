@@ -17,6 +17,7 @@ from ratepool.data.counts import CountData
 from ratepool.errors import RatepoolError
 from ratepool.model.config import ModelConfig
 from ratepool.model.program import StanProgram
+from ratepool.model.description import ModelDescription, describe
 from ratepool.posterior.bytes_summary import bytes_summary
 from ratepool.posterior.coefficients import coefficient_summary
 from ratepool.posterior.diagnostics import get_model_diagnostics
@@ -61,6 +62,12 @@ class FitResult:
     _computed: dict[str, Any] = field(default_factory=dict, init=False, repr=False,
                                       compare=False)
 
+    @property
+    def model(self) -> ModelDescription:
+        """The fitted model's description (`ratepool.model.description`): its options, the
+        parameters it has and the tables that apply."""
+        return describe(self.data, self.config)
+
     def diagnostics(self) -> dict[str, Any]:
         """`get_model_diagnostics` of this fit (computed once; a copy)."""
         if "diagnostics" not in self._computed:
@@ -82,8 +89,7 @@ class FitResult:
         ``seed``, from about ``draws`` draws (all by default). See
         `ratepool.posterior.entity_predictive.entity_predictive`.
         """
-        return entity_predictive(self.idata, self.data, seed=seed, draws=draws,
-                                 zero_inflation=self.config.zero_inflation)
+        return entity_predictive(self.idata, self.data, seed=seed, draws=draws)
 
     def coefficients(self) -> pd.DataFrame:
         """Covariate effects: beta and rate ratios per original unit (`coefficient_summary`).
@@ -93,7 +99,7 @@ class FitResult:
         RatepoolError
             If the fit has no covariates.
         """
-        if self.data.covariates is None:
+        if "coefficients" not in self.model.tables:
             raise RatepoolError("this fit has no covariates; fit with load_counts(..., "
                                 "covariates=[...]) to estimate their effects")
         return coefficient_summary(self.idata, self.data.covariates)
@@ -108,7 +114,7 @@ class FitResult:
         RatepoolError
             If the fit has no bytes.
         """
-        if self.data.window_bytes is None:
+        if "bytes" not in self.model.tables:
             raise RatepoolError("this fit has no bytes; fit with load_counts(..., "
                                 "bytes_col=...) to model bytes per event")
         return bytes_summary(self.idata, self.data)

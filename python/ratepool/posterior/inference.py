@@ -16,6 +16,7 @@ import numpy as np
 from ratepool.data.counts import CountData
 from ratepool.data.covariates import EntityCovariates
 from ratepool.engines.base import Draws
+from ratepool.model.description import MODEL_ATTR, ModelDescription, description_attr
 from ratepool.model.standata import exposure_scale
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,11 @@ def _observed(data: CountData) -> dict[str, np.ndarray]:
     if zeros is not None:
         observed["entity_zeros"] = zeros
     return observed
+
+
+def _has(variables: dict[str, np.ndarray], name: str) -> bool:
+    """Whether the draws (or the prior draws, ``<name>_prior``) hold a non-empty ``name``."""
+    return any(np.size(variables.get(key, ())) > 0 for key in (name, f"{name}_prior"))
 
 
 def _constant(data: CountData) -> dict[str, np.ndarray]:
@@ -195,6 +201,13 @@ def build_inference_data(
         idata.constant_data.attrs[EXPOSURE_SCALE_ATTR] = scale
     if data.covariates is not None and "constant_data" in idata.groups():
         idata.constant_data.attrs[COVARIATES_ATTR] = json.dumps(data.covariates.encoding())
+    if "constant_data" in idata.groups():
+        found = {**(dict(prior.variables) if prior is not None else {}), **draws.variables}
+        idata.constant_data.attrs[MODEL_ATTR] = description_attr(ModelDescription(
+            exposure=data.has_exposure,
+            covariates=tuple(data.covariates.names) if data.covariates is not None else (),
+            zero_inflation=_has(found, "pi"), bytes=data.window_bytes is not None,
+            temporal=_has(found, "rho")))
     return idata
 
 

@@ -22,6 +22,7 @@ from ratepool.data.labels import read_label_table
 from ratepool.errors import ConfigError, DataError
 from ratepool.files import atomic_file, atomic_write_text
 from ratepool.model.config import ModelConfig
+from ratepool.model.description import describe_stan_data
 from ratepool.model.event_bytes import bytes_fields_off
 from ratepool.model.standata import (
     base_stan_data,
@@ -319,9 +320,9 @@ def model_config(values: dict[str, Any], covariates: Any = None) -> ModelConfig:
     that predates the model options is the base model (every option off).
     """
     try:
-        if is_temporal_data(values):
+        model = describe_stan_data(values)
+        if model.temporal:
             return temporal_config(values)
-        has_bytes = bool(int(values.get("has_bytes", 0)))
         return ModelConfig(
             mu_prior_rate=float(values["mu_rate"]), alpha_prior_sd=float(values["alpha_sd"]),
             overdispersion_prior_sd=float(values["phi_sd"]),
@@ -330,11 +331,11 @@ def model_config(values: dict[str, Any], covariates: Any = None) -> ModelConfig:
             obs_predictions=bool(int(values["obs_predictions"])),
             entity_predictions=bool(int(values["entity_predictions"])),
             engine="cmdstan",
-            zero_inflation=bool(int(values.get("zero_inflation", 0))),
+            zero_inflation=model.zero_inflation,
             beta_prior_sd=float(values.get("beta_sd", ModelConfig.beta_prior_sd)),
-            exposure_col="exposure" if int(values.get("has_exposure", 0)) else None,
+            exposure_col="exposure" if model.exposure else None,
             covariates=covariates.source_columns if covariates is not None else (),
-            bytes_col="bytes" if has_bytes else None,
+            bytes_col="bytes" if model.bytes else None,
             **{name: float(values.get(field, getattr(ModelConfig, name)))
                for name, field in _BYTES_PRIORS.items()})
     except (KeyError, TypeError, ValueError, ConfigError) as error:

@@ -8,64 +8,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from ratepool.engines.cmdstan_csv import CmdStanRun
 from ratepool.errors import ConfigError, DataError
 from ratepool.model.config import ModelConfig
+from ratepool.model.description import describe_stan_data
 from ratepool.posterior.fit_result import FitResult
 from ratepool.posterior.inference import build_inference_data
 from ratepool.model.standata import recorded_exposure_scale
 from ratepool.workflow.cmdstan_files import STATIC_PROGRAM, model_config, read_stan_data
-from ratepool.workflow.cmdstan_temporal import (
-    TEMPORAL_PROGRAM,
-    is_temporal_data,
-    temporal_inference_data,
-    temporal_outputs,
-)
+from ratepool.workflow.cmdstan_temporal import TEMPORAL_PROGRAM, temporal_inference_data
 from ratepool.workflow.fit import _with_data_columns
 
 
 def _expected_outputs(stan_data: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     """The non-empty outputs (name -> dims) of a posterior run of the program on ``stan_data``
-    (the temporal program's for its data JSON)."""
-    if is_temporal_data(stan_data):
-        return temporal_outputs(stan_data)
-    n_entities, n_rows = int(stan_data["J"]), int(stan_data["N"])
-    outputs: dict[str, tuple[int, ...]] = {"mu": (), "alpha": (), "phi": (), "theta_new": (),
-                                           "y_new": ()}
-    if int(stan_data["non_centered"]):
-        outputs.update(theta_raw=(n_entities,), theta_from_raw=(n_entities,))
-    elif int(stan_data.get("zero_inflation", 0)):
-        # The rates through theta_events and, for entities without events, log_g and
-        # neg_log_u (see the Stan file's parameters block).
-        n_zero = int(np.sum(np.asarray(stan_data.get("entity_total", ()), dtype=float) == 0))
-        outputs.update({name: (size,) for name, size in
-                        (("theta_events", n_entities - n_zero), ("log_g", n_zero),
-                         ("neg_log_u", n_zero)) if size},
-                       theta_from_raw=(n_entities,))
-    else:
-        outputs.update(theta=(n_entities,))
-    obs, entity = int(stan_data["obs_predictions"]), int(stan_data["entity_predictions"])
-    if obs:
-        outputs.update(y_rep=(n_rows,), log_lik=(n_rows,))
-    if entity:
-        outputs.update({name: (n_entities,) for name in
-                        ("y_pred", "y_rep_total", "y_rep_zeros", "log_lik_entity")})
-        if int(stan_data.get("G", 0)):  # exposure or zero-inflation: no closed-form total law
-            del outputs["log_lik_entity"]
-    if int(stan_data.get("P", 0)):
-        outputs["beta"] = (int(stan_data["P"]),)
-    if int(stan_data.get("zero_inflation", 0)):
-        outputs["pi"] = (1,)
-    if int(stan_data.get("has_bytes", 0)):
-        outputs.update(m0=(1,), tau=(1,), sigma_w=(1,), sigma_e=(1,), m=(n_entities,),
-                       m_new=(1,))
-        if obs:
-            outputs.update(bytes_rep=(n_rows,), bytes_log_lik=(n_rows,))
-        if entity:
-            outputs["bytes_pred"] = (n_entities,)
-    return outputs
+    (the temporal program's for its data JSON), as the model description gives them."""
+    return describe_stan_data(stan_data).outputs(stan_data)
 
 
 #: Outputs only the temporal program has (how its CSVs are told from the static program's).

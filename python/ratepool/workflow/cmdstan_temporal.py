@@ -21,41 +21,24 @@ import pandas as pd
 from ratepool.data.counts import CountData, _aggregate
 from ratepool.engines.base import Draws
 from ratepool.model.config import ModelConfig
+from ratepool.model.description import describe_stan_data
 from ratepool.model.temporal import check_temporal, temporal_stan_data
 from ratepool.model.standata import recorded_exposure_scale
 from ratepool.posterior.inference import build_inference_data
 from ratepool.posterior.temporal_draws import _add_temporal_variables, _in_row_order
 
-__all__ = ["TEMPORAL_PROGRAM", "is_temporal_data", "temporal_outputs", "read_temporal_data",
+__all__ = ["TEMPORAL_PROGRAM", "is_temporal_data", "read_temporal_data",
            "temporal_config", "expected_temporal_data", "temporal_inference_data"]
 
 log = logging.getLogger(__name__)
 
 #: The program whose data JSON and outputs this module reads.
 TEMPORAL_PROGRAM = "stan/temporal_negbinom.stan"
-#: Fields only the temporal program's data block has.
-_TEMPORAL_FIELDS = frozenset({"gap", "s_sd", "path_output"})
 
 
 def is_temporal_data(values: dict[str, Any]) -> bool:
     """Whether a data JSON is the temporal program's (it has the AR(1) fields)."""
-    return bool(_TEMPORAL_FIELDS & set(values))
-
-
-def temporal_outputs(stan_data: dict[str, Any]) -> dict[str, tuple[int, ...]]:
-    """The non-empty outputs (name -> dims) of a posterior run of the temporal program."""
-    n_entities, n_rows = int(stan_data["J"]), int(stan_data["N"])
-    outputs: dict[str, tuple[int, ...]] = {
-        "mu": (), "alpha": (), "phi": (), "theta": (n_entities,), "rho": (), "s": (),
-        "z": (n_rows,), "sigma": (), "theta_new": (), "y_new": ()}
-    if int(stan_data["path_output"]):
-        outputs["lambda"] = (n_rows,)
-    if int(stan_data["obs_predictions"]):
-        outputs.update(y_rep=(n_rows,), log_lik=(n_rows,))
-    if int(stan_data["entity_predictions"]):
-        outputs.update({name: (n_entities,) for name in
-                        ("y_next", "y_pred", "y_rep_total", "y_rep_zeros")})
-    return outputs
+    return describe_stan_data(values).temporal
 
 
 def read_temporal_data(

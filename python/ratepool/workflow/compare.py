@@ -22,6 +22,7 @@ from ratepool.engines import get_engine
 from ratepool.engines.base import Engine
 from ratepool.errors import ConfigError, DataError, RatepoolError
 from ratepool.model.config import ModelConfig
+from ratepool.model.description import describe_config
 from ratepool.posterior.comparison_checks import predictive_checks
 from ratepool.posterior.entity_marginal import with_entity_marginal
 from ratepool.posterior.fit_result import FitResult
@@ -86,10 +87,7 @@ def candidate_configs(names: Sequence[str], config: ModelConfig, *, window_col: 
 
 
 def _options(config: ModelConfig) -> tuple[str, ...]:
-    return tuple(o for o, on in (("exposure", config.exposure_col is not None),
-                                 ("covariates", bool(config.covariates)),
-                                 ("zero-inflation", config.zero_inflation),
-                                 ("temporal", config.temporal is not None)) if on)
+    return describe_config(config).options
 
 
 def _load(source: pd.DataFrame | str | Path, config: ModelConfig, columns: Mapping[str, object]
@@ -202,7 +200,7 @@ def _rankable(fits: Mapping[str, FitResult], unit: str
     why_not: dict[str, str] = {}
     for label, result in fits.items():
         idata = result.idata
-        if unit == "entity" and result.config.temporal is not None:
+        if unit == "entity" and not describe_config(result.config).entity_marginal_likelihood:
             why_not[label] = ("fitted, but not ranked by entity LOO: its entity marginal "
                               "likelihood needs the latent AR(1) path integrated out, which "
                               "ratepool does not do; compare it with --loo window (unit="

@@ -20,6 +20,7 @@ from ratepool.engines import get_engine
 from ratepool.engines.base import Engine, SamplerSettings
 from ratepool.errors import ConfigError
 from ratepool.model.config import ModelConfig
+from ratepool.model.description import describe_config
 from ratepool.model.event_bytes import warn_if_bytes_prior_clashes
 from ratepool.model.predictions import entity_predictions_on
 from ratepool.model.program import StanProgram, default_program
@@ -101,11 +102,7 @@ def rows_needed(config: ModelConfig) -> str | None:
         return "likelihood='observation'"
     if config.obs_predictions:
         return "obs_predictions=True (per-row y_rep and log_lik)"
-    if config.bytes_col is not None:
-        return "bytes_col (the bytes factor's per-window statistics)"
-    if config.temporal is not None:
-        return "the temporal model (windows in time order)"
-    return None
+    return describe_config(config).rows_reason
 
 
 def read_for_fit(path: str | Path, config: ModelConfig, *,

@@ -38,6 +38,7 @@ from ratepool.data.counts import CountData
 from ratepool.data.frame import from_dataframe
 from ratepool.errors import ConfigError, DataError
 from ratepool.model.config import ModelConfig
+from ratepool.model.description import describe_config
 from ratepool.posterior.entity_conditional import HyperDraws, entity_summaries
 from ratepool.posterior.fit_result import FitResult
 
@@ -112,11 +113,7 @@ def _source_kind(source: Any) -> str:
 
 
 def _check_config(config: ModelConfig) -> None:
-    options = [name for name, on in (("exposure_col", config.exposure_col),
-                                     ("covariates", config.covariates),
-                                     ("zero_inflation", config.zero_inflation),
-                                     ("bytes_col", config.bytes_col),
-                                     ("temporal", config.temporal)) if on]
+    options = list(describe_config(config).options)
     if options:
         raise ConfigError(
             f"fit_scaled fits the base model only; the config sets {options}. An entity's "
