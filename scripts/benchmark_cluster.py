@@ -39,7 +39,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmark import TreeMemory, simulate_rows  # noqa: E402
+from bench_memory import TreeMemory  # noqa: E402
+from benchmark import simulate_rows  # noqa: E402
 
 DEFAULT_SIZES = (1_000_000, 10_000_000)
 SOURCES = ("pandas", "dask", "spark")

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmark import TreeMemory  # noqa: E402
+from bench_memory import TreeMemory  # noqa: E402
 
 TRUTH = {"mu": 4.0, "alpha": 1.5, "phi": 3.0}
 ENTITIES_PER_PARTITION = 250_000
