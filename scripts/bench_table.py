@@ -21,7 +21,7 @@ COLUMNS = (("engine", "engine"), ("J", "J"), ("N", "N"), ("run", "run"),
 def _cell(key: str, value: object) -> str:
     if value is None or value == "":
         return "—"
-    if key in ("N", "J"):
+    if key in ("N", "J", "draws"):
         return f"{value:,}"
     if isinstance(value, bool) or not isinstance(value, float):
         return str(value)

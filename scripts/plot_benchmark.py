@@ -4,9 +4,10 @@
 Reads one or more ``benchmark.py --out`` CSVs (e.g. the ``--j-axis`` runs), keeps the rows that
 ran (status ``ok``) and draws two log-log panels, one line per engine and path (``ratepool.fit``
 or ``fit_scaled``): the run's wall seconds (``wall_s``: the whole fresh process, data
-simulation, fit and summaries) against J, with a dashed line proportional to J through each line's
-first point, and the smallest bulk ESS of mu, alpha, phi per wall second. Prints the J-axis table
-(every row, including those not run, with their reason) as Markdown.
+simulation, fit and summaries) against J, with a dashed line proportional to J through each
+line's first point and each point labelled with the draws its run kept (runs may differ); and
+the smallest bulk ESS of mu, alpha, phi per wall second. Prints the J-axis table (every row,
+including those not run, with their reason) as Markdown.
 
 Usage::
 
@@ -25,8 +26,8 @@ from bench_table import markdown_table, read_rows  # noqa: E402
 
 #: The J-axis table: (heading, key) pairs; keys made by `with_derived` included.
 J_COLUMNS = (("path", "path"), ("J", "J"), ("N", "N"), ("settings", "settings"),
-             ("status", "status"), ("wall s", "wall_s"), ("sample s", "sample_s"),
-             ("wall ms per entity", "ms_per_entity"), ("min bulk ESS mu,alpha,phi", "ess_hyper"),
+             ("draws kept", "draws"), ("status", "status"), ("wall s", "wall_s"),
+             ("sample s", "sample_s"), ("wall ms per entity", "ms_per_entity"), ("min bulk ESS mu,alpha,phi", "ess_hyper"),
              ("ESS per wall s", "ess_per_wall_s"), ("R-hat max", "rhat_max_hyper"),
              ("div", "divergences"), ("peak RSS tree GB", "peak_rss_tree_gb"),
              ("CPU s", "cpu_s"))
@@ -72,6 +73,12 @@ def plot(rows: list[dict], out: Path) -> None:
     for axis, (key, label) in zip(axes, panels):
         for name, (js, values) in sorted(series(rows, key).items()):
             axis.plot(js, values, marker="o", label=name)
+            if key == "wall_s":  # the runs' lengths differ: say how many draws each kept
+                for j, value in zip(js, values):
+                    draws = next(r["draws"] for r in rows
+                                 if r["path"] == name and r["J"] == j and r.get("draws"))
+                    axis.annotate(f"{draws:,} draws", (j, value), textcoords="offset points",
+                                  xytext=(4, -10), fontsize="x-small")
             if key == "wall_s" and len(js) > 1:
                 axis.plot(js, [values[0] * j / js[0] for j in js], linestyle="--",
                           color=axis.lines[-1].get_color(), alpha=0.4,
