@@ -2,58 +2,53 @@
 """Benchmark: ratepool's fit against the bare sampler, phase by phase, with memory and ESS/s.
 
 One table, one row per (engine, J, N, run). For each case ``N:J`` (default 50,000 x 500 and
-1,000,000 x 2,000) simulated data (seeded, numpy-vectorised: N windows split unequally among J
-entities, counts NB2(theta_i, phi) with theta_i ~ Gamma(mu * alpha, alpha), mu = 4, alpha = 2,
-phi = 3) are fitted twice, each in a fresh process:
+1,000,000 x 2,000) simulated data (`bench_data`: N windows split unequally among J entities,
+NB2 counts, mu = 4, alpha = 2, phi = 3) are fitted, each run in a fresh process:
 
 - ``ratepool``: `ratepool.fit` with the DEFAULT `ModelConfig` (4 chains, 1000 warmup, 2000
-  draws; `obs_predictions` and `entity_predictions` automatic), then the summaries the command
-  line computes (`FitResult.diagnostics`, `FitResult.entity_summary`,
-  `ratepool.outputs.results.population_summary`) and, with ``--write``, the results folder
-  (`ratepool.outputs.results.write_results`: netCDF, CSVs, figures; no HTML report);
-- ``bare``: ``stan/bench_bare.stan`` — the same priors and sufficient-statistics likelihood
-  with only mu, alpha, phi and theta and no generated quantities — on the same engine, same
-  data, seed and sampler settings, through the same engine code (its draws come back the same
-  way). ``ratio`` = ratepool's (sample + build + summarise) seconds / bare's sample seconds
-  (``ratio+write`` adds the write phase).
+  draws; warm start from 5,000 entities) unless ``--chains/--warmup/--draws``, then the
+  summaries the command line computes and, with ``--write``, the results folder;
+- ``bare`` (unless ``--no-bare``): ``stan/bench_bare.stan`` (the same priors and
+  sufficient-statistics likelihood, only mu, alpha, phi and theta) on the same engine, data,
+  seed and settings. ``ratio`` = ratepool's (sample + build + summarise) s / bare's sample s;
+- ``scale-out`` (the J of ``--scale-out``): `ratepool.fit_scaled` on rows generated on a
+  local Dask cluster (`benchmark_scale_out.measure`: 1 + Poisson(w - 1) windows per entity,
+  subsample ``--subsample`` fitted 4 x (1000 + 1000)); ``sample s`` is the subsample fit's,
+  ``build s`` the rest of `fit_scaled` (generation, aggregation, per-entity rates).
 
-Columns: ``read`` — for ``--input csv`` / ``--input parquet`` (the same simulated rows written
-once, by DuckDB, to ``--file-dir``, default the system temp dir, and reused), how the file was
-read as `ratepool.fit(path)` reads it: ``aggregates`` (`ratepool.workflow.fit.read_for_fit`:
-DuckDB's aggregates, no rows in memory), ``rows`` (an option needs them) or ``load_counts``
-(ratepool before issue 18, which always held the rows); ``aggregate s`` — that read, or
-`ratepool.from_dataframe` on the in-memory rows (``--input rows``), or "—" for ``--input
-aggregates`` (per-entity windows and totals and the count histogram simulated directly in
-chunks and given to `ratepool.from_aggregates`, for N beyond memory);
-``compile s`` — once up front (0 when the program was in the cache); ``sample s`` — the
-engine's run (data binding, all chains, transferring the draws back); ``build s`` — the rest
-of `ratepool.fit` (InferenceData); ``summarise s`` — the summaries; ``write s`` — the results
-folder; ESS/s — min arviz bulk ESS over mu, alpha, phi and over all theta_i, divided by
-``sample s``; ``peak RSS tree`` — peak of the summed RSS of the worker process and every
-process it started (the PyStan child and its chain processes), polled every 0.1 s, from before
-the data are simulated to the end (the CSV also has the peak after the data phase and per
-phase: fit, summarise, write); ``peak PSS tree`` — the same with PSS, which splits pages the
-forked chain processes share instead of counting them in each; ``CPU s`` — user + system CPU
-seconds of the tree after the data phase (ratepool: fit, summaries and write; bare: the
-sampling run), which a shared machine inflates far less than wall time; ``ratio CPU`` —
-ratepool's CPU s / bare's. CmdStan rows need CmdStan; without it they say so. A run that
-fails (e.g. killed for memory) still reports its peak memory.
+**The J axis**: ``--entities 1000 10000`` makes the cases N = ``--windows-per-entity`` (100)
+x J; ``--j-axis`` is ``--entities 1000 10000 100000 --scale-out 1000000``. PyStan runs whose
+predicted peak (`pystan_memory_gb`, 0.23 KB per value of every draw) exceeds
+``--memory-limit`` (default half the RAM) are not started; their row says why.
+``scripts/plot_benchmark.py`` plots cost against J from ``--out``.
+
+Columns: ``read``/``aggregate s`` — how ``--input csv/parquet`` files were read (DuckDB's
+aggregates, the rows, or `load_counts`) and in how long; ``--input rows`` times
+`ratepool.from_dataframe`; ``--input aggregates`` simulates the sufficient statistics directly
+(for N beyond memory; "—"). ``compile s`` — once up front (0 when cached); ``sample s`` — the
+engine's run (data binding, all chains, the draws' transfer); ``build s`` — the rest of
+`ratepool.fit`; ``summarise s``, ``write s``; ESS/s — min arviz bulk ESS over mu, alpha, phi
+and over all theta_i per ``sample s``; ``R-hat max`` over mu, alpha, phi; ``peak RSS tree`` —
+peak summed RSS of the worker and every process it started, polled every 0.1 s
+(`bench_memory`; the CSV also has per-phase peaks); ``peak PSS tree`` — the same in PSS;
+``CPU s`` — user + system CPU seconds of the tree after the data phase; ``ratio CPU``. The CSV
+also has ``wall_s`` (the whole run's process) and ``settings``. A run that fails or exceeds
+``--time-cap`` still gets a row.
 
 Usage::
 
     python scripts/benchmark.py                                  # both cases, both runs
-    python scripts/benchmark.py --cases 10000000:2000 --no-bare  # memory at N = 1e7
     python scripts/benchmark.py --cases 10000000:2000 --no-bare --input parquet \
         --draws 200 --warmup 200                                 # a fit from a 1e7-row file
-    python scripts/benchmark.py --cases 100000000:20000 --input aggregates --draws 500 \
-        --warmup 500                                             # big J
-    python scripts/benchmark.py --likelihood observation --cases 10000:2000 --time-cap 1800
+    python scripts/benchmark.py --j-axis --no-bare --input aggregates --out j.csv
+    python scripts/benchmark.py --entities 100000 --engines cmdstan --no-bare \
+        --input aggregates --chains 2 --warmup 300 --draws 300   # one J, fewer iterations
+    python scripts/plot_benchmark.py --csv j.csv --out docs/benchmarks/cost-vs-j.png
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
@@ -67,187 +62,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_data import TRUTH, data_file, simulate_aggregates, simulate_rows  # noqa: E402
+from bench_memory import TreeMemory  # noqa: E402
+from bench_table import add_ratios, markdown_table, write_rows  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 BARE_PROGRAM = ROOT / "stan" / "bench_bare.stan"
 DEFAULT_CASES = ("50000:500", "1000000:2000")
-TRUTH = {"mu": 4.0, "alpha": 2.0, "phi": 3.0}
+#: ``--j-axis``: J fitted by `ratepool.fit`, and J fitted by `ratepool.fit_scaled`.
+J_AXIS = (1_000, 10_000, 100_000)
+J_AXIS_SCALE_OUT = (1_000_000,)
+#: PyStan's memory per value of every draw (KB; `pystan_memory_gb`).
+PYSTAN_KB_PER_VALUE = 0.23
+#: Default ``--memory-limit``: half the machine's RAM (it is shared).
+MEMORY_LIMIT_GB = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**31
 #: Data fields the bare program reads (the rest of ratepool's data dict is dropped).
 BARE_FIELDS = ("J", "n_windows", "entity_total", "K", "count_value", "count_freq", "mu_rate",
                "alpha_sd", "phi_sd")
-#: Rows simulated at a time by `simulate_aggregates`.
-CHUNK_ROWS = 5_000_000
-
-
-def _window_split(rng: np.random.Generator, n_rows: int, n_entities: int) -> np.ndarray:
-    """Windows per entity: each at least one, the rest split by Gamma(1) weights."""
-    weights = rng.gamma(1.0, size=n_entities)
-    return 1 + rng.multinomial(n_rows - n_entities, weights / weights.sum())
-
-
-def _labels(n_entities: int) -> np.ndarray:
-    width = max(5, len(str(n_entities - 1)))
-    return np.array([f"host-{i:0{width}d}" for i in range(n_entities)], dtype=object)
-
-
-def simulate_rows(n_rows: int, n_entities: int, seed: int) -> pd.DataFrame:
-    """N rows split unequally among J entities (each at least one window), vectorised.
-
-    Window shares are Gamma(1) weights, so entity sizes vary roughly exponentially. Counts are
-    NB2(theta_i, phi) with theta_i ~ Gamma(mu * alpha, alpha).
-    """
-    from ratepool.model.simulate import draw_entity_rates, nb2_draws
-
-    rng = np.random.default_rng(seed)
-    n_windows = _window_split(rng, n_rows, n_entities)
-    theta = draw_entity_rates(rng, TRUTH["mu"], TRUTH["alpha"], n_entities)
-    entity = np.repeat(np.arange(n_entities), n_windows)
-    rng.shuffle(entity)  # rows in arbitrary order, as in a log
-    counts = nb2_draws(rng, theta[entity], TRUTH["phi"])
-    return pd.DataFrame({"entity": _labels(n_entities)[entity], "count": counts})
-
-
-def simulate_aggregates(n_rows: int, n_entities: int, seed: int) -> tuple[pd.DataFrame,
-                                                                          pd.DataFrame]:
-    """The same model's sufficient statistics, simulated CHUNK_ROWS windows at a time.
-
-    Returns the entity table (entity, n_windows, total_count) and the count histogram (value,
-    frequency) that `ratepool.from_aggregates` reads.
-    """
-    from ratepool.model.simulate import draw_entity_rates, nb2_draws
-
-    rng = np.random.default_rng(seed)
-    n_windows = _window_split(rng, n_rows, n_entities)
-    theta = draw_entity_rates(rng, TRUTH["mu"], TRUTH["alpha"], n_entities)
-    totals = np.zeros(n_entities, dtype=np.int64)
-    histogram = np.zeros(1, dtype=np.int64)
-    ends = np.cumsum(n_windows)
-    start = 0
-    while start < n_entities:
-        stop = int(np.searchsorted(ends, ends[start] - n_windows[start] + CHUNK_ROWS,
-                                   side="right"))
-        stop = max(stop, start + 1)
-        block = np.arange(start, stop)
-        entity = np.repeat(block, n_windows[start:stop])
-        counts = nb2_draws(rng, theta[entity], TRUTH["phi"])
-        totals[start:stop] = np.bincount(entity - start, weights=counts,
-                                         minlength=stop - start).astype(np.int64)
-        found = np.bincount(counts)
-        if len(found) > len(histogram):
-            histogram = np.pad(histogram, (0, len(found) - len(histogram)))
-        histogram[:len(found)] += found
-        start = stop
-    entities = pd.DataFrame({"entity": _labels(n_entities), "n_windows": n_windows,
-                             "total_count": totals})
-    values = np.flatnonzero(histogram)
-    return entities, pd.DataFrame({"value": values, "frequency": histogram[values]})
-class TreeMemory:
-    """Polls the summed RSS of this process and all its descendants (Linux /proc) in a thread.
-
-    Also the summed PSS (``/proc/PID/smaps_rollup``): forked chain processes share pages with
-    their parent, which a sum of RSS counts once per process and PSS splits between them.
-    """
-
-    def __init__(self, interval: float = 0.1) -> None:
-        import threading
-
-        self.peak_bytes = 0
-        self.peak_pss_bytes = 0
-        self._phase_peak = 0
-        self._cpu_ticks: dict[int, int] = {}  # latest user + system ticks of each process seen
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> TreeMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        page = os.sysconf("SC_PAGE_SIZE")
-        while not self._stop.is_set():
-            tree = _tree(os.getpid())
-            rss = sum(_rss_pages(p) for p in tree) * page
-            self.peak_bytes = max(self.peak_bytes, rss)
-            self._phase_peak = max(self._phase_peak, rss)
-            self.peak_pss_bytes = max(self.peak_pss_bytes, sum(_pss_bytes(p) for p in tree))
-            for pid in tree:
-                ticks = _cpu_ticks(pid)
-                if ticks is not None:
-                    self._cpu_ticks[pid] = ticks
-            self._stop.wait(self._interval)
-
-
-    def phase_peak(self) -> float:
-        """Peak summed RSS (GB) since the last call; starts the next phase."""
-        time.sleep(2 * self._interval)  # at least one poll of the phase's end
-        peak, self._phase_peak = self._phase_peak, 0
-        return peak / 2**30
-
-    def cpu_seconds(self) -> float:
-        """CPU seconds (user + system) used so far by the processes of the tree (polled: a
-        process's last 0.1 s may be missed)."""
-        return sum(self._cpu_ticks.values()) / os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_ticks(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def _pss_bytes(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as handle:
-            for line in handle:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, IndexError, ValueError):
-        pass
-    return 0
-
-
-def _tree(pid: int) -> list[int]:
-    pids, stack = [], [pid]
-    while stack:
-        current = stack.pop()
-        pids.append(current)
-        try:
-            for task in os.listdir(f"/proc/{current}/task"):
-                with open(f"/proc/{current}/task/{task}/children") as handle:
-                    stack.extend(int(c) for c in handle.read().split())
-        except OSError:
-            continue
-    return pids
-
-
-def _rss_pages(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/statm") as handle:
-            return int(handle.read().split()[1])
-    except (OSError, IndexError, ValueError):
-        return 0
-
-
-def data_file(directory: Path, kind: str, n_rows: int, n_entities: int, seed: int) -> Path:
-    """The case's rows (`simulate_rows`) as a CSV or Parquet file in ``directory``, written
-    once (by DuckDB) and reused by later runs."""
-    import duckdb
-
-    path = directory / f"ratepool-bench-{n_rows}-{n_entities}-{seed}.{kind}"
-    if not path.exists():
-        frame = simulate_rows(n_rows, n_entities, seed)
-        partial = path.with_suffix(f".partial.{kind}")
-        options = "FORMAT parquet" if kind == "parquet" else "FORMAT csv, HEADER"
-        duckdb.sql(f"COPY (SELECT * FROM frame) TO '{partial}' ({options})")
-        partial.rename(path)
-    return path
 
 
 def _read_file(path: str, config: object) -> tuple[object, str]:
@@ -308,12 +140,13 @@ def _ess_per_s(posterior: object, seconds: float) -> dict:
 def run_worker(spec: dict) -> dict:
     """One row: a ratepool fit or a bare sampling run; runs inside a fresh subprocess."""
     with TreeMemory() as tree:
-        data, aggregation = load_data(spec)
+        data, aggregation = (None, None) if spec["run"] == "scale-out" else load_data(spec)
         time.sleep(0.25)  # one poll after the data phase
         data_peak, data_cpu = tree.peak_bytes, tree.cpu_seconds()
         tree.phase_peak()
         try:
-            row = (run_bare if spec["run"] == "bare" else run_ratepool)(spec, data, tree)
+            run = {"bare": run_bare, "scale-out": run_scale_out}.get(spec["run"], run_ratepool)
+            row = run(spec, data, tree)
         except Exception as error:  # noqa: BLE001 - the row reports it, with the memory so far
             row = {"status": f"failed: {type(error).__name__}: {str(error).splitlines()[0]}"}
         time.sleep(0.25)
@@ -390,6 +223,26 @@ def run_bare(spec: dict, data: object, tree: TreeMemory) -> dict:
     }
 
 
+def run_scale_out(spec: dict, data: None, tree: TreeMemory) -> dict:
+    """`ratepool.fit_scaled` on rows generated on a local Dask cluster
+    (`benchmark_scale_out.measure`, with this benchmark's mu, alpha, phi)."""
+    import benchmark_scale_out
+
+    with benchmark_scale_out.local_cluster():
+        record, scaled = benchmark_scale_out.measure(
+            spec["J"], subsample=spec["subsample"], draws=1000, seed=spec["seed"],
+            mean_windows=spec["windows"], truth=TRUTH, engine=spec["engine"])
+    hyper = scaled.hyper
+    return {
+        "engine": hyper.engine, "sample_s": hyper.sampling_seconds,
+        "build_s": record["seconds"] - hyper.sampling_seconds,
+        "divergences": int(hyper.idata.sample_stats["diverging"].sum()),
+        "draws": 4000, "distinct_pairs": record["distinct_pairs"], "N": record["rows"],
+        **_ess_per_s(hyper.idata.posterior, hyper.sampling_seconds),
+        "ess_s_theta": None,  # the subsample's only; every entity's rate is exact given draws
+    }
+
+
 def compile_once(engine: str) -> dict:
     """Compile the packaged and the bare program (or find them cached)."""
     import ratepool
@@ -420,63 +273,71 @@ def in_subprocess(args: list[str], timeout: float | None) -> dict | None:
     return json.loads(out.decode().strip().splitlines()[-1])
 
 
-COLUMNS = (("engine", "engine"), ("J", "J"), ("N", "N"), ("run", "run"),
-           ("status", "status"), ("read", "reader"), ("aggregate s", "aggregate_s"), ("compile s", "compile_s"),
-           ("sample s", "sample_s"), ("build s", "build_s"), ("summarise s", "summarise_s"),
-           ("write s", "write_s"), ("ESS/s mu,alpha,phi", "ess_s_hyper"),
-           ("ESS/s theta", "ess_s_theta"), ("R-hat max", "rhat_max_hyper"),
-           ("div", "divergences"), ("entity preds", "entity_predictions"),
-           ("peak RSS tree GB", "peak_rss_tree_gb"), ("peak PSS tree GB", "peak_pss_tree_gb"),
-           ("CPU s", "cpu_s"), ("ratio", "ratio"), ("ratio CPU", "ratio_cpu"),
-           ("ratio+write", "ratio_write"))
-
-
-def _cell(key: str, value: object) -> str:
-    if value is None or value == "":
-        return "—"
-    if key in ("N", "J"):
-        return f"{value:,}"
-    if isinstance(value, bool) or not isinstance(value, float):
-        return str(value)
-    if key in ("aggregate_s", "rhat_max_hyper"):
-        return f"{value:.3f}"
-    if key in ("ratio", "ratio_write", "ratio_cpu", "peak_rss_tree_gb", "peak_pss_tree_gb"):
-        return f"{value:.2f}"
-    return f"{value:,.1f}"
-
-
-def markdown_table(rows: list[dict]) -> str:
-    lines = ["| " + " | ".join(name for name, _ in COLUMNS) + " |",
-             "|" + "---|" * len(COLUMNS)]
-    for row in rows:
-        lines.append("| " + " | ".join(_cell(key, row.get(key)) for _, key in COLUMNS) + " |")
-    return "\n".join(lines)
-
-
-def add_ratios(rows: list[dict]) -> None:
-    """ratepool's (sample + build + summarise) / bare sample seconds, per (engine, J, N)."""
-    done = [r for r in rows if r["run"] == "bare" and r.get("status") == "ok"]
-    bare = {(r["engine"], r["J"], r["N"]): r["sample_s"] for r in done}
-    bare_cpu = {(r["engine"], r["J"], r["N"]): r.get("cpu_s") for r in done}
-    for row in rows:
-        key = (row["engine"], row["J"], row["N"])
-        base = bare.get(key)
-        if row["run"] != "ratepool" or row.get("status") != "ok" or not base:
-            continue
-        total = row["sample_s"] + row["build_s"] + row["summarise_s"]
-        row["ratio"] = total / base
-        if row.get("write_s") is not None:
-            row["ratio_write"] = (total + row["write_s"]) / base
-        if bare_cpu.get(key):
-            row["ratio_cpu"] = row["cpu_s"] / bare_cpu[key]
-
-
 def machine() -> str:
     load = os.getloadavg()
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return (f"{platform.machine()}, {os.cpu_count()} cores, {memory:.0f} GB RAM, Python "
             f"{platform.python_version()}; load average {load[0]:.1f} / {load[1]:.1f} / "
             f"{load[2]:.1f} (1/5/15 min)")
+
+
+def j_axis_cases(entities: list[int], windows_per_entity: int) -> list[str]:
+    """The ``N:J`` cases of the J axis: N = windows_per_entity * J for each J.
+
+    Parameters
+    ----------
+    entities : list of int
+        The J values.
+    windows_per_entity : int
+        Mean windows per entity (the simulation splits N unequally).
+
+    Returns
+    -------
+    list of str
+        One ``"N:J"`` per J, in the given order.
+    """
+    return [f"{windows_per_entity * int(j)}:{int(j)}" for j in entities]
+
+
+def pystan_memory_gb(n_entities: int, total_draws: int) -> float:
+    """PyStan's predicted peak (GB): ~0.23 KB per value of every draw (theta dominates),
+    measured at J = 2,000 and 100,000 (docs/benchmarks/index.md)."""
+    return PYSTAN_KB_PER_VALUE * 1024 * n_entities * total_draws / 2**30
+
+
+def _settings(spec: dict) -> tuple[str, int]:
+    """The run's sampler settings as text, and its total draws."""
+    import ratepool
+
+    if spec["run"] == "scale-out":
+        return f"fit_scaled, subsample {spec['subsample']:,}: 4×(1000+1000)", 4000
+    config = ratepool.ModelConfig(**{key: spec[key] for key in ("n_samples", "n_tune",
+                                                                 "n_chains")
+                                     if spec.get(key) is not None})
+    return f"{config.n_chains}×({config.n_tune}+{config.n_samples})", config.total_draws
+
+
+def measure_run(spec: dict, info: dict, args: argparse.Namespace) -> dict:
+    """One row: ``spec`` run in a fresh process (or skipped where PyStan would not fit)."""
+    settings, draws = _settings(spec)
+    row = {"engine": spec["engine"], "J": spec["J"], "N": spec["N"], "run": spec["run"],
+           "settings": settings,
+           "compile_s": info["compile_s"]["bare" if spec["run"] == "bare" else "ratepool"]}
+    fitted = min(spec["J"], spec["subsample"]) if spec["run"] == "scale-out" else spec["J"]
+    need = pystan_memory_gb(fitted, draws)
+    if spec["engine"] == "pystan" and need > args.memory_limit:
+        return {**row, "status": f"not run: PyStan would need ~{need:,.0f} GB (0.23 KB per "
+                                 f"value of {fitted:,} x {draws:,} draws) > "
+                                 f"--memory-limit {args.memory_limit:.0f} GB"}
+    start = time.perf_counter()
+    result = in_subprocess([__file__, "--worker", json.dumps(spec)], args.time_cap)
+    if result is None:
+        result = {"status": f"exceeded cap ({args.time_cap:.0f} s)"}
+    row = {**row, "status": "ok", **result, "wall_s": time.perf_counter() - start}
+    for kind in ("rss", "pss"):
+        if f"peak_{kind}_tree_mb" in row:
+            row[f"peak_{kind}_tree_gb"] = row[f"peak_{kind}_tree_mb"] / 1024
+    return row
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -503,6 +364,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds allowed for one run (whole subprocess)")
     parser.add_argument("--seed", type=int, default=20261124)
     parser.add_argument("--out", type=Path, help="also write the rows to this CSV")
+    parser.add_argument("--entities", type=int, nargs="+", default=[], metavar="J",
+                        help="the J axis: cases N = --windows-per-entity x J (replaces --cases)")
+    parser.add_argument("--windows-per-entity", type=int, default=100)
+    parser.add_argument("--scale-out", type=int, nargs="*", default=[], metavar="J",
+                        help="J values fitted by ratepool.fit_scaled (rows on a local Dask "
+                             "cluster, benchmark_scale_out.measure) instead of ratepool.fit")
+    parser.add_argument("--subsample", type=int, default=2000,
+                        help="entities in fit_scaled's NUTS fit")
+    parser.add_argument("--j-axis", action="store_true",
+                        help=f"--entities {' '.join(map(str, J_AXIS))} --scale-out "
+                             f"{' '.join(map(str, J_AXIS_SCALE_OUT))}")
+    parser.add_argument("--memory-limit", type=float, default=MEMORY_LIMIT_GB, metavar="GB",
+                        help="skip PyStan runs predicted (pystan_memory_gb) to need more")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -510,6 +384,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_worker(json.loads(args.worker))))
         return 0
 
+    if args.j_axis:
+        args.entities, args.scale_out = list(J_AXIS), list(J_AXIS_SCALE_OUT)
+    cases = args.cases
+    if args.entities or args.scale_out:
+        cases = j_axis_cases(args.entities + args.scale_out, args.windows_per_entity)
     print(f"machine: {machine()}", flush=True)
     predictions = {None: None, "auto": "auto", "on": True, "off": False}[args.entity_predictions]
     rows: list[dict] = []
@@ -519,45 +398,36 @@ def main(argv: list[str] | None = None) -> int:
         info = in_subprocess(["-c", code], None)
         if info is None or "status" in info:
             print(f"{engine}: not measured (no {engine}: {info and info['status']})", flush=True)
-            for case in args.cases:
+            for case in cases:
                 n_rows, n_entities = (int(float(x)) for x in case.split(":"))
                 rows.append({"engine": engine, "J": n_entities, "N": n_rows, "run": "—",
                              "status": f"not measured: no {engine}"})
             continue
         print(f"engine: {info['engine']} {info['versions']}; compile s: {info['compile_s']}",
               flush=True)
-        for case in args.cases:
+        for case in cases:
             n_rows, n_entities = (int(float(x)) for x in case.split(":"))
             file = None
             if args.input in ("csv", "parquet"):
                 file = str(data_file(args.file_dir, args.input, n_rows, n_entities, args.seed))
-            for run in ("ratepool", "bare") if args.bare else ("ratepool",):
+            runs = ("ratepool", "bare") if args.bare else ("ratepool",)
+            if n_entities in args.scale_out:
+                runs = ("scale-out",)
+            for run in runs:
                 spec = {"run": run, "N": n_rows, "J": n_entities, "engine": engine,
                         "input": args.input, "likelihood": args.likelihood, "seed": args.seed,
                         "n_samples": args.draws, "n_tune": args.warmup,
                         "n_chains": args.chains, "entity_predictions": predictions,
-                        "write": args.write, "file": file}
-                base = {"engine": engine, "J": n_entities, "N": n_rows, "run": run,
-                        "compile_s": info["compile_s"][run]}
-                start = time.perf_counter()
-                row = in_subprocess([__file__, "--worker", json.dumps(spec)], args.time_cap)
-                if row is None:
-                    row = {"status": f"exceeded cap ({args.time_cap:.0f} s)"}
-                row = {**base, "status": "ok", **row, "wall_s": time.perf_counter() - start}
-                for kind in ("rss", "pss"):
-                    if f"peak_{kind}_tree_mb" in row:
-                        row[f"peak_{kind}_tree_gb"] = row[f"peak_{kind}_tree_mb"] / 1024
+                        "write": args.write, "file": file, "subsample": args.subsample,
+                        "windows": args.windows_per_entity}
+                row = measure_run(spec, info, args)
                 rows.append(row)
                 print(f"{run} N={n_rows:,} J={n_entities:,}: {json.dumps(row)}", flush=True)
     add_ratios(rows)
     print(f"\nmachine at the end: {machine()}\n")
     print(markdown_table(rows))
     if args.out:
-        with args.out.open("w", newline="") as handle:
-            fields = sorted({key for row in rows for key in row})
-            writer = csv.DictWriter(handle, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(rows)
+        write_rows(rows, args.out)
     return 0
 
 

@@ -2,7 +2,7 @@
 """Benchmark: aggregating Parquet rows on a local Dask cluster and a local Spark session.
 
 For each N (default 1e6 and 1e7) and J = 2,000 entities, simulated rows (string labels
-``host-00042``, NB2 counts, an integer window column; `benchmark.simulate_rows`) are written
+``host-00042``, NB2 counts, an integer window column; `bench_data.simulate_rows`) are written
 once as 8 Parquet files. Each row of the table is a fresh subprocess that aggregates that
 directory to `CountData`:
 
@@ -39,7 +39,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmark import TreeMemory, simulate_rows  # noqa: E402
+from bench_memory import TreeMemory  # noqa: E402
+from bench_data import simulate_rows  # noqa: E402
 
 DEFAULT_SIZES = (1_000_000, 10_000_000)
 SOURCES = ("pandas", "dask", "spark")

@@ -27,44 +27,109 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmark import TreeMemory  # noqa: E402
+from bench_memory import TreeMemory  # noqa: E402
 
 TRUTH = {"mu": 4.0, "alpha": 1.5, "phi": 3.0}
 ENTITIES_PER_PARTITION = 250_000
 
 
-def entity_block(block: int, n_entities: int, seed: int, mean_windows: float = 5.0
-                 ) -> pd.DataFrame:
-    """The rows of entities [block * ENTITIES_PER_PARTITION, ...), seeded by (seed, block)."""
+def entity_block(block: int, n_entities: int, seed: int, mean_windows: float = 5.0,
+                 truth: dict | None = None) -> pd.DataFrame:
+    """The rows of entities [block * ENTITIES_PER_PARTITION, ...), seeded by (seed, block);
+    mu, alpha, phi from ``truth`` (default ``TRUTH``)."""
+    truth = truth or TRUTH
     rng = np.random.default_rng([seed, block])
     first = block * ENTITIES_PER_PARTITION
     ids = np.arange(first, min(first + ENTITIES_PER_PARTITION, n_entities), dtype=np.int64)
     windows = 1 + rng.poisson(mean_windows - 1.0, ids.size)
-    theta = rng.gamma(TRUTH["mu"] * TRUTH["alpha"], 1.0 / TRUTH["alpha"], ids.size)
+    theta = rng.gamma(truth["mu"] * truth["alpha"], 1.0 / truth["alpha"], ids.size)
     mean = np.repeat(theta, windows)
-    phi = TRUTH["phi"]
+    phi = truth["phi"]
     counts = rng.negative_binomial(phi, phi / (phi + mean))
     return pd.DataFrame({"entity": np.repeat(ids, windows), "count": counts.astype(np.int64)})
 
 
-def rows_on_cluster(n_entities: int, seed: int, mean_windows: float):
+def rows_on_cluster(n_entities: int, seed: int, mean_windows: float,
+                    truth: dict | None = None) -> Any:
+    """`entity_block` over the cluster: a lazy Dask DataFrame of all J entities' rows."""
     import dask.dataframe as dd
 
     blocks = range(-(-n_entities // ENTITIES_PER_PARTITION))
     meta = pd.DataFrame({"entity": pd.Series(dtype=np.int64),
                          "count": pd.Series(dtype=np.int64)})
     return dd.from_map(entity_block, blocks, n_entities=n_entities, seed=seed,
-                       mean_windows=mean_windows, meta=meta)
+                       mean_windows=mean_windows, truth=truth, meta=meta)
+
+
+@contextlib.contextmanager
+def local_cluster() -> Iterator[None]:
+    """A Dask ``LocalCluster`` of 2 worker processes x 1 thread, with its client."""
+    import distributed
+
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster):
+        yield
+
+
+def measure(n_entities: int, *, subsample: int, draws: int, seed: int, mean_windows: float,
+            truth: dict | None = None, engine: str | None = None) -> tuple[dict, Any]:
+    """One `fit_scaled` run on rows generated on the current Dask cluster.
+
+    Parameters
+    ----------
+    n_entities : int
+        J.
+    subsample, draws : int
+        As in `fit_scaled` (the subsample fit: 4 chains x 1000 warmup + 1000 draws).
+    seed : int
+        Seeds the rows (and nothing else: the subsample is drawn by the config's seed).
+    mean_windows : float
+        Mean windows per entity (1 + Poisson(mean_windows - 1)).
+    truth : dict, optional
+        mu, alpha, phi of the rows (default ``TRUTH``).
+    engine : str, optional
+        Engine of the subsample fit (default: `ratepool.fit`'s).
+
+    Returns
+    -------
+    tuple of (dict, ScaledFit)
+        The record (J, rows, seconds, distinct pairs, peak tree RSS, the subsample fit's
+        hyperparameter R-hat and ESS) and the fit.
+    """
+    import ratepool
+    from ratepool.workflow.scale_out import fit_scaled
+
+    rows = rows_on_cluster(n_entities, seed, mean_windows, truth)
+    config = ratepool.ModelConfig(n_chains=4, n_tune=1000, n_samples=1000,
+                                  obs_predictions=False)
+    start = time.perf_counter()
+    with TreeMemory() as memory:
+        scaled = fit_scaled(rows, config, subsample=subsample, draws=draws, engine=engine)
+    record = {
+        "entities": n_entities, "mean_windows": mean_windows,
+        "rows": int(scaled.entities["n_windows"].sum()),
+        "subsample": scaled.n_subsample, "draws": scaled.draws.n_draws,
+        "seconds": round(time.perf_counter() - start, 1),
+        "distinct_pairs": int(scaled.entities[["n_windows", "total"]]
+                              .drop_duplicates().shape[0]),
+        "peak_tree_rss_gb": round(memory.peak_bytes / 2**30, 2),
+        **hyper_checks(scaled.hyper.idata.posterior),
+    }
+    return record, scaled
 
 
 def full_fit_agreement(n_entities: int, seed: int, mean_windows: float, scaled, chains: int,
@@ -123,31 +188,10 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
-    import distributed
-
-    import ratepool
-    from ratepool.workflow.scale_out import fit_scaled
-
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, \
-            distributed.Client(cluster):
+    with local_cluster():
         for n_entities in args.entities:
-            rows = rows_on_cluster(n_entities, args.seed, args.mean_windows)
-            config = ratepool.ModelConfig(n_chains=4, n_tune=1000, n_samples=1000,
-                                          obs_predictions=False)
-            start = time.perf_counter()
-            with TreeMemory() as memory:
-                scaled = fit_scaled(rows, config, subsample=args.subsample, draws=args.draws)
-            record = {
-                "entities": n_entities, "mean_windows": args.mean_windows,
-                "rows": int(scaled.entities["n_windows"].sum()),
-                "subsample": scaled.n_subsample, "draws": scaled.draws.n_draws,
-                "seconds": round(time.perf_counter() - start, 1),
-                "distinct_pairs": int(scaled.entities[["n_windows", "total"]]
-                                      .drop_duplicates().shape[0]),
-                "peak_tree_rss_gb": round(memory.peak_bytes / 2**30, 2),
-                **hyper_checks(scaled.hyper.idata.posterior),
-            }
+            record, scaled = measure(n_entities, subsample=args.subsample, draws=args.draws,
+                                     seed=args.seed, mean_windows=args.mean_windows)
             if args.compare_full:
                 record["full"] = full_fit_agreement(n_entities, args.seed, args.mean_windows,
                                                     scaled,

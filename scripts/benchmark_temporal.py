@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmark import TreeMemory, _tree  # noqa: E402  (the process-tree RSS poller)
+from bench_memory import TreeMemory, _tree  # noqa: E402  (the process-tree RSS poller)
 
 DEFAULT_SIZES = (500, 1000, 2000, 4000)
 WINDOWS_PER_ENTITY = 40
