@@ -37,11 +37,11 @@ def _expected_outputs(stan_data: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     if int(stan_data["non_centered"]):
         outputs.update(theta_raw=(n_entities,), theta_from_raw=(n_entities,))
     elif int(stan_data.get("zero_inflation", 0)):
-        # The rates through theta_events and, for entities without events, log_g and
+        # The rates through log_theta_events and, for entities without events, log_g and
         # neg_log_u (see the Stan file's parameters block).
         n_zero = int(np.sum(np.asarray(stan_data.get("entity_total", ()), dtype=float) == 0))
         outputs.update({name: (size,) for name, size in
-                        (("theta_events", n_entities - n_zero), ("log_g", n_zero),
+                        (("log_theta_events", n_entities - n_zero), ("log_g", n_zero),
                          ("neg_log_u", n_zero)) if size},
                        theta_from_raw=(n_entities,))
     else:
