@@ -143,6 +143,49 @@ functions {
     return scale;
   }
 
+  // Zero-inflation: the offset (first half) and multiplier (second half) of log_theta_events
+  // (see the parameters block): a Laplace approximation of the conditional posterior of
+  // u_i = log theta_i (entity i with events) given the hyperparameters, its mode found by
+  // three damped Newton steps from the Poisson guess log((a_i + S_i) / (alpha + exposure)),
+  // its sd 1 / sqrt(curvature). In u, with m = E theta, the log density is
+  //   a u - alpha e^u   (Gamma(a, alpha) prior and the Jacobian e^u)
+  //   + sum over windows with y > 0 events of y u - (y + phi) log(m + phi)
+  //   + sum over zero windows of log(pi + (1 - pi) (1 + m / phi)^-phi),
+  // each kind of window taken at its mean exposure; the curvature keeps only the terms that
+  // cannot be negative (a zero window's r phi^2 m / (m + phi)^2, r its posterior probability
+  // of not being structural). O(entities with events) per gradient. Per entity: its index,
+  // total S, windows with and without events and their mean exposures.
+  vector event_rate_moments(real mu, real alpha, real phi, array[] real pi, matrix X,
+                            vector beta, array[] int entities, vector total, vector nonzero,
+                            vector zeros, vector exposure_nonzero, vector exposure_zero) {
+    int n = size(entities);
+    if (n == 0) {
+      return rep_vector(0, 0);
+    }
+    real logit_pi = logit(pi[1]);
+    vector[n] shape = entity_shape(mu, alpha, X, beta)[entities];
+    vector[n] positive_weight = total + phi * nonzero;
+    vector[n] u = log(shape + total) - log(alpha + exposure_nonzero .* nonzero
+                                            + (1 - pi[1]) * exposure_zero .* zeros);
+    vector[n] curvature;
+    for (step in 1:4) {
+      vector[n] theta = exp(u);
+      vector[n] m_nonzero = exposure_nonzero .* theta;
+      vector[n] m_zero = exposure_zero .* theta;
+      vector[n] share_nonzero = m_nonzero ./ (m_nonzero + phi);
+      vector[n] share_zero = m_zero ./ (m_zero + phi);
+      vector[n] not_structural = inv_logit(-phi * log1p(m_zero / phi) - logit_pi);
+      curvature = alpha * theta + phi * positive_weight .* share_nonzero ./ (m_nonzero + phi)
+                  + phi * zeros .* not_structural .* share_zero .* (phi ./ (m_zero + phi));
+      if (step < 4) {
+        vector[n] slope = shape - alpha * theta + total - positive_weight .* share_nonzero
+                          - phi * zeros .* not_structural .* share_zero;
+        u += 3 * tanh(slope ./ curvature / 3);
+      }
+    }
+    return append_row(u, inv_sqrt(curvature));
+  }
+
   // Zero-inflation: the rates of the entities without events, from the auxiliary parameters
   // (see the parameters block): theta_i = exp(log_g_i - neg_log_u_i / a_i) / alpha, a_i = mu_i alpha.
   // Every rate (the others are theta_events) in entity order.
@@ -321,6 +364,47 @@ transformed data {
   real total_nonzero = sum(group_nonzero);
   vector[G] group_log_exposure = log(group_exposure);
   array[count_positive(group_total)] int positive_groups = positive_positions(group_total);
+  // Zero-inflation (centred): per entity with events, what the coordinates of its rate are
+  // set from (event_rate_moments): its total, its windows with and without events and their
+  // mean exposures (from the groups when given, else from the rows: the same numbers).
+  int J_events = aux_rates ? J - J_zero : 0;
+  array[J_events] int event_entities;
+  vector[J_events] event_total;
+  vector[J_events] event_nonzero;
+  vector[J_events] event_zeros;
+  vector[J_events] event_exposure_nonzero;
+  vector[J_events] event_exposure_zero;
+  if (aux_rates) {
+    vector[J] nonzero = rep_vector(0, J);
+    vector[J] zeros = rep_vector(0, J);
+    vector[J] exposure_nonzero = rep_vector(0, J);
+    vector[J] exposure_zero = rep_vector(0, J);
+    if (grouped) {
+      for (g in 1:G) {
+        nonzero[group_entity[g]] += group_nonzero[g];
+        zeros[group_entity[g]] += group_zeros_real[g];
+        exposure_nonzero[group_entity[g]] += group_nonzero[g] * group_exposure[g];
+        exposure_zero[group_entity[g]] += group_zeros_real[g] * group_exposure[g];
+      }
+    } else {
+      for (n in 1:N) {
+        real e = has_exposure ? exposure[n] : 1;
+        if (y[n] > 0) {
+          nonzero[entity[n]] += 1;
+          exposure_nonzero[entity[n]] += e;
+        } else {
+          zeros[entity[n]] += 1;
+          exposure_zero[entity[n]] += e;
+        }
+      }
+    }
+    event_entities = positive_entities;
+    event_total = entity_total[event_entities];
+    event_nonzero = nonzero[event_entities];
+    event_zeros = zeros[event_entities];
+    event_exposure_nonzero = exposure_nonzero[event_entities] ./ event_nonzero;
+    event_exposure_zero = exposure_zero[event_entities] ./ fmax(event_zeros, 1);
+  }
 
   // Tolerances are relative: sums of doubles beyond 2^53 are not exact.
   if (abs(sum(count_freq) - n_total) > fmax(0.5, 1e-12 * n_total)) {
@@ -409,22 +493,43 @@ parameters {
   vector<lower=0>[non_centered ? J : 0] theta_raw;  // alpha * theta; theta is then theta_from_raw
   vector[P] beta;                                    // log rate ratio per covariate unit (scaled)
   array[zero_inflation] real<lower=0, upper=1> pi;   // share of structural zeros
-  // Zero-inflation (centred): the rates of the entities with events are sampled as theta is
-  // (theta_events); an entity without events has the exact Gamma(a_i, alpha) rate
+  // Zero-inflation (centred): the rate of an entity without events is the exact Gamma(a_i, alpha)
+  // rate
   //   theta_i = g_i * u_i^(1 / a_i) / alpha,  g_i ~ Gamma(a_i + 1, 1),  u_i ~ Uniform(0, 1),
   // a_i = mu_i * alpha (Marsaglia & Tsang 2000: G(a + 1) U^(1/a) is Gamma(a, 1)), sampled as
-  // log_g_i = log(g_i) and neg_log_u_i = -log(u_i) ~ Exponential(1). Why: once pi is large all of such
-  // an entity's zeros can be structural, the likelihood is flat in theta_i and its posterior
-  // is its prior; on the log scale a Gamma(a) with a << 1 has an exponential left tail of
-  // scale 1 / a and a wall on the right, and with a >> 1 a width of 1 / sqrt(a): a funnel in
-  // (mu, alpha, beta, theta_i) where the centred sampler diverged in 65% of SBC fits. In
-  // (log_g, neg_log_u) the prior is Exponential(1) in neg_log_u at every a, and log_g, standardised below by
-  // the mean and sd of log Gamma(a + 1) (digamma, trigamma; shape >= 1: no wall), has mean 0
-  // and sd 1: no funnel. It is the same model: the reported theta_i has the same joint
-  // density with the data and the hyperparameters (the auxiliary pair is integrated out by
-  // the sampler); only the sampler's coordinates change. The rates are output as
-  // theta_from_raw.
-  vector<lower=0>[aux_rates ? J - J_zero : 0] theta_events;
+  // log_g_i = log(g_i) and neg_log_u_i = -log(u_i) ~ Exponential(1). Why: once pi is large all
+  // of such an entity's zeros can be structural, the likelihood is flat in theta_i and its
+  // posterior is its prior; on the log scale a Gamma(a) with a << 1 has an exponential left
+  // tail of scale 1 / a and a wall on the right, and with a >> 1 a width of 1 / sqrt(a): a
+  // funnel in (mu, alpha, beta, theta_i) where the centred sampler diverged in 65% of SBC
+  // fits. In (log_g, neg_log_u) the prior is Exponential(1) in neg_log_u at every a, and
+  // log_g, standardised below by the mean and sd of log Gamma(a + 1) (digamma, trigamma;
+  // shape >= 1: no wall), has mean 0 and sd 1: no funnel.
+  // The rate of an entity with events is sampled as log_theta_events_i = log theta_i (its
+  // density is theta_i's Gamma(a_i, alpha) density times the Jacobian theta_i) with an offset
+  // and a multiplier that follow the hyperparameters: the mode and sd of a Laplace
+  // approximation of its conditional posterior given mu, alpha, phi, beta and pi
+  // (event_rate_moments), so that the sampler sees each such rate standardised, about
+  // N(0, 1), wherever the hyperparameters are. Why: with pi large a zero window may be
+  // structural, and an entity with few events (or with small phi, whose Negative Binomial
+  // likelihood decays only as theta^-phi per window) has a rate whose posterior is nearly its
+  // prior times theta^S: centred on log theta it sits against the prior's wall at
+  // theta ~ 1 / alpha and moves with alpha, mu, phi and pi, and HMC diverged there (53% of
+  // the all-options SBC fits after the pair above; 77 of 102 with pi > 0.5). A
+  // hyperparameter-dependent offset and multiplier are an exact change of variables (the
+  // map from (hyperparameters, log_theta_events) to (hyperparameters, theta) is triangular;
+  // Stan adds log(multiplier) as its Jacobian).
+  // Both are the same model: the reported theta_i has the same joint density with the data
+  // and the hyperparameters (the auxiliary pair is integrated out by the sampler); only the
+  // sampler's coordinates change. The rates are output as theta_from_raw.
+  // (head and tail: a slice [1:0] of the empty vector is an indexing error.)
+  vector<offset=head(event_rate_moments(mu, alpha, phi, pi, X, beta, event_entities,
+                                        event_total, event_nonzero, event_zeros,
+                                        event_exposure_nonzero, event_exposure_zero), J_events),
+         multiplier=tail(event_rate_moments(mu, alpha, phi, pi, X, beta, event_entities,
+                                            event_total, event_nonzero, event_zeros,
+                                            event_exposure_nonzero, event_exposure_zero),
+                         J_events)>[J_events] log_theta_events;
   vector<offset=log_g_offset(mu, alpha, X, beta, zero_entities),
          multiplier=log_g_multiplier(mu, alpha, X, beta, zero_entities)>[J_zero] log_g;
   vector<lower=0>[J_zero] neg_log_u;
@@ -443,7 +548,7 @@ model {
   if (non_centered) {
     rate = theta_raw / alpha;
   } else if (aux_rates) {
-    rate = assemble_rates(theta_events, positive_entities, log_g, neg_log_u,
+    rate = assemble_rates(exp(log_theta_events), positive_entities, log_g, neg_log_u,
                           entity_shape(mu, alpha, X, beta), alpha, zero_entities);
   } else {
     rate = theta;
@@ -467,7 +572,8 @@ model {
     // the Jacobian g); neg_log_u ~ Exponential(1).
     vector[J] shape = entity_shape(mu, alpha, X, beta);
     vector[J_zero] shape_g = shape[zero_entities] + 1;
-    target += gamma_lpdf(theta_events | shape[positive_entities], alpha);
+    target += gamma_lpdf(exp(log_theta_events) | shape[positive_entities], alpha)
+              + sum(log_theta_events);
     target += dot_product(shape_g, log_g) - sum(exp(log_g)) - sum(lgamma(shape_g));
     target += exponential_lpdf(neg_log_u | 1);
   } else if (P == 0) {
@@ -672,7 +778,7 @@ generated quantities {
     real pi_g = zero_inflation ? pi[1] : 0;
     vector[J] theta_g;
     if (aux_rates) {
-      theta_g = assemble_rates(theta_events, positive_entities, log_g, neg_log_u,
+      theta_g = assemble_rates(exp(log_theta_events), positive_entities, log_g, neg_log_u,
                                entity_shape(mu, alpha, X, beta), alpha, zero_entities);
     } else {
       theta_g = non_centered ? theta_raw / alpha : theta;

@@ -195,10 +195,10 @@ def test_expected_outputs_follow_the_options() -> None:
     options = _expected_outputs({**base, "G": 4, "P": 2, "zero_inflation": 1})
     assert options["beta"] == (2,) and options["pi"] == (1,)
     assert "log_lik_entity" not in options
-    # Zero-inflated (centred): the rates through theta_events, log_g and neg_log_u.
+    # Zero-inflated (centred): the rates through log_theta_events, log_g and neg_log_u.
     zi = _expected_outputs({**base, "G": 4, "P": 0, "zero_inflation": 1,
                             "entity_total": [0, 5, 0]})
-    assert zi["theta_events"] == (1,) and zi["log_g"] == zi["neg_log_u"] == (2,)
+    assert zi["log_theta_events"] == (1,) and zi["log_g"] == zi["neg_log_u"] == (2,)
     assert zi["theta_from_raw"] == (3,) and "theta" not in zi
 
 

@@ -1,14 +1,16 @@
-"""The zero-inflated program's coordinates for the rates of entities without events
-(theta_i = exp(log_g_i - neg_log_u_i / a_i) / alpha; see the parameters block of
-``stan/hierarchical_negbinom.stan``): the same model as theta_i ~ Gamma(a_i, alpha), checked
-against scipy, and the geometry that made 65% of the all-options SBC fits diverge."""
+"""The zero-inflated program's coordinates for the entity rates (see the parameters block of
+``stan/hierarchical_negbinom.stan``): entities without events through the pair
+theta_i = exp(log_g_i - neg_log_u_i / a_i) / alpha, entities with events as log theta_i with
+an offset and multiplier set from the hyperparameters (event_rate_moments): the same model as
+theta_i ~ Gamma(a_i, alpha), checked against scipy, and the geometry that made 65% of the
+all-options SBC fits diverge."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
+from scipy import special, stats
 
 import ratepool
 from ratepool.engines.base import SamplerSettings
@@ -17,6 +19,7 @@ from ratepool.model.standata import exposure_scale, stan_data
 
 from .conftest import engine_params
 from .test_options import assert_both_paths_equal, scipy_log_density
+from .zero_inflation_params import program_point
 
 CONFIG = ratepool.ModelConfig(mu_prior_rate=0.2, alpha_prior_sd=1.5, overdispersion_prior_sd=3.0,
                               beta_prior_sd=0.7, zero_inflation=True)
@@ -100,3 +103,83 @@ def test_zero_inflated_fit_of_all_zero_windows_has_no_divergences(engine_name: s
     fit = ratepool.fit(data, config, engine=engine_name)
     divergences = int(fit.idata.sample_stats["diverging"].values.sum())
     assert divergences <= 1
+
+
+def event_rate_moments(data: ratepool.CountData, params: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The offset and multiplier of log_theta_events (the Stan file's event_rate_moments,
+    written again from its comment): per entity with events, the mode of the approximate
+    conditional log density of u = log theta after three damped Newton steps from the Poisson
+    guess, and 1 / sqrt of its (non-negative part of the) curvature there."""
+    mu, alpha, phi = (float(params[name]) for name in ("mu", "alpha", "phi"))
+    pi = float(params["pi"][0])
+    shape = np.full(data.n_entities, mu * alpha)
+    if data.covariates is not None:
+        shape = shape * np.exp(data.covariates.scaled @ np.asarray(params["beta"]))
+    exposure = data.exposure if data.exposure is not None else np.ones(len(data.y))
+    entity, zero = data.entity_index, data.y == 0
+
+    def per_entity(values: np.ndarray) -> np.ndarray:
+        return np.bincount(entity, weights=values, minlength=data.n_entities)
+
+    nonzero_count, zero_count = per_entity(~zero * 1.0), per_entity(zero * 1.0)
+    exposure_nonzero = per_entity(exposure * ~zero) / np.maximum(nonzero_count, 1)
+    exposure_zero = per_entity(exposure * zero) / np.maximum(zero_count, 1)
+    total = np.asarray(data.entity_total, dtype=float)
+    weight = total + phi * nonzero_count
+    u = np.log((shape + total) / (alpha + exposure_nonzero * nonzero_count
+                                   + (1 - pi) * exposure_zero * zero_count))
+    for step in range(4):
+        theta = np.exp(u)
+        m_nonzero, m_zero = exposure_nonzero * theta, exposure_zero * theta
+        p0 = (phi / (phi + m_zero)) ** phi
+        not_structural = (1 - pi) * p0 / (pi + (1 - pi) * p0)
+        # d/du and -d2/du2 (its non-negative terms) of a u - alpha e^u + sum_y>0 [y u -
+        # (y + phi) log(m + phi)] + sum_y=0 log(pi + (1 - pi) p0(m))
+        slope = (shape - alpha * theta + total - weight * m_nonzero / (m_nonzero + phi)
+                 - phi * zero_count * not_structural * m_zero / (m_zero + phi))
+        curvature = (alpha * theta + weight * phi * m_nonzero / (m_nonzero + phi) ** 2
+                     + zero_count * not_structural * phi ** 2 * m_zero / (m_zero + phi) ** 2)
+        if step < 3:
+            u = u + 3 * np.tanh(slope / curvature / 3)
+    events = total > 0
+    return u[events], 1 / np.sqrt(curvature[events])
+
+
+@pytest.mark.parametrize("engine_name", engine_params())
+def test_rates_of_entities_with_events_have_the_documented_coordinates(engine_name: str) -> None:
+    """log_theta_events is log theta_i itself (the density tests above set it so) with the
+    documented offset and multiplier: the log density with the constraints' Jacobians exceeds
+    the one without by the standard transforms' log Jacobians plus, per entity with events,
+    log of its multiplier (computed here independently) and, per entity without events, that
+    of log_g. The offset and multiplier are the same from the groups (both likelihood paths)
+    and from the rows (hand-written data with G = 0 on the reference path)."""
+    engine = ratepool.get_engine(engine_name)
+    data = ratepool.from_dataframe(zero_heavy_panel(1), exposure_col="exposure",
+                                   covariates=["x"])
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        params = {"mu": rng.gamma(2, 2), "alpha": rng.gamma(2, 0.5), "phi": rng.gamma(2, 1),
+                  "theta": rng.gamma(2.0, 1.0, data.n_entities), "beta": rng.normal(0, 0.5, 1),
+                  "pi": [float(rng.uniform(0.1, 0.9))]}
+        point, _ = program_point(data, params, CONFIG)
+        shape = params["mu"] * params["alpha"] * np.exp(data.covariates.scaled @ params["beta"])
+        zero = np.asarray(data.entity_total) == 0
+        _, multiplier = event_rate_moments(data, params)
+        pi = params["pi"][0]
+        expected = (np.log(params["mu"] * params["alpha"] * params["phi"] * pi * (1 - pi))
+                    + np.sum(np.log(point["neg_log_u"]))
+                    + np.sum(0.5 * np.log(special.polygamma(1, shape[zero] + 1)))
+                    + np.sum(np.log(multiplier)))
+        inputs = [stan_data(data, CONFIG.replace(likelihood=likelihood), obs_predictions=False)
+                  for likelihood in ("sufficient", "observation")]
+        rows = dict(inputs[1], G=0)
+        rows.update({name: [] for name in ("group_entity", "group_exposure", "group_windows",
+                                           "group_zeros", "group_total")})
+        for stan_input in [*inputs, rows]:
+            with_jacobian = engine.log_density(default_program(), stan_input, point,
+                                               jacobian=True)
+            without = engine.log_density(default_program(), stan_input, point)
+            assert with_jacobian - without == pytest.approx(expected, rel=1e-8, abs=1e-8)
+        # the reference path from the rows has the same density as from the groups
+        assert engine.log_density(default_program(), rows, point) == pytest.approx(
+            engine.log_density(default_program(), inputs[1], point), rel=1e-10)

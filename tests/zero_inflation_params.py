@@ -1,6 +1,7 @@
 """The zero-inflated program's coordinates of a point given in theta (shared by the log-density
 tests): with zero-inflation (centred) the program samples the rates of entities with events as
-``theta_events`` and those of entities without events through ``log_g`` and ``neg_log_u``,
+``log_theta_events`` (log theta_i, with a hyperparameter-dependent offset and multiplier) and
+those of entities without events through ``log_g`` and ``neg_log_u``,
 theta_i = exp(log_g_i - neg_log_u_i / a_i) / alpha with a_i = mu_i alpha (see the Stan file)."""
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ def program_point(data: ratepool.CountData, params: dict, config: ratepool.Model
     """``params`` (with ``theta``) in the program's parameters, and what that changes in the
     joint log density: for each entity without events, the Gamma(a_i, alpha) density of
     theta_i is replaced by the densities of its auxiliary pair (log_g_i ~ log Gamma(a_i + 1),
-    neg_log_u_i ~ Exponential(1), scipy's), the pair chosen so that it maps to theta_i.
-    Without zero-inflation, or non-centred, ``params`` is returned as is with 0."""
+    neg_log_u_i ~ Exponential(1), scipy's), the pair chosen so that it maps to theta_i; each
+    entity with events is given as log theta_i, whose density is theta_i's times the Jacobian
+    theta_i (the log density is read without the constraints' Jacobians: the offset and
+    multiplier of log_theta_events add nothing then). Without zero-inflation, or non-centred,
+    ``params`` is returned as is with 0."""
     if not config.zero_inflation or config.parameterization == "non_centered":
         return params, 0.0
     theta, alpha = np.asarray(params["theta"], dtype=float), float(params["alpha"])
@@ -30,8 +34,9 @@ def program_point(data: ratepool.CountData, params: dict, config: ratepool.Model
     neg_log_u = shape[zero] * np.linspace(0.3, 2.0, int(zero.sum()))
     log_g = np.log(alpha * theta[zero]) + neg_log_u / shape[zero]
     point = {name: value for name, value in params.items() if name != "theta"}
-    point.update(theta_events=theta[~zero], log_g=log_g, neg_log_u=neg_log_u)
+    point.update(log_theta_events=np.log(theta[~zero]), log_g=log_g, neg_log_u=neg_log_u)
     change = float(np.sum(stats.loggamma.logpdf(log_g, c=shape[zero] + 1)
                           + stats.expon.logpdf(neg_log_u)
-                          - stats.gamma.logpdf(theta[zero], a=shape[zero], scale=1 / alpha)))
+                          - stats.gamma.logpdf(theta[zero], a=shape[zero], scale=1 / alpha))
+                   + np.sum(np.log(theta[~zero])))
     return point, change

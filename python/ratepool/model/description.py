@@ -199,7 +199,7 @@ class ModelDescription:
 def _rate_outputs(model: ModelDescription, stan_data: Mapping[str, Any],
                   n_entities: int) -> dict[str, tuple[int, ...]]:
     """The static program's entity-rate outputs: theta, or the coordinates it is sampled in
-    (non-centred: theta_raw; zero-inflation: theta_events and, for entities without events,
+    (non-centred: theta_raw; zero-inflation: log_theta_events and, for entities without events,
     log_g and neg_log_u) with the rates as theta_from_raw."""
     if int(stan_data["non_centered"]):
         return {"theta_raw": (n_entities,), "theta_from_raw": (n_entities,)}
@@ -207,7 +207,7 @@ def _rate_outputs(model: ModelDescription, stan_data: Mapping[str, Any],
         return {"theta": (n_entities,)}
     totals = np.asarray(stan_data.get("entity_total", ()), dtype=float)
     n_zero = int(np.sum(totals == 0))
-    sizes = (("theta_events", n_entities - n_zero), ("log_g", n_zero), ("neg_log_u", n_zero))
+    sizes = (("log_theta_events", n_entities - n_zero), ("log_g", n_zero), ("neg_log_u", n_zero))
     return {**{name: (size,) for name, size in sizes if size},
             "theta_from_raw": (n_entities,)}
 

@@ -45,8 +45,8 @@ log = logging.getLogger(__name__)
 #: At ``warm_start = "auto"``, fits of at least this many entities start warm.
 AUTO_MIN_ENTITIES = 5000
 #: The static program's parameters in declaration order (its unconstrained vector's layout;
-#: theta_events, log_g and neg_log_u are sized only with zero-inflation, which starts cold).
-PARAMETER_ORDER = ("mu", "alpha", "phi", "theta", "theta_raw", "beta", "pi", "theta_events",
+#: log_theta_events, log_g and neg_log_u are sized only with zero-inflation, which starts cold).
+PARAMETER_ORDER = ("mu", "alpha", "phi", "theta", "theta_raw", "beta", "pi", "log_theta_events",
                    "log_g", "neg_log_u", "m0", "tau", "sigma_w", "sigma_e", "m")
 #: Bounds of an unconstrained variance: no direction narrower than 1e-4 sd, none wider than 5.
 _VARIANCE_RANGE = (1e-8, 25.0)
