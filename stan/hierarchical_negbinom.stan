@@ -146,7 +146,7 @@ functions {
   // Zero-inflation: the offset (first half) and multiplier (second half) of log_theta_events
   // (see the parameters block): a Laplace approximation of the conditional posterior of
   // u_i = log theta_i (entity i with events) given the hyperparameters, its mode found by
-  // three damped Newton steps from the Poisson guess log((a_i + S_i) / (alpha + exposure)),
+  // six damped Newton steps from the Poisson guess log((a_i + S_i) / (alpha + exposure)),
   // its sd 1 / sqrt(curvature). In u, with m = E theta, the log density is
   //   a u - alpha e^u   (Gamma(a, alpha) prior and the Jacobian e^u)
   //   + sum over windows with y > 0 events of y u - (y + phi) log(m + phi)
@@ -168,7 +168,7 @@ functions {
     vector[n] u = log(shape + total) - log(alpha + exposure_nonzero .* nonzero
                                             + (1 - pi[1]) * exposure_zero .* zeros);
     vector[n] curvature;
-    for (step in 1:4) {
+    for (step in 1:7) {
       vector[n] theta = exp(u);
       vector[n] m_nonzero = exposure_nonzero .* theta;
       vector[n] m_zero = exposure_zero .* theta;
@@ -177,7 +177,7 @@ functions {
       vector[n] not_structural = inv_logit(-phi * log1p(m_zero / phi) - logit_pi);
       curvature = alpha * theta + phi * positive_weight .* share_nonzero ./ (m_nonzero + phi)
                   + phi * zeros .* not_structural .* share_zero .* (phi ./ (m_zero + phi));
-      if (step < 4) {
+      if (step < 7) {
         vector[n] slope = shape - alpha * theta + total - positive_weight .* share_nonzero
                           - phi * zeros .* not_structural .* share_zero;
         u += 3 * tanh(slope ./ curvature / 3);

@@ -108,7 +108,7 @@ def test_zero_inflated_fit_of_all_zero_windows_has_no_divergences(engine_name: s
 def event_rate_moments(data: ratepool.CountData, params: dict) -> tuple[np.ndarray, np.ndarray]:
     """The offset and multiplier of log_theta_events (the Stan file's event_rate_moments,
     written again from its comment): per entity with events, the mode of the approximate
-    conditional log density of u = log theta after three damped Newton steps from the Poisson
+    conditional log density of u = log theta after six damped Newton steps from the Poisson
     guess, and 1 / sqrt of its (non-negative part of the) curvature there."""
     mu, alpha, phi = (float(params[name]) for name in ("mu", "alpha", "phi"))
     pi = float(params["pi"][0])
@@ -128,7 +128,7 @@ def event_rate_moments(data: ratepool.CountData, params: dict) -> tuple[np.ndarr
     weight = total + phi * nonzero_count
     u = np.log((shape + total) / (alpha + exposure_nonzero * nonzero_count
                                    + (1 - pi) * exposure_zero * zero_count))
-    for step in range(4):
+    for step in range(7):
         theta = np.exp(u)
         m_nonzero, m_zero = exposure_nonzero * theta, exposure_zero * theta
         p0 = (phi / (phi + m_zero)) ** phi
@@ -139,7 +139,7 @@ def event_rate_moments(data: ratepool.CountData, params: dict) -> tuple[np.ndarr
                  - phi * zero_count * not_structural * m_zero / (m_zero + phi))
         curvature = (alpha * theta + weight * phi * m_nonzero / (m_nonzero + phi) ** 2
                      + zero_count * not_structural * phi ** 2 * m_zero / (m_zero + phi) ** 2)
-        if step < 3:
+        if step < 6:
             u = u + 3 * np.tanh(slope / curvature / 3)
     events = total > 0
     return u[events], 1 / np.sqrt(curvature[events])
