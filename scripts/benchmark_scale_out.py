@@ -137,6 +137,10 @@ def measure(n_entities: int, *, subsample: int, draws: int, seed: int, mean_wind
                               .drop_duplicates().shape[0]),
         "peak_tree_rss_gb": round(memory.peak_bytes / 2**30, 2),
         "hyperparameters": scaled.method,
+        "hyper_mean_90": {name: [round(float(f(getattr(scaled.draws, name))), 4)
+                                 for f in (np.mean, lambda v: np.quantile(v, 0.05),
+                                           lambda v: np.quantile(v, 0.95))]
+                          for name in ("mu", "alpha", "phi")},
         **(hyper_checks(scaled.hyper.idata.posterior) if scaled.hyper is not None else
            {"pareto_k": round(scaled.marginal.pareto_k, 3),
             "importance_ess": round(scaled.marginal.ess)}),
