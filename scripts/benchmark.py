@@ -59,9 +59,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_data import TRUTH, data_file, simulate_aggregates, simulate_rows  # noqa: E402
 from bench_memory import TreeMemory  # noqa: E402
@@ -231,7 +228,8 @@ def run_scale_out(spec: dict, data: None, tree: TreeMemory) -> dict:
     with benchmark_scale_out.local_cluster():
         record, scaled = benchmark_scale_out.measure(
             spec["J"], subsample=spec["subsample"], draws=1000, seed=spec["seed"],
-            mean_windows=spec["windows"], truth=TRUTH, engine=spec["engine"])
+            mean_windows=spec["windows"], truth=TRUTH, engine=spec["engine"],
+            hyperparameters="subsample")
     hyper = scaled.hyper
     return {
         "engine": hyper.engine, "sample_s": hyper.sampling_seconds,

@@ -6,11 +6,13 @@ entities per partition; nothing is written to disk): entity i has 1 + Poisson(w 
 (w = ``--mean-windows``, 5 by default),
 theta_i ~ Gamma(mu alpha, alpha) with mu = 4, alpha = 1.5, and NB2(theta_i, phi = 3) counts.
 The cluster is a ``LocalCluster`` of 2 worker processes x 1 thread. Each J is one run of
-`fit_scaled` (subsample 20,000 entities, CmdStan 4 chains x 1000 + 1000, 1000 draws kept);
-each record gives the total time (the INFO log lines time the steps: aggregate, subsample
-fit, per-entity map), the number of distinct (windows, total) pairs, the subsample fit's
-largest R-hat and smallest bulk ESS over mu, alpha, phi, and the peak RSS summed over the
-process tree (driver, workers, CmdStan; polled every 0.1 s).
+`fit_scaled` (``--hyperparameters all``, the default: from every entity by importance
+sampling; ``subsample``: NUTS on 20,000 entities, CmdStan 4 chains x 1000 + 1000; 1000 draws
+kept); each record gives the total time (the INFO log lines time the steps: aggregate,
+hyperparameters, per-entity map), the number of distinct (windows, total) pairs, the
+importance sampler's Pareto k and ESS or the subsample fit's largest R-hat and smallest bulk
+ESS over mu, alpha, phi, and the peak RSS summed over the process tree (driver, workers,
+CmdStan; polled every 0.1 s).
 
 ``--compare-full`` also fits all entities with NUTS (CmdStan, ``--full-chains`` chains x
 ``--full-iterations`` warmup + draws; warm start on) and reports the issue's criteria: the
@@ -20,7 +22,10 @@ interval.
 
 Usage::
 
-    python scripts/benchmark_scale_out.py --entities 100000 --compare-full
+    python scripts/benchmark_scale_out.py --entities 100000 --compare-full \
+        --full-cache full-1e5.npz
+    python scripts/benchmark_scale_out.py --entities 100000 --compare-full \
+        --full-cache full-1e5.npz --hyperparameters subsample --subsample 2000
     python scripts/benchmark_scale_out.py --entities 1000000 10000000
 """
 
@@ -86,7 +91,8 @@ def local_cluster() -> Iterator[None]:
 
 
 def measure(n_entities: int, *, subsample: int, draws: int, seed: int, mean_windows: float,
-            truth: dict | None = None, engine: str | None = None) -> tuple[dict, Any]:
+            truth: dict | None = None, engine: str | None = None,
+            hyperparameters: str = "all") -> tuple[dict, Any]:
     """One `fit_scaled` run on rows generated on the current Dask cluster.
 
     Parameters
@@ -103,6 +109,8 @@ def measure(n_entities: int, *, subsample: int, draws: int, seed: int, mean_wind
         mu, alpha, phi of the rows (default ``TRUTH``).
     engine : str, optional
         Engine of the subsample fit (default: `ratepool.fit`'s).
+    hyperparameters : str
+        As in `fit_scaled`: ``"all"`` (every entity, importance sampling) or ``"subsample"``.
 
     Returns
     -------
@@ -118,7 +126,8 @@ def measure(n_entities: int, *, subsample: int, draws: int, seed: int, mean_wind
                                   obs_predictions=False)
     start = time.perf_counter()
     with TreeMemory() as memory:
-        scaled = fit_scaled(rows, config, subsample=subsample, draws=draws, engine=engine)
+        scaled = fit_scaled(rows, config, hyperparameters=hyperparameters,
+                            subsample=subsample, draws=draws, engine=engine)
     record = {
         "entities": n_entities, "mean_windows": mean_windows,
         "rows": int(scaled.entities["n_windows"].sum()),
@@ -127,17 +136,30 @@ def measure(n_entities: int, *, subsample: int, draws: int, seed: int, mean_wind
         "distinct_pairs": int(scaled.entities[["n_windows", "total"]]
                               .drop_duplicates().shape[0]),
         "peak_tree_rss_gb": round(memory.peak_bytes / 2**30, 2),
-        **hyper_checks(scaled.hyper.idata.posterior),
+        "hyperparameters": scaled.method,
+        "hyper_mean_90": {name: [round(float(f(getattr(scaled.draws, name))), 4)
+                                 for f in (np.mean, lambda v: np.quantile(v, 0.05),
+                                           lambda v: np.quantile(v, 0.95))]
+                          for name in ("mu", "alpha", "phi")},
+        **(hyper_checks(scaled.hyper.idata.posterior) if scaled.hyper is not None else
+           {"pareto_k": round(scaled.marginal.pareto_k, 3),
+            "importance_ess": round(scaled.marginal.ess)}),
     }
     return record, scaled
 
 
-def full_fit_agreement(n_entities: int, seed: int, mean_windows: float, scaled, chains: int,
-                       iterations: int) -> dict:
+def full_fit(n_entities: int, seed: int, mean_windows: float, chains: int, iterations: int,
+             cache: Path | None = None) -> dict:
+    """The full NUTS fit's entity means and MCSEs and hyperparameter means, R-hat and time;
+    read from / written to ``cache`` (a ``.npz``) so that scale-out variants can be compared
+    with one full fit."""
     import arviz as az
 
     import ratepool
 
+    if cache is not None and cache.exists():
+        with np.load(cache, allow_pickle=False) as saved:
+            return {key: saved[key] for key in saved.files}
     rows = pd.concat([entity_block(b, n_entities, seed, mean_windows)
                       for b in range(-(-n_entities // ENTITIES_PER_PARTITION))])
     config = ratepool.ModelConfig(n_chains=chains, n_tune=iterations, n_samples=iterations,
@@ -146,22 +168,42 @@ def full_fit_agreement(n_entities: int, seed: int, mean_windows: float, scaled, 
     full = ratepool.fit(ratepool.from_dataframe(rows), config, engine="cmdstan")
     seconds = time.perf_counter() - start
     posterior = full.idata.posterior
-    labels = posterior["entity"].values
-    means = posterior["theta"].mean(("chain", "draw")).values
-    mcse = az.mcse(posterior, var_names=["theta"])["theta"].values
-    ours = scaled.entities.set_index("entity").loc[labels, "mean"].to_numpy()
-    z = np.abs(ours - means) / mcse
+    names = ["mu", "alpha", "phi"]
+    result = {
+        "labels": np.asarray(posterior["entity"].values).astype(str),
+        "means": posterior["theta"].mean(("chain", "draw")).values,
+        "mcse": az.mcse(posterior, var_names=["theta"])["theta"].values,
+        "hyper_means": np.array([float(posterior[name].mean()) for name in names]),
+        "rhat_max": np.array(float(az.rhat(posterior, var_names=names).to_array().max())),
+        "seconds": np.array(seconds),
+        "setting": np.array([n_entities, seed, mean_windows, chains, iterations]),
+    }
+    if cache is not None:
+        partial = cache.with_suffix(".partial.npz")
+        np.savez(partial, **result)
+        partial.replace(cache)
+    return result
+
+
+def full_fit_agreement(n_entities: int, seed: int, mean_windows: float, scaled, chains: int,
+                       iterations: int, cache: Path | None = None) -> dict:
+    full = full_fit(n_entities, seed, mean_windows, chains, iterations, cache)
+    setting = [n_entities, seed, mean_windows, chains, iterations]
+    if not np.allclose(full["setting"], setting):
+        raise SystemExit(f"{cache} holds a full fit of {full['setting'].tolist()}, not {setting}")
+    entities = scaled.entities.assign(entity=scaled.entities["entity"].astype(str))
+    ours = entities.set_index("entity").loc[full["labels"], "mean"].to_numpy()
+    z = np.abs(ours - full["means"]) / full["mcse"]
     hyper = {}
-    for name in ("mu", "alpha", "phi"):
+    for name, value in zip(("mu", "alpha", "phi"), full["hyper_means"].tolist()):
         draws = getattr(scaled.draws, name)
         lo, hi = np.quantile(draws, [0.05, 0.95])
-        value = float(posterior[name].mean())
         hyper[name] = {"full_mean": value, "scaled_90": [float(lo), float(hi)],
                        "inside": bool(lo <= value <= hi)}
-    return {"full_fit_s": round(seconds, 1), "share_within_3_mcse": float((z <= 3).mean()),
+    return {"full_fit_s": round(float(full["seconds"]), 1),
+            "share_within_3_mcse": float((z <= 3).mean()),
             "z_quantiles_50_99_max": [float(np.quantile(z, q)) for q in (0.5, 0.99, 1.0)],
-            "hyper": hyper, "full_rhat_max": float(az.rhat(posterior, var_names=[
-                "mu", "alpha", "phi"]).to_array().max())}
+            "hyper": hyper, "full_rhat_max": float(full["rhat_max"])}
 
 
 def hyper_checks(posterior) -> dict:
@@ -177,6 +219,9 @@ def hyper_checks(posterior) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--entities", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--hyperparameters", choices=["all", "subsample"], default="all",
+                        help="as in fit_scaled: from every entity (importance sampling) or "
+                             "from a NUTS fit of --subsample entities")
     parser.add_argument("--subsample", type=int, default=20_000)
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=2026)
@@ -184,6 +229,9 @@ def main() -> None:
     parser.add_argument("--compare-full", action="store_true")
     parser.add_argument("--full-chains", type=int, default=2)
     parser.add_argument("--full-iterations", type=int, default=500)
+    parser.add_argument("--full-cache", type=Path, default=None,
+                        help="with --compare-full: a .npz the full fit is read from if it "
+                             "exists, else written to (one J only)")
     parser.add_argument("--out", type=Path, default=None, help="append JSON lines here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -191,11 +239,13 @@ def main() -> None:
     with local_cluster():
         for n_entities in args.entities:
             record, scaled = measure(n_entities, subsample=args.subsample, draws=args.draws,
-                                     seed=args.seed, mean_windows=args.mean_windows)
+                                     seed=args.seed, mean_windows=args.mean_windows,
+                                     hyperparameters=args.hyperparameters)
             if args.compare_full:
                 record["full"] = full_fit_agreement(n_entities, args.seed, args.mean_windows,
                                                     scaled,
-                                                    args.full_chains, args.full_iterations)
+                                                    args.full_chains, args.full_iterations,
+                                                    args.full_cache)
             print(json.dumps(record), flush=True)
             if args.out:
                 with args.out.open("a") as handle:

@@ -99,7 +99,8 @@ def test_with_every_entity_the_means_agree_with_the_nuts_fit():
     rows = _zero_heavy_rows(150, seed=8)
     assert (rows["count"] == 0).mean() > 0.6
     config = ratepool.ModelConfig(n_samples=1000, n_tune=500, n_chains=4)
-    result = fit_scaled(rows, config, subsample=10_000, draws=4000)
+    result = fit_scaled(rows, config, hyperparameters="subsample", subsample=10_000,
+                        draws=4000)
     assert result.entities["in_subsample"].all() and result.n_subsample == 150
     posterior = result.hyper.idata.posterior
     theta = posterior["theta"]
@@ -166,6 +167,8 @@ def test_options_and_bad_sizes_are_refused_before_any_work():
             fit_scaled(rows, config)
     with pytest.raises(ratepool.ConfigError, match="subsample"):
         fit_scaled(rows, subsample=1)
+    with pytest.raises(ratepool.ConfigError, match="hyperparameters must be one of"):
+        fit_scaled(rows, hyperparameters="everything")
     with pytest.raises(ratepool.DataError, match="pandas, Dask or Spark"):
         fit_scaled(rows.to_dict())
 
@@ -181,12 +184,19 @@ _CLUSTER_CONFIG = dict(n_samples=300, n_tune=300, n_chains=2)
 @pytest.fixture(scope="module")
 def pandas_scaled():
     """The in-memory result the cluster runs must reproduce: half the entities fitted."""
-    return fit_scaled(_split_rows(), ratepool.ModelConfig(**_CLUSTER_CONFIG), subsample=30,
-                      draws=200)
+    return fit_scaled(_split_rows(), ratepool.ModelConfig(**_CLUSTER_CONFIG),
+                      hyperparameters="subsample", subsample=30, draws=200)
+
+
+@pytest.fixture(scope="module")
+def pandas_scaled_all():
+    """The in-memory result with the hyperparameters from every entity."""
+    return fit_scaled(_split_rows(), draws=200)
 
 
 def _same_result(scaled, reference) -> None:
-    assert scaled.n_subsample == 30 and scaled.entities["in_subsample"].sum() == 30
+    assert scaled.n_subsample == reference.n_subsample
+    assert scaled.entities["in_subsample"].sum() == reference.n_subsample
     pd.testing.assert_series_equal(scaled.entities["in_subsample"],
                                    reference.entities["in_subsample"])
     np.testing.assert_array_equal(scaled.draws.mu, reference.draws.mu)
@@ -198,22 +208,26 @@ def _same_result(scaled, reference) -> None:
 
 
 @pytest.mark.slow
-def test_the_dask_cluster_gives_the_in_memory_result(client, pandas_scaled):
+def test_the_dask_cluster_gives_the_in_memory_result(client, pandas_scaled,
+                                                    pandas_scaled_all):
     """Rows on a real local Dask cluster (4 partitions): the same subsample is aggregated
     there, the same fit results, and the per-entity map run on the workers gives the
-    in-memory numbers."""
+    in-memory numbers; with the hyperparameters from every entity, the statistics aggregated
+    there give the same draws and numbers."""
     import dask.dataframe as dd
 
     rows = dd.from_pandas(_split_rows(), npartitions=4)
-    _same_result(fit_scaled(rows, ratepool.ModelConfig(**_CLUSTER_CONFIG), subsample=30,
-                            draws=200), pandas_scaled)
+    _same_result(fit_scaled(rows, ratepool.ModelConfig(**_CLUSTER_CONFIG),
+                            hyperparameters="subsample", subsample=30, draws=200), pandas_scaled)
+    _same_result(fit_scaled(rows, draws=200), pandas_scaled_all)
 
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning")
 @pytest.mark.filterwarnings("ignore:The copy keyword is deprecated")
-def test_the_spark_session_gives_the_in_memory_result(spark, pandas_scaled):
+def test_the_spark_session_gives_the_in_memory_result(spark, pandas_scaled, pandas_scaled_all):
     """The same on a local Spark session: filter by a broadcast join, map by mapInPandas."""
     rows = spark.createDataFrame(_split_rows())
-    _same_result(fit_scaled(rows, ratepool.ModelConfig(**_CLUSTER_CONFIG), subsample=30,
-                            draws=200), pandas_scaled)
+    _same_result(fit_scaled(rows, ratepool.ModelConfig(**_CLUSTER_CONFIG),
+                            hyperparameters="subsample", subsample=30, draws=200), pandas_scaled)
+    _same_result(fit_scaled(rows, draws=200), pandas_scaled_all)

@@ -37,7 +37,8 @@ from scipy import special, stats
 from ratepool.errors import RatepoolError
 from ratepool.posterior.mixture_law import gamma_quadrature
 
-__all__ = ["GAUSS_HERMITE_SHAPE", "HyperDraws", "conditional_moments", "entity_summaries"]
+__all__ = ["GAUSS_HERMITE_SHAPE", "HyperDraws", "conditional_moments", "entity_log_marginal",
+           "entity_summaries", "pair_log_marginals"]
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,53 @@ def _log_density_u(u: np.ndarray, a_s, alpha, phi, events) -> np.ndarray:
     return a_s * u - alpha * np.exp(u) - events * np.log1p(np.exp(u) / phi)
 
 
+def _conditional_rule(n: np.ndarray, total: np.ndarray, mu: np.ndarray, alpha: np.ndarray,
+                      phi: np.ndarray, rules: Rules | None = None
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The quadrature of the conditional posterior, elementwise over broadcast inputs.
+
+    Returns (theta, log_weight, log_scale), each row one element: the nodes theta_k, and log
+    weights with  integral of theta^(a + S - 1) e^(-alpha theta) (1 + theta/phi)^-(S + n phi)
+    d theta  ~  exp(log_scale) * sum_k exp(log_weight_k)  (module docstring).
+    """
+    n, total, mu, alpha, phi = np.broadcast_arrays(*(np.asarray(v, dtype=float)
+                                                     for v in (n, total, mu, alpha, phi)))
+    a_s = mu * alpha + total
+    events = total + n * phi
+    mode = _mode(a_s, alpha, phi, events)
+    theta = np.empty(a_s.shape + (NODES,))
+    log_weight = np.empty(a_s.shape + (NODES,))
+    log_scale = np.empty(a_s.shape)
+    laguerre = a_s < GAUSS_HERMITE_SHAPE
+    if laguerre.any():
+        k = laguerre
+        rate = alpha[k] + events[k] / (phi[k] + mode[k])
+        t, w = gamma_quadrature(a_s[k], NODES) if rules is None else rules(k)
+        theta[k] = t / rate[:, None]
+        # theta = t / rate, t ~ Gamma(a + S, 1): the integral is Gamma(a + S) rate^-(a + S)
+        # E[r(T / rate)], r the remaining factor, flat at the mode:
+        # (1 + theta/phi)^-events e^((rate - alpha) theta)
+        log_weight[k] = (np.log(w) - events[k][:, None] * np.log1p(theta[k] / phi[k][:, None])
+                         + (rate - alpha[k])[:, None] * theta[k])
+        log_scale[k] = special.gammaln(a_s[k]) - a_s[k] * np.log(rate)
+    if (~laguerre).any():
+        k = ~laguerre
+        z, w = special.roots_hermitenorm(NODES)
+        centre = np.log(mode[k])
+        curvature = (alpha[k] * mode[k]
+                     + events[k] * phi[k] * mode[k] / (phi[k] + mode[k]) ** 2)
+        u = centre[:, None] + z[None, :] / np.sqrt(curvature)[:, None]
+        theta[k] = np.exp(u)
+        # u = centre + z / sqrt(curvature): the integral over u of the density of u is
+        # curvature^-1/2 E_z[exp(log density + z^2 / 2)] sqrt(2 pi), the weights summing to
+        # sqrt(2 pi)
+        log_weight[k] = np.log(w)[None, :] + (
+            _log_density_u(u, a_s[k][:, None], alpha[k][:, None], phi[k][:, None],
+                           events[k][:, None]) + 0.5 * z[None, :] ** 2)
+        log_scale[k] = -0.5 * np.log(curvature)
+    return theta, log_weight, log_scale
+
+
 def conditional_moments(n: np.ndarray, total: np.ndarray, mu: np.ndarray, alpha: np.ndarray,
                         phi: np.ndarray, rules: Rules | None = None
                         ) -> tuple[np.ndarray, np.ndarray]:
@@ -114,34 +162,31 @@ def conditional_moments(n: np.ndarray, total: np.ndarray, mu: np.ndarray, alpha:
     (first, second) : tuple of numpy.ndarray
         The conditional posterior's first two moments.
     """
-    n, total, mu, alpha, phi = np.broadcast_arrays(*(np.asarray(v, dtype=float)
-                                                     for v in (n, total, mu, alpha, phi)))
-    a_s = mu * alpha + total
-    events = total + n * phi
-    mode = _mode(a_s, alpha, phi, events)
-    first = np.empty(a_s.shape)
-    second = np.empty(a_s.shape)
-    laguerre = a_s < GAUSS_HERMITE_SHAPE
-    if laguerre.any():
-        k = laguerre
-        rate = alpha[k] + events[k] / (phi[k] + mode[k])
-        t, w = gamma_quadrature(a_s[k], NODES) if rules is None else rules(k)
-        theta = t / rate[:, None]
-        # remaining factor, flat at the mode: (1 + theta/phi)^-events e^((rate - alpha) theta)
-        log_r = (-events[k][:, None] * np.log1p(theta / phi[k][:, None])
-                 + (rate - alpha[k])[:, None] * theta)
-        first[k], second[k] = _ratio_moments(theta, np.log(w) + log_r)
-    if (~laguerre).any():
-        k = ~laguerre
-        z, w = special.roots_hermitenorm(NODES)
-        centre = np.log(mode[k])
-        curvature = (alpha[k] * mode[k]
-                     + events[k] * phi[k] * mode[k] / (phi[k] + mode[k]) ** 2)
-        u = centre[:, None] + z[None, :] / np.sqrt(curvature)[:, None]
-        log_f = (_log_density_u(u, a_s[k][:, None], alpha[k][:, None], phi[k][:, None],
-                                events[k][:, None]) + 0.5 * z[None, :] ** 2)
-        first[k], second[k] = _ratio_moments(np.exp(u), np.log(w)[None, :] + log_f)
-    return first, second
+    theta, log_weight, _ = _conditional_rule(n, total, mu, alpha, phi, rules)
+    shape = theta.shape[:-1]
+    first, second = _ratio_moments(theta.reshape(-1, NODES), log_weight.reshape(-1, NODES))
+    return first.reshape(shape), second.reshape(shape)
+
+
+def entity_log_marginal(n: np.ndarray, total: np.ndarray, mu: np.ndarray, alpha: np.ndarray,
+                        phi: np.ndarray, rules: Rules | None = None) -> np.ndarray:
+    """log p(entity's windows | mu, alpha, phi) with its rate integrated out, up to the terms
+    that depend on the individual counts only through phi (elementwise, broadcast inputs).
+
+    With a = mu alpha and the NB2 likelihood of n windows with total S,
+
+        log p = a log alpha - lgamma(a) - S log phi
+                + log integral theta^(a + S - 1) e^(-alpha theta) (1 + theta/phi)^-(S + n phi)
+
+    plus, per window with y events, lgamma(y + phi) - lgamma(phi) - lgamma(y + 1), which the
+    caller adds from the counts' histogram (`ratepool.posterior.hyper_marginal`).
+    """
+    theta, log_weight, log_scale = _conditional_rule(n, total, mu, alpha, phi, rules)
+    a = np.asarray(mu, dtype=float) * np.asarray(alpha, dtype=float)
+    peak = log_weight.max(axis=-1)
+    log_sum = peak + np.log(np.exp(log_weight - peak[..., None]).sum(axis=-1))
+    return (a * np.log(alpha) - special.gammaln(a) - np.asarray(total, dtype=float) * np.log(phi)
+            + log_scale + log_sum)
 
 
 def _ratio_moments(theta: np.ndarray, log_weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -173,21 +218,8 @@ def entity_summaries(n_windows: np.ndarray, totals: np.ndarray, draws: HyperDraw
     n_pairs, n_draws = len(pairs), draws.n_draws
     first = np.empty((n_pairs, n_draws))
     second = np.empty((n_pairs, n_draws))
-    table_nodes, table_weights = _laguerre_table(draws.mu * draws.alpha)
-    step = max(1, BLOCK // n_draws)
-    for start in range(0, n_pairs, step):
-        part = slice(start, start + step)
-        totals_part = np.broadcast_to(pairs[part, 1][:, None], (len(pairs[part]), n_draws))
-        draw_index = np.broadcast_to(np.arange(n_draws)[None, :], totals_part.shape)
-
-        def rules(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            index = (totals_part[mask], draw_index[mask])
-            return table_nodes[index], table_weights[index]
-
-        m1, m2 = conditional_moments(pairs[part, 0][:, None], pairs[part, 1][:, None],
-                                     draws.mu[None, :], draws.alpha[None, :],
-                                     draws.phi[None, :], rules)
-        first[part], second[part] = m1, m2
+    for part, arguments in _pair_blocks(pairs[:, 0], pairs[:, 1], draws):
+        first[part], second[part] = conditional_moments(*arguments)
     mean = first.mean(axis=1)
     var = np.maximum(second.mean(axis=1) - mean ** 2, 0.0)
     some = np.linspace(0, n_draws - 1, min(n_draws, INTERVAL_DRAWS)).round().astype(int)
@@ -199,13 +231,45 @@ def entity_summaries(n_windows: np.ndarray, totals: np.ndarray, draws: HyperDraw
     return table.iloc[where].reset_index(drop=True)
 
 
-def _laguerre_table(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Gauss–Laguerre rules of shape a_d + S for every draw d and total S with
-    a_d + S < `GAUSS_HERMITE_SHAPE` (the others are never used: NaN), as
+def pair_log_marginals(n_windows: np.ndarray, totals: np.ndarray, draws: HyperDraws
+                       ) -> np.ndarray:
+    """`entity_log_marginal` of each (windows, total) pair at each draw: (draws, pairs)."""
+    n_windows = np.asarray(n_windows, dtype=float)
+    out = np.empty((len(n_windows), draws.n_draws))
+    for part, arguments in _pair_blocks(n_windows, np.asarray(totals, dtype=float), draws):
+        out[part] = entity_log_marginal(*arguments)
+    return out.T
+
+
+def _pair_blocks(n_windows: np.ndarray, totals: np.ndarray, draws: HyperDraws):
+    """Blocks of pairs, each with the arguments of `conditional_moments` /
+    `entity_log_marginal` for its pairs (rows) x every draw (columns), the Gauss–Laguerre
+    rules taken from one table per (draw, total) shared by all pairs."""
+    n_draws = draws.n_draws
+    table_nodes, table_weights = _laguerre_table(draws.mu * draws.alpha, totals)
+    step = max(1, BLOCK // n_draws)
+    for start in range(0, len(n_windows), step):
+        part = slice(start, start + step)
+        totals_part = np.broadcast_to(totals[part, None], (len(totals[part]), n_draws))
+        table_rows = totals_part.astype(np.int64)
+        draw_index = np.broadcast_to(np.arange(n_draws)[None, :], totals_part.shape)
+
+        def rules(mask: np.ndarray, table_rows=table_rows, draw_index=draw_index
+                  ) -> tuple[np.ndarray, np.ndarray]:
+            index = (table_rows[mask], draw_index[mask])
+            return table_nodes[index], table_weights[index]
+
+        yield part, (n_windows[part, None], totals_part, draws.mu[None, :],
+                     draws.alpha[None, :], draws.phi[None, :], rules)
+
+
+def _laguerre_table(a: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss–Laguerre rules of shape a_d + S for every draw d and total S among ``present``
+    with a_d + S < `GAUSS_HERMITE_SHAPE` (the others are never used: NaN), as
     (totals, draws, NODES) arrays: one rule per (draw, total), shared by all entities."""
     totals = np.arange(int(math.ceil(GAUSS_HERMITE_SHAPE)))
     shapes = a[None, :] + totals[:, None]
-    used = shapes < GAUSS_HERMITE_SHAPE
+    used = (shapes < GAUSS_HERMITE_SHAPE) & np.isin(totals, present)[:, None]
     nodes = np.full(shapes.shape + (NODES,), np.nan)
     weights = np.full(shapes.shape + (NODES,), np.nan)
     if used.any():

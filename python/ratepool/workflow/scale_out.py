@@ -1,24 +1,33 @@
-"""Many entities beyond one NUTS run: hyperparameters from a subsample, every entity exactly.
+"""Many entities beyond one NUTS run: hyperparameters from every entity's sufficient
+statistics, then every entity's rate exactly.
 
 `fit_scaled` works in three steps, each where the data live:
 
-1. **Aggregate.** The rows are reduced to each entity's windows n_i and total S_i (on the
-   Dask cluster or Spark session that holds them, `ratepool.from_dask` / `ratepool.from_spark`;
-   in memory for a pandas DataFrame). O(J) numbers reach the driver.
-2. **Hyperparameters from a subsample.** ``subsample`` entities are drawn at random (seeded)
-   and their rows fitted with NUTS (`ratepool.fit`, the usual engines and diagnostics).
-   Their posterior draws of (mu, alpha, phi) stand for the full data's.
+1. **Aggregate.** The rows are reduced to each entity's windows n_i and total S_i and the
+   histogram of the counts (on the Dask cluster or Spark session that holds them,
+   `ratepool.from_dask` / `ratepool.from_spark`; in memory for a pandas DataFrame). O(J)
+   numbers reach the driver.
+2. **Hyperparameters.** ``hyperparameters="all"`` (the default): from all J entities, each
+   entity's rate integrated out of its likelihood by quadrature (it needs only (n_i, S_i), so
+   the cost is per distinct pair), sampled by Pareto-smoothed importance sampling
+   (`ratepool.posterior.hyper_marginal`); if its Pareto k says the weights cannot be trusted
+   (hyperparameters the data barely identify, e.g. one window per entity) it falls back to
+   the next. ``hyperparameters="subsample"``: ``subsample`` entities are drawn at random
+   (seeded) and their rows fitted with NUTS (`ratepool.fit`, the usual engines and
+   diagnostics); their posterior draws of (mu, alpha, phi) stand for the full data's.
 3. **Every entity's rate given those draws**, exactly: given a draw, entity i's rate has a 1-D
    conditional posterior that needs only (n_i, S_i) (`ratepool.posterior.entity_conditional`),
    computed by quadrature and averaged over the draws. Entities with the same (n_i, S_i) share
    it; the distinct pairs are mapped over the cluster (Dask ``map_partitions``, Spark
    ``mapInPandas``) or computed in memory.
 
-**What it approximates.** Step 2: the hyperparameters' posterior given the subsample, not
-given all J entities, so it is about sqrt(J / subsample) times wider than the full fit's; its
-centre moves by about that much. Everything else is exact given those draws. With
-``subsample >= J`` the hyperparameter draws are the full fit's, and the entity means are the
-Rao-Blackwellised versions of the full fit's (same expectation, smaller Monte Carlo error).
+**What it approximates.** With ``"all"``, nothing but the quadrature (checked against mpmath)
+and the Monte Carlo error of the importance sampler: the hyperparameters' posterior is the
+full fit's, and the entity means are the Rao-Blackwellised versions of the full fit's (same
+expectation, smaller Monte Carlo error). With ``"subsample"``: the hyperparameters' posterior
+given the subsample, not given all J entities, so it is about sqrt(J / subsample) times wider
+than the full fit's and its centre moves by about that much; with ``subsample >= J`` it is the
+full fit's.
 The base model only: exposure, covariates, zero-inflation, bytes and temporal fits need more
 than (n_i, S_i) and are refused.
 """
@@ -41,8 +50,13 @@ from ratepool.model.config import ModelConfig
 from ratepool.model.description import describe_config
 from ratepool.posterior.entity_conditional import HyperDraws, entity_summaries
 from ratepool.posterior.fit_result import FitResult
+from ratepool.posterior.hyper_marginal import (
+    EntityStatistics,
+    MarginalHyperFit,
+    sample_hyperparameters,
+)
 
-__all__ = ["ScaledFit", "fit_scaled", "DEFAULT_SUBSAMPLE", "DEFAULT_DRAWS"]
+__all__ = ["ScaledFit", "fit_scaled", "DEFAULT_SUBSAMPLE", "DEFAULT_DRAWS", "HYPERPARAMETERS"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +64,8 @@ log = logging.getLogger(__name__)
 DEFAULT_SUBSAMPLE = 20_000
 #: Hyperparameter draws each entity's rate is averaged over (thinned evenly from the fit's).
 DEFAULT_DRAWS = 1000
+#: How `fit_scaled` draws the hyperparameters (module docstring).
+HYPERPARAMETERS = ("all", "subsample")
 #: Distinct (n, S) pairs per cluster partition.
 PAIRS_PER_PARTITION = 20_000
 
@@ -63,24 +79,34 @@ class ScaledFit:
     entities : pandas.DataFrame
         One row per entity (label order of the aggregated data): ``entity``, ``n_windows``,
         ``total``, ``mean``, ``sd``, ``lower``, ``upper`` (`entity_summaries`) and
-        ``in_subsample``.
-    hyper : FitResult
-        The NUTS fit of the subsample (its diagnostics are the run's diagnostics).
+        ``in_subsample`` (the entities the hyperparameters were drawn from).
+    hyper : FitResult or None
+        The NUTS fit of the subsample (its diagnostics are the run's diagnostics); None when
+        the hyperparameters come from every entity.
     draws : HyperDraws
         The hyperparameter draws the entity rates are averaged over.
     n_entities : int
         J, all entities.
+    marginal : MarginalHyperFit or None
+        The importance sampler of the hyperparameters given every entity (its Pareto k and
+        ESS are the run's diagnostics); None for a subsample fit.
     """
 
     entities: pd.DataFrame
-    hyper: FitResult
+    hyper: FitResult | None
     draws: HyperDraws
     n_entities: int
+    marginal: MarginalHyperFit | None = None
+
+    @property
+    def method(self) -> str:
+        """``"all"`` or ``"subsample"``: where the hyperparameter draws came from."""
+        return "subsample" if self.hyper is not None else "all"
 
     @property
     def n_subsample(self) -> int:
-        """Entities in the hyperparameter fit."""
-        return self.hyper.data.n_entities
+        """Entities the hyperparameters were drawn from."""
+        return self.hyper.data.n_entities if self.hyper is not None else self.n_entities
 
     def summary(self) -> str:
         """Plain-text summary: sizes, hyperparameters, the approximation."""
@@ -88,6 +114,14 @@ class ScaledFit:
                 f"{np.quantile(v, 0.95):.4g}]"
                 for name, v in (("mu", self.draws.mu), ("alpha", self.draws.alpha),
                                 ("phi", self.draws.phi))]
+        if self.marginal is not None:
+            return "\n".join([
+                f"{self.n_entities} entities; hyperparameters from all of them, rates "
+                f"integrated out ({self.draws.n_draws} draws; importance sampling: Pareto k "
+                f"{self.marginal.pareto_k:.2f}, ESS {self.marginal.ess:.0f} of "
+                f"{self.marginal.n_proposals})",
+                *rows,
+            ])
         widen = math.sqrt(self.n_entities / self.n_subsample)
         return "\n".join([
             f"{self.n_entities} entities; hyperparameters from a NUTS fit of "
@@ -196,6 +230,7 @@ def fit_scaled(
     source: Any,
     config: ModelConfig | None = None,
     *,
+    hyperparameters: str = "all",
     subsample: int = DEFAULT_SUBSAMPLE,
     draws: int = DEFAULT_DRAWS,
     interval: float = 0.9,
@@ -205,8 +240,9 @@ def fit_scaled(
     window_col: str | None = None,
     allow_duplicate_windows: bool = False,
 ) -> ScaledFit:
-    """Fit the base model to many entities: hyperparameters from a random subsample by NUTS,
-    then every entity's rate exactly given those hyperparameter draws (module docstring).
+    """Fit the base model to many entities: hyperparameters from every entity (rates
+    integrated out) or from a random subsample by NUTS, then every entity's rate exactly given
+    those hyperparameter draws (module docstring).
 
     Parameters
     ----------
@@ -215,7 +251,11 @@ def fit_scaled(
         they live, and the per-entity work is mapped over the same cluster.
     config : ModelConfig, optional
         Priors and sampler settings of the subsample fit; its ``random_seed`` also draws the
-        subsample. Base model only (no exposure, covariates, zero-inflation, bytes, temporal).
+        subsample and seeds the importance sampler. Base model only (no exposure, covariates,
+        zero-inflation, bytes, temporal).
+    hyperparameters : {"all", "subsample"}
+        ``"all"``: from every entity by importance sampling, falling back to ``"subsample"``
+        when its Pareto k exceeds 0.7; ``"subsample"``: NUTS on a random subsample.
     subsample : int
         Entities in the NUTS fit (all of them when J is smaller).
     draws : int
@@ -234,8 +274,9 @@ def fit_scaled(
     Raises
     ------
     ConfigError
-        If the config turns on an option other than the base model, or ``subsample`` < 2 or
-        ``draws`` < 1 (before any work).
+        If the config turns on an option other than the base model, ``hyperparameters`` is
+        not one of `HYPERPARAMETERS`, or ``subsample`` < 2 or ``draws`` < 1 (before any
+        work).
     """
     from ratepool.workflow.fit import fit
 
@@ -244,22 +285,42 @@ def fit_scaled(
     if int(subsample) < 2 or int(draws) < 1:
         raise ConfigError(f"subsample must be >= 2 and draws >= 1, got {subsample!r} and "
                           f"{draws!r}")
+    if hyperparameters not in HYPERPARAMETERS:
+        raise ConfigError(f"hyperparameters must be one of {list(HYPERPARAMETERS)}, got "
+                          f"{hyperparameters!r}")
     kind = _source_kind(source)
     columns = dict(entity_col=entity_col, count_col=count_col, window_col=window_col,
                    allow_duplicate_windows=allow_duplicate_windows)
     data = _aggregate(kind, source, columns)
-    rng = np.random.default_rng(config.random_seed)
-    n_sub = min(int(subsample), data.n_entities)
-    chosen = np.sort(rng.choice(data.n_entities, size=n_sub, replace=False))
-    labels = [getattr(label, "item", lambda label=label: label)()  # numpy scalars -> Python
-              for label in data.labels[chosen]]
-    sub_rows = source if n_sub == data.n_entities else _rows_of(kind, source, entity_col, labels)
-    sub_data = data if n_sub == data.n_entities else _aggregate(kind, sub_rows, columns)
-    log.info("fit_scaled: %d entities, NUTS on %d of them", data.n_entities, n_sub)
-    hyper = fit(sub_data, config, engine=engine)
-    posterior = hyper.idata.posterior
-    hyper_draws = HyperDraws(*(_thinned(posterior[name].values.reshape(-1), int(draws))
-                               for name in ("mu", "alpha", "phi")))
+    hyper: FitResult | None = None
+    marginal: MarginalHyperFit | None = None
+    chosen = np.arange(data.n_entities)
+    if hyperparameters == "all":
+        statistics = EntityStatistics.from_entities(data.n_windows, data.entity_total,
+                                                    data.count_value, data.count_freq)
+        marginal = sample_hyperparameters(statistics, config, int(draws))
+        if not marginal.reliable:
+            log.warning("fit_scaled: the importance weights of the hyperparameters given every "
+                        "entity are not reliable (Pareto k %.2f > 0.7: the data barely "
+                        "identify them); falling back to NUTS on a subsample",
+                        marginal.pareto_k)
+            marginal = None
+    if marginal is None:
+        rng = np.random.default_rng(config.random_seed)
+        n_sub = min(int(subsample), data.n_entities)
+        chosen = np.sort(rng.choice(data.n_entities, size=n_sub, replace=False))
+        labels = [getattr(label, "item", lambda label=label: label)()  # numpy -> Python
+                  for label in data.labels[chosen]]
+        sub_rows = (source if n_sub == data.n_entities
+                    else _rows_of(kind, source, entity_col, labels))
+        sub_data = data if n_sub == data.n_entities else _aggregate(kind, sub_rows, columns)
+        log.info("fit_scaled: %d entities, NUTS on %d of them", data.n_entities, n_sub)
+        hyper = fit(sub_data, config, engine=engine)
+        posterior = hyper.idata.posterior
+        hyper_draws = HyperDraws(*(_thinned(posterior[name].values.reshape(-1), int(draws))
+                                   for name in ("mu", "alpha", "phi")))
+    else:
+        hyper_draws = marginal.draws
     pairs = (pd.DataFrame({"n_windows": data.n_windows, "total": data.entity_total})
              .drop_duplicates().sort_values(["n_windows", "total"]).reset_index(drop=True))
     log.info("fit_scaled: %d distinct (windows, total) pairs x %d draws", len(pairs),
@@ -272,4 +333,4 @@ def fit_scaled(
     in_subsample[chosen] = True
     entities["in_subsample"] = in_subsample
     return ScaledFit(entities=entities, hyper=hyper, draws=hyper_draws,
-                     n_entities=data.n_entities)
+                     n_entities=data.n_entities, marginal=marginal)
