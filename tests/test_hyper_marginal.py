@@ -100,9 +100,10 @@ def _sparse_rows(n_entities: int, seed: int):
 def test_every_entity_agrees_with_the_nuts_fit_of_all_entities():
     """The importance sampler's hyperparameter posterior and the entity means it gives
     against a NUTS fit of all 300 entities (subsample >= J): each hyperparameter's mean within
-    4 combined Monte Carlo standard errors and its 5% / 95% quantiles within 10% of the
-    NUTS posterior's sd; >= 99% of entity means within 3 MCSE of the fit's theta means (the
-    scale-out criterion; the importance sampler's own error is ~1/3 of the fit's)."""
+    4 combined Monte Carlo standard errors and so are its 5% / 95% quantiles; >= 99% of entity
+    means within 3 MCSE of the fit's theta means (the
+    scale-out criterion; the importance sampler's own error is ~1/3 of the fit's); the 5% / 95%
+    quantiles within 4 combined Monte Carlo standard errors."""
     import arviz as az
 
     rows = _sparse_rows(300, seed=4)
@@ -122,7 +123,12 @@ def test_every_entity_agrees_with_the_nuts_fit_of_all_entities():
         combined = np.hypot(mcse, sd / np.sqrt(ours.marginal.ess))
         assert abs(draws.mean() - reference.mean()) <= 4 * combined, name
         for q in (0.05, 0.95):
-            assert abs(np.quantile(draws, q) - np.quantile(reference, q)) <= 0.1 * sd, (name, q)
+            # a 5% quantile's Monte Carlo sd is ~ sqrt(q (1 - q)) / (density there) / sqrt(ESS)
+            # = 2.1 sd / sqrt(ESS) for a near-normal posterior: the importance sampler's
+            mcse_q = float(az.mcse(posterior, var_names=[name], method="quantile", prob=q)[name])
+            combined_q = np.hypot(mcse_q, 2.1 * sd / np.sqrt(ours.marginal.ess))
+            assert abs(np.quantile(draws, q) - np.quantile(reference, q)) <= 4 * combined_q, (
+                name, q)
     theta = posterior["theta"]
     assert list(posterior["entity"].values) == list(ours.entities["entity"])
     mcse = az.mcse(posterior, var_names=["theta"])["theta"].values
@@ -148,10 +154,25 @@ def test_many_entities_recover_the_truth_and_the_weights_are_reliable():
         assert lo <= truth <= hi, (name, lo, hi)
 
 
-def test_weakly_identified_hyperparameters_fall_back_to_nuts(caplog):
-    """One window per entity and 30 entities: between-entity spread and overdispersion are
-    barely told apart, the importance weights' Pareto k exceeds 0.7 (measured 1.6), and
-    fit_scaled says so and fits the hyperparameters by NUTS instead."""
+@pytest.mark.parametrize("failure", ["pareto_k", "error"])
+def test_unreliable_weights_or_a_failed_sampler_fall_back_to_nuts(caplog, monkeypatch, failure):
+    """When the importance weights cannot be trusted (Pareto k above the limit: e.g. 30
+    entities with one window each, where between-entity spread and overdispersion are barely
+    told apart) or the sampler fails, fit_scaled says so and fits the hyperparameters by NUTS.
+    The sampler's answer is replaced here so that the fallback is tested whatever k a given
+    seed and library version give."""
+    from ratepool.errors import RatepoolError
+    from ratepool.posterior.hyper_marginal import MarginalHyperFit
+    from ratepool.workflow import scale_out
+
+    def unreliable(statistics, config, draws):
+        if failure == "error":
+            raise RatepoolError("the hyperparameters' log posterior is not concave")
+        one = np.ones(draws)
+        return MarginalHyperFit(draws=scale_out.HyperDraws(one, one, one), mode=np.ones(3),
+                                pareto_k=1.0, ess=3.0, n_proposals=2 * draws)
+
+    monkeypatch.setattr(scale_out, "sample_hyperparameters", unreliable)
     rows = simulate_counts(n_entities=30, windows=1, mu=2.0, alpha=0.5, phi=1.0,
                            seed=3).frame[["entity", "count"]]
     config = ratepool.ModelConfig(n_samples=200, n_tune=200, n_chains=2)
@@ -159,4 +180,22 @@ def test_weakly_identified_hyperparameters_fall_back_to_nuts(caplog):
         scaled = fit_scaled(rows, config, draws=200)
     assert scaled.method == "subsample" and scaled.hyper is not None
     assert scaled.marginal is None and scaled.n_subsample == 30
-    assert "Pareto k" in caplog.text and "falling back to NUTS" in caplog.text
+    assert "falling back to NUTS" in caplog.text
+    assert ("Pareto k 1.00" if failure == "pareto_k" else "not concave") in caplog.text
+
+
+def test_counts_beyond_two_to_the_31_keep_their_precision():
+    """Counts ~1e12: the per-window terms are taken as -log y - lbeta(phi, y) and the entity's
+    log density without S u - S log theta cancelling, so the log posterior stays a sum of
+    log probabilities and its curvature is found (before: 'not concave', from rounding of a
+    log posterior of 5e15); phi, which the within-entity spread sets, is recovered."""
+    rng = np.random.default_rng(0)
+    theta = rng.gamma(2.0, 1e12 / 2.0, 40)
+    y = rng.negative_binomial(3.0, 3.0 / (3.0 + np.repeat(theta, 5)))
+    values, freq = np.unique(y, return_counts=True)
+    statistics = EntityStatistics.from_entities(np.full(40, 5), y.reshape(40, 5).sum(axis=1),
+                                                values, freq)
+    fit = sample_hyperparameters(statistics, ratepool.ModelConfig(), draws=1000)
+    assert fit.reliable
+    lo, hi = np.quantile(fit.draws.phi, [0.05, 0.95])
+    assert lo <= 3.0 <= hi, (lo, hi)

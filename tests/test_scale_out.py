@@ -191,7 +191,9 @@ def pandas_scaled():
 @pytest.fixture(scope="module")
 def pandas_scaled_all():
     """The in-memory result with the hyperparameters from every entity."""
-    return fit_scaled(_split_rows(), draws=200)
+    scaled = fit_scaled(_split_rows(), draws=200)
+    assert scaled.method == "all" and scaled.marginal.reliable
+    return scaled
 
 
 def _same_result(scaled, reference) -> None:

@@ -86,12 +86,16 @@ def _mode(a_s: np.ndarray, alpha: np.ndarray, phi: np.ndarray, events: np.ndarra
     (stable form)."""
     b = alpha * phi + events - a_s
     root = np.sqrt(b * b + 4.0 * alpha * a_s * phi)
-    return np.where(b > 0, 2.0 * a_s * phi / (b + root), (root - b) / (2.0 * alpha))
+    with np.errstate(divide="ignore", invalid="ignore"):  # the branch np.where drops
+        return np.where(b > 0, 2.0 * a_s * phi / (b + root), (root - b) / (2.0 * alpha))
 
 
-def _log_density_u(u: np.ndarray, a_s, alpha, phi, events) -> np.ndarray:
-    """log p(theta = e^u) + u (the density of u), up to a constant; events = S + n phi."""
-    return a_s * u - alpha * np.exp(u) - events * np.log1p(np.exp(u) / phi)
+def _log_density_u(u: np.ndarray, a, alpha, phi, total, n) -> np.ndarray:
+    """log of the density of u = log theta: a u - alpha e^u + S log(theta / (phi + theta))
+    - n phi log(1 + theta / phi), i.e. the conditional's integrand times theta, over phi^S.
+    Written so that no two large terms cancel when S is huge (S u against S log theta)."""
+    return (a * u - alpha * np.exp(u) - total * np.log1p(phi * np.exp(-u))
+            - n * phi * np.log1p(np.exp(u) / phi))
 
 
 def _conditional_rule(n: np.ndarray, total: np.ndarray, mu: np.ndarray, alpha: np.ndarray,
@@ -100,8 +104,9 @@ def _conditional_rule(n: np.ndarray, total: np.ndarray, mu: np.ndarray, alpha: n
     """The quadrature of the conditional posterior, elementwise over broadcast inputs.
 
     Returns (theta, log_weight, log_scale), each row one element: the nodes theta_k, and log
-    weights with  integral of theta^(a + S - 1) e^(-alpha theta) (1 + theta/phi)^-(S + n phi)
-    d theta  ~  exp(log_scale) * sum_k exp(log_weight_k)  (module docstring).
+    weights with  phi^-S times the integral of
+    theta^(a + S - 1) e^(-alpha theta) (1 + theta/phi)^-(S + n phi) d theta
+    ~  exp(log_scale) * sum_k exp(log_weight_k)  (module docstring).
     """
     n, total, mu, alpha, phi = np.broadcast_arrays(*(np.asarray(v, dtype=float)
                                                      for v in (n, total, mu, alpha, phi)))
@@ -122,7 +127,8 @@ def _conditional_rule(n: np.ndarray, total: np.ndarray, mu: np.ndarray, alpha: n
         # (1 + theta/phi)^-events e^((rate - alpha) theta)
         log_weight[k] = (np.log(w) - events[k][:, None] * np.log1p(theta[k] / phi[k][:, None])
                          + (rate - alpha[k])[:, None] * theta[k])
-        log_scale[k] = special.gammaln(a_s[k]) - a_s[k] * np.log(rate)
+        log_scale[k] = (special.gammaln(a_s[k]) - a_s[k] * np.log(rate)
+                        - total[k] * np.log(phi[k]))
     if (~laguerre).any():
         k = ~laguerre
         z, w = special.roots_hermitenorm(NODES)
@@ -135,8 +141,8 @@ def _conditional_rule(n: np.ndarray, total: np.ndarray, mu: np.ndarray, alpha: n
         # curvature^-1/2 E_z[exp(log density + z^2 / 2)] sqrt(2 pi), the weights summing to
         # sqrt(2 pi)
         log_weight[k] = np.log(w)[None, :] + (
-            _log_density_u(u, a_s[k][:, None], alpha[k][:, None], phi[k][:, None],
-                           events[k][:, None]) + 0.5 * z[None, :] ** 2)
+            _log_density_u(u, (a_s - total)[k][:, None], alpha[k][:, None], phi[k][:, None],
+                           total[k][:, None], n[k][:, None]) + 0.5 * z[None, :] ** 2)
         log_scale[k] = -0.5 * np.log(curvature)
     return theta, log_weight, log_scale
 
@@ -178,6 +184,8 @@ def entity_log_marginal(n: np.ndarray, total: np.ndarray, mu: np.ndarray, alpha:
         log p = a log alpha - lgamma(a) - S log phi
                 + log integral theta^(a + S - 1) e^(-alpha theta) (1 + theta/phi)^-(S + n phi)
 
+    (computed with the S log phi inside the integral, so that huge totals lose no precision)
+
     plus, per window with y events, lgamma(y + phi) - lgamma(phi) - lgamma(y + 1), which the
     caller adds from the counts' histogram (`ratepool.posterior.hyper_marginal`).
     """
@@ -185,8 +193,7 @@ def entity_log_marginal(n: np.ndarray, total: np.ndarray, mu: np.ndarray, alpha:
     a = np.asarray(mu, dtype=float) * np.asarray(alpha, dtype=float)
     peak = log_weight.max(axis=-1)
     log_sum = peak + np.log(np.exp(log_weight - peak[..., None]).sum(axis=-1))
-    return (a * np.log(alpha) - special.gammaln(a) - np.asarray(total, dtype=float) * np.log(phi)
-            + log_scale + log_sum)
+    return a * np.log(alpha) - special.gammaln(a) + log_scale + log_sum
 
 
 def _ratio_moments(theta: np.ndarray, log_weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

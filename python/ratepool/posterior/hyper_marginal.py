@@ -2,10 +2,11 @@
 
 Given (mu, alpha, phi) the base model's entities are independent, and entity i's windows enter
 only through its windows n_i and total S_i and, per window, the terms
-lgamma(y + phi) - lgamma(phi) - lgamma(y + 1), which need only the histogram of the counts. So
+lgamma(y + phi) - lgamma(phi) - lgamma(y + 1) = -log y - lbeta(phi, y) (0 at y = 0), which
+need only the histogram of the counts. So
 
     log p(mu, alpha, phi | y) = log prior + sum over distinct (n, S) of  m_(n,S) log M(n, S)
-                                + sum over count values c of  f_c [lgamma(c + phi) - lgamma(phi)]
+                                - sum over count values c > 0 of  f_c [log c + lbeta(phi, c)]
                                 + constant,
 
 with m_(n,S) the entities sharing the pair, f_c the windows with c events and log M the
@@ -18,14 +19,16 @@ posterior in (log mu, log alpha, log phi) (Nelder–Mead from moment estimates, 
 with a finite-difference Hessian), a multivariate Student-t proposal (``PROPOSAL_DF`` degrees
 of freedom, the inverse Hessian widened by ``PROPOSAL_WIDEN``^2), Pareto-smoothed importance
 weights (Vehtari et al. 2024, `arviz.psislw`) and systematic resampling to the draws asked
-for. Pareto k (below 0.7: the estimate is reliable) and the effective sample size of the
-weights are reported; `fit_scaled` falls back to NUTS on a subsample above
-``PARETO_K_LIMIT``. Nothing is approximated but the quadrature and the Monte Carlo error.
+for. Pareto k (reliable below min(1 - 1 / log10(proposals), 0.7), `pareto_k_limit`) and the
+effective sample size of the weights are reported; `fit_scaled` falls back to NUTS on a
+subsample above that limit. Nothing is approximated but the quadrature and the Monte Carlo
+error.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,7 +38,7 @@ from ratepool.errors import RatepoolError
 from ratepool.model.config import ModelConfig
 from ratepool.posterior.entity_conditional import HyperDraws, pair_log_marginals
 
-__all__ = ["PARETO_K_LIMIT", "EntityStatistics", "MarginalHyperFit", "log_posterior",
+__all__ = ["EntityStatistics", "MarginalHyperFit", "log_posterior", "pareto_k_limit",
            "sample_hyperparameters"]
 
 log = logging.getLogger(__name__)
@@ -46,8 +49,9 @@ PROPOSAL_DF = 7.0
 PROPOSAL_WIDEN = 1.3
 #: Proposal draws per draw kept.
 PROPOSALS_PER_DRAW = 2
-#: Pareto k above which the importance weights are not trusted (Vehtari et al.).
-PARETO_K_LIMIT = 0.7
+#: |log mu|, |log alpha|, |log phi| beyond which the density is taken as 0 (exp over/underflows;
+#: the priors put less than e^-300 there).
+_LOG_BOUND = 300.0
 #: Newton steps after Nelder–Mead.
 _NEWTON_STEPS = 4
 
@@ -100,15 +104,27 @@ def log_posterior(points: np.ndarray, statistics: EntityStatistics,
     """The log posterior density of (log mu, log alpha, log phi) at each row of ``points``
     (shape (k, 3)), up to one constant: priors as in the Stan program, Jacobian included."""
     points = np.atleast_2d(np.asarray(points, dtype=float))
-    mu, alpha, phi = (np.exp(points[:, i]) for i in range(3))
+    value = np.full(len(points), -np.inf)
+    inside = (np.abs(points) < _LOG_BOUND).all(axis=1)  # False for NaN too
+    if not inside.any():
+        return value
+    mu, alpha, phi = (np.exp(points[inside, i]) for i in range(3))
     prior = (-config.mu_prior_rate * mu - 0.5 * (alpha / config.alpha_prior_sd) ** 2
-             - 0.5 * (phi / config.overdispersion_prior_sd) ** 2 + points.sum(axis=1))
-    counts = (special.gammaln(statistics.count_value[None, :] + phi[:, None])
-              - special.gammaln(phi)[:, None]) @ statistics.count_freq
+             - 0.5 * (phi / config.overdispersion_prior_sd) ** 2 + points[inside].sum(axis=1))
+    positive = statistics.count_value > 0
+    values = statistics.count_value[positive]
+    counts = -(np.log(values)[None, :] + special.betaln(phi[:, None], values[None, :])
+               ) @ statistics.count_freq[positive]
     entities = pair_log_marginals(statistics.n_windows, statistics.total,
                                   HyperDraws(mu, alpha, phi)) @ statistics.entities
-    value = prior + counts + entities
+    value[inside] = prior + counts + entities
     return np.where(np.isfinite(value), value, -np.inf)
+
+
+def pareto_k_limit(n_draws: int) -> float:
+    """The Pareto k up to which importance weights of ``n_draws`` draws are reliable:
+    min(1 - 1 / log10(n_draws), 0.7) (Vehtari et al. 2024)."""
+    return min(1.0 - 1.0 / math.log10(max(n_draws, 11)), 0.7)
 
 
 @dataclass(frozen=True)
@@ -137,8 +153,8 @@ class MarginalHyperFit:
 
     @property
     def reliable(self) -> bool:
-        """Pareto k at most `PARETO_K_LIMIT`."""
-        return bool(self.pareto_k <= PARETO_K_LIMIT)
+        """Pareto k at most `pareto_k_limit` of the proposals."""
+        return bool(self.pareto_k <= pareto_k_limit(self.n_proposals))
 
 
 def _hessian(function, centre: np.ndarray, step: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

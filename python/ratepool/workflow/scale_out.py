@@ -11,8 +11,8 @@ statistics, then every entity's rate exactly.
    entity's rate integrated out of its likelihood by quadrature (it needs only (n_i, S_i), so
    the cost is per distinct pair), sampled by Pareto-smoothed importance sampling
    (`ratepool.posterior.hyper_marginal`); if its Pareto k says the weights cannot be trusted
-   (hyperparameters the data barely identify, e.g. one window per entity) it falls back to
-   the next. ``hyperparameters="subsample"``: ``subsample`` entities are drawn at random
+   (hyperparameters the data barely identify, e.g. one window per entity) or it fails, it
+   falls back to the next. ``hyperparameters="subsample"``: ``subsample`` entities are drawn at random
    (seeded) and their rows fitted with NUTS (`ratepool.fit`, the usual engines and
    diagnostics); their posterior draws of (mu, alpha, phi) stand for the full data's.
 3. **Every entity's rate given those draws**, exactly: given a draw, entity i's rate has a 1-D
@@ -45,7 +45,7 @@ import pandas as pd
 
 from ratepool.data.counts import CountData
 from ratepool.data.frame import from_dataframe
-from ratepool.errors import ConfigError, DataError
+from ratepool.errors import ConfigError, DataError, RatepoolError
 from ratepool.model.config import ModelConfig
 from ratepool.model.description import describe_config
 from ratepool.posterior.entity_conditional import HyperDraws, entity_summaries
@@ -53,6 +53,7 @@ from ratepool.posterior.fit_result import FitResult
 from ratepool.posterior.hyper_marginal import (
     EntityStatistics,
     MarginalHyperFit,
+    pareto_k_limit,
     sample_hyperparameters,
 )
 
@@ -255,7 +256,8 @@ def fit_scaled(
         zero-inflation, bytes, temporal).
     hyperparameters : {"all", "subsample"}
         ``"all"``: from every entity by importance sampling, falling back to ``"subsample"``
-        when its Pareto k exceeds 0.7; ``"subsample"``: NUTS on a random subsample.
+        (with a logged warning) when its Pareto k exceeds `pareto_k_limit` or the sampler
+        fails; ``"subsample"``: NUTS on a random subsample.
     subsample : int
         Entities in the NUTS fit (all of them when J is smaller).
     draws : int
@@ -298,13 +300,18 @@ def fit_scaled(
     if hyperparameters == "all":
         statistics = EntityStatistics.from_entities(data.n_windows, data.entity_total,
                                                     data.count_value, data.count_freq)
-        marginal = sample_hyperparameters(statistics, config, int(draws))
-        if not marginal.reliable:
-            log.warning("fit_scaled: the importance weights of the hyperparameters given every "
-                        "entity are not reliable (Pareto k %.2f > 0.7: the data barely "
-                        "identify them); falling back to NUTS on a subsample",
-                        marginal.pareto_k)
-            marginal = None
+        try:
+            marginal = sample_hyperparameters(statistics, config, int(draws))
+        except RatepoolError as error:
+            log.warning("fit_scaled: the hyperparameters given every entity could not be "
+                        "sampled (%s); falling back to NUTS on a subsample", error)
+        else:
+            if not marginal.reliable:
+                log.warning("fit_scaled: the importance weights of the hyperparameters given "
+                            "every entity are not reliable (Pareto k %.2f > %.2f: the data "
+                            "barely identify them); falling back to NUTS on a subsample",
+                            marginal.pareto_k, pareto_k_limit(marginal.n_proposals))
+                marginal = None
     if marginal is None:
         rng = np.random.default_rng(config.random_seed)
         n_sub = min(int(subsample), data.n_entities)
