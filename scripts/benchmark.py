@@ -18,7 +18,7 @@ NB2 counts, mu = 4, alpha = 2, phi = 3) are fitted, each run in a fresh process:
 
 **The J axis**: ``--entities 1000 10000`` makes the cases N = ``--windows-per-entity`` (100)
 x J; ``--j-axis`` is ``--entities 1000 10000 100000 --scale-out 1000000``. PyStan runs whose
-predicted peak (`pystan_memory_gb`, 0.23 KB per value of every draw) exceeds
+predicted peak (`pystan_memory_gb`, 0.073 KB per value of every draw) exceeds
 ``--memory-limit`` (default half the RAM) are not started; their row says why.
 ``scripts/plot_benchmark.py`` plots cost against J from ``--out``.
 
@@ -70,8 +70,9 @@ DEFAULT_CASES = ("50000:500", "1000000:2000")
 #: ``--j-axis``: J fitted by `ratepool.fit`, and J fitted by `ratepool.fit_scaled`.
 J_AXIS = (1_000, 10_000, 100_000)
 J_AXIS_SCALE_OUT = (1_000_000,)
-#: PyStan's memory per value of every draw (KB; `pystan_memory_gb`).
-PYSTAN_KB_PER_VALUE = 0.23
+#: PyStan's memory per value of every draw (KB; `pystan_memory_gb`): 0.23 before the chains ran
+#: in waves and httpstan's diagnostic lines were dropped (issue 18).
+PYSTAN_KB_PER_VALUE = 0.073
 #: Default ``--memory-limit``: half the machine's RAM (it is shared).
 MEMORY_LIMIT_GB = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**31
 #: Data fields the bare program reads (the rest of ratepool's data dict is dropped).
@@ -298,8 +299,10 @@ def j_axis_cases(entities: list[int], windows_per_entity: int) -> list[str]:
 
 
 def pystan_memory_gb(n_entities: int, total_draws: int) -> float:
-    """PyStan's predicted peak (GB): ~0.23 KB per value of every draw (theta dominates),
-    measured at J = 2,000 and 100,000 (docs/benchmarks/index.md)."""
+    """PyStan's predicted peak (GB): ~0.073 KB per value of every draw (theta dominates),
+    measured at J = 2,000 (1.12 GB for 2,000 x 8,000 draws, N = 1e7, on 2 cores: chains in
+    waves of 2). A wave holds its chains' text at once, so more cores (bigger waves) need more:
+    1.29 GB, 0.084 KB, with all 4 chains in one wave."""
     return PYSTAN_KB_PER_VALUE * 1024 * n_entities * total_draws / 2**30
 
 
@@ -324,7 +327,8 @@ def measure_run(spec: dict, info: dict, args: argparse.Namespace) -> dict:
     fitted = min(spec["J"], spec["subsample"]) if spec["run"] == "scale-out" else spec["J"]
     need = pystan_memory_gb(fitted, draws)
     if spec["engine"] == "pystan" and need > args.memory_limit:
-        return {**row, "status": f"not run: PyStan would need ~{need:,.0f} GB (0.23 KB per "
+        return {**row, "status": f"not run: PyStan would need ~{need:,.0f} GB "
+                                 f"({PYSTAN_KB_PER_VALUE} KB per "
                                  f"value of {fitted:,} x {draws:,} draws) > "
                                  f"--memory-limit {args.memory_limit:.0f} GB"}
     start = time.perf_counter()

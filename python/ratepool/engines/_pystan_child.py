@@ -12,7 +12,10 @@ Protocol: for each request the parent creates a private run directory, writes
 The child works with that directory as its working and temp directory, writes ``result.json``
 and, after sampling, ``draws.npz`` (``v.<variable>`` arrays shaped (chain, draw, *dims),
 ``s.<sampler column>`` arrays shaped (chain, draw)), and answers with ``{"event": "done"}``.
-Progress events go to stdout as JSON lines; everything PyStan prints goes to stderr.
+Progress events go to stdout as JSON lines; everything PyStan prints goes to stderr. The chains
+run in waves (``settings["wave_chains"]`` per wave, default: as many as run at once), each
+wave's PyStan output freed before the next starts; a line ``ratepool: sampling chains 3-4 of 4``
+on stderr precedes each wave when there are several.
 
 Signals: Ctrl-C is ignored (the parent decides and sends SIGTERM); SIGTERM kills the chains and
 exits; the child gets SIGTERM when its parent dies (Linux) and then also deletes the run
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import dataclasses
 import hashlib
 import io
 import json
@@ -52,6 +56,13 @@ _STANC_SECONDS_ENV = "RATEPOOL_STANC_SECONDS"
 _BUILD_PAUSES = (2.0, 5.0, 15.0)
 #: Lines of console output kept for messages.
 _TAIL_LINES = 40
+#: How a line of httpstan's diagnostic writer starts (its momenta and gradients of every draw,
+#: three values per parameter, which PyStan never reads; `_without_diagnostics`).
+_DIAGNOSTIC_LINE = b'{"version":1,"topic":"diagnostic"'
+#: Bytes of a stored fit decompressed at a time while its diagnostic lines are dropped.
+_FILTER_CHUNK = 1 << 22
+#: Chain processes in httpstan's pool (`_Child.install_pool`): chains that run at once.
+_POOL_WORKERS = os.cpu_count() or 1
 #: The test-only pause points, loaded by path (this process does not import ratepool).
 _TEST_HOOKS = runpy.run_path(str(Path(__file__).parents[1] / "_testhooks.py"))
 
@@ -222,20 +233,44 @@ class _Child:
         return {"compiled": not compiled_before}
 
     def sample(self) -> dict[str, Any]:
+        """Run the chains in waves (`_waves`) and write their draws to ``draws.npz``.
+
+        PyStan holds every chain's whole output as JSON text (about 16 times the draws' size)
+        until its fit is gone, so chains run a wave at a time: each wave's draws are copied into
+        the run's arrays and its fit dropped (and the freed memory returned to the system)
+        before the next wave starts. A wave holds at most as many chains as httpstan's pool runs
+        at once, so waves cost next to no time.
+        """
         import numpy as np
 
         settings = self.request["settings"]
         model = self.build(self.data(), settings["seed"])
-        kwargs: dict[str, Any] = {"num_samples": settings["draws"]}
-        if settings["fixed_param"]:
-            function, run = _FIXED, model.fixed_param
-        else:
-            function, run = _NUTS, model.sample
-            kwargs.update(num_warmup=settings["warmup"], delta=settings["adapt_delta"])
-            if settings.get("inits"):  # one dict per chain (httpstan takes no initial metric)
-                kwargs["init"] = settings["inits"]
+        function, kwargs = _sampler_call(settings)
+        chains = settings["chains"]
+        waves = _waves(chains, _wave_size(settings.get("wave_chains"), chains))
         start = time.perf_counter()
-        fits = self.fit_paths(model, function, kwargs, settings)
+        draws = _Draws(chains)
+        for wave, members in enumerate(waves):
+            if len(waves) > 1:  # the parent's progress line reads this (`SamplingProgress`)
+                print(f"ratepool: sampling chains {members.start + 1}-{members.stop} of "
+                      f"{chains}", file=sys.stderr, flush=True)
+            wave_model = dataclasses.replace(model, random_seed=_wave_seed(settings["seed"],
+                                                                           wave))
+            fit = self.run_wave(wave_model, function, _wave_kwargs(kwargs, members))
+            draws.add(fit, members)
+            del fit
+            _release_memory()
+        np.savez(self.run_dir / "draws.npz", **draws.arrays)  # type: ignore[operator]
+        return {"seconds": time.perf_counter() - start}
+
+    def run_wave(self, model: Any, function: str, kwargs: dict[str, Any]) -> Any:
+        """One ``sample`` (or ``fixed_param``) call of ``len(kwargs["init"])`` chains, with
+        httpstan's stored copies of its fits deleted; returns PyStan's ``Fit``."""
+        chains = len(kwargs["init"])
+        call_kwargs = kwargs if any(kwargs["init"]) else {
+            key: value for key, value in kwargs.items() if key != "init"}
+        run = model.fixed_param if function == _FIXED else model.sample
+        fits = self.fit_paths(model, function, kwargs)
         # httpstan names a seeded fit by its request and answers an identical request with the
         # stored fit: identical runs at once would share, and each delete, one file. So a run
         # holds a lock for its fit names (one of a few stripes) from start to clean-up.
@@ -243,20 +278,14 @@ class _Child:
         with _cache_lock(f"ratepool-fit-{stripe % _FIT_LOCK_STRIPES}.lock"):
             _unlink(fits)  # left by a run that was killed before its clean-up
             try:
-                fit = run(num_chains=settings["chains"], **kwargs)
+                fit = run(num_chains=chains, **call_kwargs)
             except (RuntimeError, ValueError) as error:
                 raise _Failure("sampling", f"PyStan's sampler failed: {error}") from None
             finally:
                 _unlink(fits)
         if fit is None:  # PyStan returns None when interrupted
             raise _Failure("interrupted", "the sampler was interrupted")
-        chains = settings["chains"]
-        arrays = {f"v.{name}": _by_chain(fit[name], chains).reshape(chains, -1, *dims)
-                  for name, dims in zip(fit.param_names, fit.dims) if 0 not in dims}
-        arrays.update({f"s.{name}": _by_chain(fit[name], chains)[..., 0]
-                       for name in fit.sample_and_sampler_param_names})
-        np.savez(self.run_dir / "draws.npz", **arrays)  # type: ignore[operator]
-        return {"seconds": time.perf_counter() - start}
+        return fit
 
     def log_density(self) -> dict[str, Any]:
         import numpy as np
@@ -307,12 +336,32 @@ class _Child:
         import httpstan.services_stub as stub
 
         stub.executor = concurrent.futures.ProcessPoolExecutor(
-            mp_context=multiprocessing.get_context("fork"), initializer=_init_worker)
+            max_workers=_POOL_WORKERS, mp_context=multiprocessing.get_context("fork"),
+            initializer=_init_worker)
 
     @staticmethod
-    def fit_paths(model: Any, function: str, kwargs: dict[str, Any],
-                  settings: dict[str, Any]) -> list[Path]:
-        """Where httpstan stores this run's fits (it keeps every seeded fit for ever).
+    def install_fit_filter() -> None:
+        """httpstan serves a fit as the whole text of every message Stan wrote, three quarters
+        of it the diagnostic writer's (momenta and gradients of every draw), and PyStan holds
+        each chain's text until its fit is built; PyStan reads only the draws and the logger
+        messages. So the fits this process's httpstan serves are read from its cache without
+        the diagnostic lines (`_without_diagnostics`): same draws, a quarter of the text."""
+        import httpstan.cache
+
+        load_fit = getattr(httpstan.cache, "load_fit", None)
+        if load_fit is None or getattr(load_fit, "_ratepool_filter", False):
+            return
+
+        def load_fit_without_diagnostics(name: str) -> bytes:
+            return _without_diagnostics(load_fit(name))
+
+        load_fit_without_diagnostics._ratepool_filter = True  # type: ignore[attr-defined]
+        httpstan.cache.load_fit = load_fit_without_diagnostics
+
+    @staticmethod
+    def fit_paths(model: Any, function: str, kwargs: dict[str, Any]) -> list[Path]:
+        """Where httpstan stores the fits of ``model.sample(num_chains=len(kwargs["init"]),
+        **kwargs)`` (it keeps every seeded fit for ever).
 
         httpstan names a seeded fit by hashing its request; the same request is rebuilt here.
         """
@@ -322,17 +371,132 @@ class _Child:
 
         import stan
 
-        inits = kwargs.get("init") or [{}] * settings["chains"]
+        inits = kwargs["init"]
         encoded = json.loads(stan.model.DataJSONEncoder().encode(
             {key: value for key, value in kwargs.items() if key != "init"}))
         paths = []
-        for chain in range(1, settings["chains"] + 1):
+        for chain in range(1, len(inits) + 1):
             request = dict(encoded, function=function, chain=chain, data=model.data,
-                           init=inits[chain - 1], random_seed=settings["seed"])
+                           init=inits[chain - 1], random_seed=model.random_seed)
             args = httpstan.schemas.CreateFitRequest().load(request)
             name = httpstan.fits.calculate_fit_name(args.pop("function"), model.model_name, args)
             paths.append(httpstan.cache.fit_path(name))
         return paths
+
+
+def _without_diagnostics(stored: bytes) -> bytes:
+    """A stored fit (gzip members of JSON lines, as httpstan's cache holds it) without the lines
+    of Stan's diagnostic writer, gzip-compressed again; decompressed a chunk at a time, so
+    memory stays near the size of what is kept."""
+    import zlib
+
+    kept = zlib.compressobj(level=zlib.Z_BEST_SPEED, wbits=zlib.MAX_WBITS | 16)
+    parts: list[bytes] = []
+    partial = b""
+    for text in _gunzip_chunks(stored):
+        lines = (partial + text).split(b"\n")
+        partial = lines.pop()
+        parts.extend(kept.compress(line + b"\n") for line in lines
+                     if not line.startswith(_DIAGNOSTIC_LINE))
+    if partial and not partial.startswith(_DIAGNOSTIC_LINE):
+        parts.append(kept.compress(partial))
+    parts.append(kept.flush())
+    return b"".join(parts)
+
+
+def _gunzip_chunks(stored: bytes) -> Iterator[bytes]:
+    """The decompressed text of concatenated gzip members, in chunks of at most
+    `_FILTER_CHUNK` bytes."""
+    import gzip
+
+    with gzip.GzipFile(fileobj=io.BytesIO(stored)) as text:
+        yield from iter(lambda: text.read(_FILTER_CHUNK), b"")
+
+
+def _sampler_call(settings: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The stan::services function of a run and its keyword arguments, ``init`` (one dict per
+    chain, empty for Stan's default) included. The fixed_param sampler takes the inits too
+    (its draws are them), as CmdStan's does."""
+    kwargs: dict[str, Any] = {"num_samples": settings["draws"]}
+    if settings["fixed_param"]:
+        function = _FIXED
+    else:
+        function = _NUTS
+        kwargs.update(num_warmup=settings["warmup"], delta=settings["adapt_delta"])
+    # one dict per chain, for either sampler as CmdStan takes them (httpstan takes no metric)
+    inits = settings.get("inits")
+    kwargs["init"] = list(inits) if inits else [{} for _ in range(settings["chains"])]
+    return function, kwargs
+
+
+def _wave_size(requested: int | None, chains: int) -> int:
+    """Chains per wave: ``requested`` when set (at least 1), else as many as httpstan's pool runs
+    at once (`_POOL_WORKERS`), so that the waves take no longer than one call would."""
+    size = int(requested) if requested else _POOL_WORKERS
+    return max(1, min(size, chains))
+
+
+def _waves(chains: int, size: int) -> list[range]:
+    """The run's chain indexes (0-based) in consecutive waves of at most ``size``."""
+    return [range(first, min(first + size, chains)) for first in range(0, chains, size)]
+
+
+def _wave_seed(seed: int, wave: int) -> int:
+    """The seed of wave ``wave``: the run's own for the first (a one-wave run is unchanged),
+    then one derived from both, in Stan's range [0, 2^31 - 2].
+
+    PyStan numbers each call's chains from 1 and Stan's chain streams depend on (seed, chain)
+    only, so each wave needs a seed of its own or it would repeat the first wave's chains.
+    """
+    if wave == 0:
+        return seed
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, wave]).generate_state(1)[0] % (2**31 - 1))
+
+
+def _wave_kwargs(kwargs: dict[str, Any], members: range) -> dict[str, Any]:
+    """The sampler's arguments for the chains ``members``: their own inits."""
+    return dict(kwargs, init=kwargs["init"][members.start:members.stop])
+
+
+class _Draws:
+    """The run's draws, filled a wave at a time: ``v.<variable>`` arrays shaped
+    (chain, draw, *dims) and ``s.<sampler column>`` arrays shaped (chain, draw), float64."""
+
+    def __init__(self, chains: int) -> None:
+        self.chains = chains
+        self.arrays: dict[str, Any] = {}
+
+    def add(self, fit: Any, members: range) -> None:
+        """Copy the draws of PyStan's ``fit`` (the chains ``members``) into the arrays."""
+        count = len(members)
+        for name, dims in zip(fit.param_names, fit.dims):
+            if 0 not in dims:
+                self.put(f"v.{name}", members,
+                         _by_chain(fit[name], count).reshape(count, -1, *dims))
+        for name in fit.sample_and_sampler_param_names:
+            self.put(f"s.{name}", members, _by_chain(fit[name], count)[..., 0])
+
+    def put(self, key: str, members: range, block: Any) -> None:
+        import numpy as np
+
+        if key not in self.arrays:
+            self.arrays[key] = np.empty((self.chains, *block.shape[1:]), dtype=block.dtype)
+        self.arrays[key][members.start:members.stop] = block
+
+
+def _release_memory() -> None:
+    """Collect what a wave left and hand the freed heap back to the system (glibc's
+    ``malloc_trim``; elsewhere the collection only), so the next wave's peak starts low."""
+    import gc
+
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _unlink(paths: list[Path]) -> None:
@@ -389,6 +553,7 @@ def main(parent: str) -> int:
     if os.getppid() != child.parent:  # the parent died before the line above
         child.on_term(signal.SIGTERM, None)
     child.install_pool()
+    child.install_fit_filter()
     for line in sys.stdin:
         child.serve(Path(line.strip()))
     if os.getppid() != child.parent:  # stdin closed because the parent died

@@ -32,6 +32,9 @@ LOG_STEP = 0.1
 _CMDSTAN_ITERATION = re.compile(r"^(?:Chain \[(\d+)\] )?Iteration:\s*(\d+)\s*/")
 #: PyStan's progress line, ``Sampling:  45% (5400/12000)``.
 _PYSTAN_SHARE = re.compile(r"Sampling:\s*(\d+)%")
+#: The PyStan child's line before each wave of chains, ``ratepool: sampling chains 3-4 of 4``
+#: (`ratepool.engines._pystan_child`); PyStan's share that follows is the wave's.
+_PYSTAN_WAVE = re.compile(r"ratepool: sampling chains (\d+)-(\d+) of (\d+)")
 
 
 def format_seconds(seconds: float) -> str:
@@ -66,6 +69,7 @@ class SamplingProgress:
         self._share = 0.0
         self._logged_steps = 0
         self._shown = -1  # the percent on the terminal line
+        self._wave = (0.0, 1.0)  # PyStan's current wave: share done before it, its share
         self._finished = False
         self._start = time.monotonic()
         self._lock = threading.Lock()
@@ -88,12 +92,20 @@ class SamplingProgress:
             self._advance(total / (self.chains * self.iterations))
 
     def pystan_line(self, line: str) -> None:
-        """Take one of PyStan's console lines (its ``Sampling: NN%`` progress)."""
+        """Take one of PyStan's console lines (its ``Sampling: NN%`` progress, the share of
+        the current wave of chains, announced by ``ratepool: sampling chains 3-4 of 4``)."""
+        wave = _PYSTAN_WAVE.search(line)
+        if wave is not None:
+            first, last, total = (int(group) for group in wave.groups())
+            with self._lock:
+                self._wave = ((first - 1) / total, (last - first + 1) / total)
+            return
         match = _PYSTAN_SHARE.search(line)
         if match is None:
             return
         with self._lock:
-            self._advance(int(match.group(1)) / 100)
+            before, share = self._wave
+            self._advance(before + share * int(match.group(1)) / 100)
 
     def finish(self) -> None:
         """The run ended: the final line (once)."""

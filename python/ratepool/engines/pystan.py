@@ -12,6 +12,15 @@ a file, so the caller never holds PyStan's own copy of them. Separate engine obj
 its chains; a killed caller takes them down too (Linux). Compiled modules stay in httpstan's
 per-user cache, built by one process at a time; the seeded fits httpstan would keep for ever are
 deleted.
+
+Memory: PyStan keeps each chain's whole output as JSON text until its fit is built (about
+0.13 KB per value of every draw, three quarters of it httpstan's diagnostic writer: momenta and
+gradients, which PyStan never reads). The child serves httpstan's fits without the diagnostic
+lines, and runs the chains in waves of at most as many chains as run at once (the machine's
+cores), keeping each wave's draws (8 bytes a value) and freeing the rest before the next.
+``RATEPOOL_PYSTAN_WAVE_CHAINS`` sets the chains per wave (1: the least memory; the run's chains:
+one call, as before waves). Each wave after the first gets a seed derived from the run's seed
+and its index: a run's first wave draws what a one-call run draws, its later chains differ.
 """
 
 from __future__ import annotations
@@ -59,6 +68,8 @@ _MAX_TEMP_BASE = 60
 _STOP_GRACE_SECONDS = 10.0
 #: Characters of the child's console output kept for error messages.
 _CONSOLE_KEEP = 64_000
+#: Chains per wave (a positive integer; unset: as many as the machine runs at once).
+WAVE_CHAINS_ENV = "RATEPOOL_PYSTAN_WAVE_CHAINS"
 
 
 def pystan_available() -> bool:
@@ -262,7 +273,7 @@ class PyStanEngine(Engine):
         request = {"action": "sample", "settings": {
             "chains": settings.chains, "warmup": settings.warmup, "draws": settings.draws,
             "adapt_delta": settings.adapt_delta, "seed": settings.seed,
-            "fixed_param": settings.fixed_param,
+            "fixed_param": settings.fixed_param, "wave_chains": _wave_chains(),
             "inits": [dict(chain) for chain in settings.inits] if settings.inits else None}}
         if settings.inv_metric is not None:
             log.debug("PyStan takes no initial metric: its warmup starts from the unit metric")
@@ -305,6 +316,22 @@ class PyStanEngine(Engine):
             "httpstan": httpstan.__version__,
             "stan": _stan_version(Path(httpstan.__file__).parent),
         }
+
+
+def _wave_chains() -> int | None:
+    """Chains per wave from ``RATEPOOL_PYSTAN_WAVE_CHAINS`` (None when unset: the child's
+    default, the chains that run at once)."""
+    text = os.environ.get(WAVE_CHAINS_ENV, "").strip()
+    if not text:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{WAVE_CHAINS_ENV} must be a positive integer (chains per wave), "
+                         f"not {text!r}")
+    return value
 
 
 def _stan_version(httpstan_dir: Path) -> str:
