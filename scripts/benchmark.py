@@ -125,8 +125,10 @@ def _config(spec: dict) -> object:
 def _ess_per_s(posterior: object, seconds: float) -> dict:
     import arviz as az
 
+    from ratepool.posterior.fast_diagnostics import ess_dataset
+
     hyper = az.ess(posterior[["mu", "alpha", "phi"]], method="bulk")
-    theta = az.ess(posterior[["theta"]], method="bulk")
+    theta = ess_dataset(posterior[["theta"]], "bulk")  # ArviZ's numbers, vectorised
     rhat = az.rhat(posterior[["mu", "alpha", "phi"]])
     return {
         "ess_s_hyper": min(float(hyper[v]) for v in ("mu", "alpha", "phi")) / seconds,

@@ -18,6 +18,7 @@ import arviz as az
 import numpy as np
 
 from ratepool.model.description import CHECKED_PARAMETERS
+from ratepool.posterior.fast_diagnostics import ess_dataset, rhat_dataset
 from ratepool.posterior.inference import PARAMETERS
 from ratepool.posterior.prior_sensitivity import (
     CONFLICT_THRESHOLD,
@@ -246,12 +247,16 @@ def get_model_diagnostics(idata: az.InferenceData,
 def _checks(posterior: Any) -> dict[str, tuple[Any, bool]]:
     """R-hat, bulk and tail ESS (whether larger is worse) of mu, alpha, phi, the options' beta
     and pi, the bytes factor's m0, tau, sigma_w, sigma_e and m, the temporal model's rho, s and
-    sigma, and theta: computed once, for the design document's keys and the checks over every parameter."""
+    sigma, and theta: computed once, for the design document's keys and the checks over every parameter.
+
+    The numbers are ArviZ's ``rhat`` (rank-normalised split R-hat) and ``ess`` (bulk, tail) up to
+    floating-point rounding, vectorised over the elements (`ratepool.posterior.fast_diagnostics`):
+    ArviZ loops over them in Python, about 2.5 minutes over theta at J = 100,000."""
     names = [name for name in CHECKED_PARAMETERS if name in posterior]
     draws = posterior[names]
-    return {"r_hat": (az.rhat(draws), True),
-            "ess_bulk": (az.ess(draws, method="bulk"), False),
-            "ess_tail": (az.ess(draws, method="tail"), False)}
+    return {"r_hat": (rhat_dataset(draws), True),
+            "ess_bulk": (ess_dataset(draws, "bulk"), False),
+            "ess_tail": (ess_dataset(draws, "tail"), False)}
 
 
 def _all_parameters(checks: dict[str, tuple[Any, bool]]) -> dict[str, Any]:
