@@ -53,7 +53,13 @@ from ratepool.engines.base import (
     tail,
 )
 from ratepool.engines.progress import SamplingProgress
-from ratepool.errors import CompileError, EngineError, EngineNotFoundError, SamplingError
+from ratepool.errors import (
+    CompileError,
+    ConfigError,
+    EngineError,
+    EngineNotFoundError,
+    SamplingError,
+)
 from ratepool.model.program import StanProgram
 from ratepool.tempdirs import owned_tempdir
 
@@ -329,7 +335,7 @@ def _wave_chains() -> int | None:
     except ValueError:
         value = 0
     if value < 1:
-        raise ValueError(f"{WAVE_CHAINS_ENV} must be a positive integer (chains per wave), "
+        raise ConfigError(f"{WAVE_CHAINS_ENV} must be a positive integer (chains per wave), "
                          f"not {text!r}")
     return value
 
