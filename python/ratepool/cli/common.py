@@ -40,6 +40,8 @@ def config_from_args(args: argparse.Namespace) -> ModelConfig:
         overrides["random_seed"] = args.seed
     if getattr(args, "engine", None) is not None:
         overrides["engine"] = args.engine
+    if getattr(args, "threads_per_chain", None) is not None:
+        overrides["threads_per_chain"] = args.threads_per_chain
     if getattr(args, "zero_inflation", None):
         overrides["zero_inflation"] = True
     if getattr(args, "temporal", None):

@@ -101,11 +101,16 @@ def run_export(args: argparse.Namespace) -> int:
           f"{shape}) and the label table {labels_path}.")
     sampler = "sample algorithm=fixed_param" if args.prior_only else (
         f"sample num_warmup={config.n_tune} num_samples={config.n_samples} "
-        f"num_chains={config.n_chains} adapt delta={config.target_accept}")
+        f"num_chains={config.n_chains} adapt delta={config.target_accept}"
+        + (f" num_threads={config.n_chains * config.threads_per_chain}"
+           if values.get("grainsize") else ""))
     print("Run the compiled program with CmdStan, e.g.\n"
           f"  ./{'temporal' if config.temporal else 'hierarchical'}_negbinom {sampler} "
           f"data file={json_path} "
           f"random seed={config.random_seed} output file=out.csv")
+    if values.get("grainsize") and not args.prior_only:
+        print(f"(threads_per_chain = {config.threads_per_chain}: build the program with "
+              "STAN_THREADS=true, or each chain sums its entities on one thread)")
     if not args.prior_only:
         print("then read its output back with\n"
               "  ratepool report --from-cmdstan-csv out_*.csv "

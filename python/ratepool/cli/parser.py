@@ -85,6 +85,10 @@ def _add_config_options(command: argparse.ArgumentParser, *, engine: bool = True
         command.add_argument("--seed", type=int, default=None, metavar="N",
                              help="random seed (0 to 2^31-1); overrides the config file "
                                   "(default: the config's, 42)")
+    command.add_argument("--threads-per-chain", type=int, default=None, metavar="T",
+                         help="threads per chain (CmdStan; the base model's entity sum is "
+                              "split over them): for many entities on more cores than chains "
+                              "(config: [sampling] threads_per_chain; default 1)")
 
 
 def _add_out(command: argparse.ArgumentParser, what: str, default: str) -> None:

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ratepool.errors import ConfigError
 from ratepool.model.program import StanProgram
 
 __all__ = ["Draws", "SamplerSettings", "Engine", "SAMPLE_STAT_NAMES", "shorten", "tail",
@@ -40,6 +41,7 @@ class SamplerSettings:
     ``inits`` (one dict per chain, constrained values) and ``inv_metric`` (the diagonal of the
     initial inverse metric, unconstrained order) say where warmup starts
     (`ratepool.model.warm_start`); None leaves Stan's defaults. PyStan takes the inits only.
+    ``threads_per_chain`` above 1 runs a build with ``STAN_THREADS`` (CmdStan only).
     """
 
     chains: int
@@ -51,6 +53,7 @@ class SamplerSettings:
     show_progress: bool = False
     inits: tuple[Mapping[str, Any], ...] | None = None
     inv_metric: tuple[float, ...] | None = None
+    threads_per_chain: int = 1
 
 
 @dataclass
@@ -81,6 +84,17 @@ class Engine(abc.ABC):
     """One way to run the Stan program (CmdStan through cmdstanpy, or PyStan)."""
 
     name: str = ""
+    #: Whether the engine runs a chain on several threads (``threads_per_chain`` above 1).
+    runs_threads: bool = False
+
+    def check_threads(self, threads_per_chain: int) -> None:
+        """Raise `ConfigError` if this engine cannot run ``threads_per_chain`` threads per chain."""
+        if threads_per_chain > 1 and not self.runs_threads:
+            raise ConfigError(
+                f"threads_per_chain = {threads_per_chain} needs the CmdStan engine: the {self.name} "
+                "engine runs each chain on one thread (PyStan's httpstan sets no thread count per "
+                "chain). Set threads_per_chain = 1, or engine = \"cmdstan\" with CmdStan installed"
+            )
 
     @abc.abstractmethod
     def compile(self, program: StanProgram) -> bool:

@@ -82,6 +82,7 @@ class CmdStanEngine(Engine):
     """Runs the program with CmdStan via cmdstanpy."""
 
     name = "cmdstan"
+    runs_threads = True
 
     def __init__(self) -> None:
         try:
@@ -99,23 +100,29 @@ class CmdStanEngine(Engine):
         self.version = ".".join(map(str, version)) if version else home.name
 
     # -- compile -------------------------------------------------------------------------
-    def _exe_path(self, program: StanProgram) -> Path:
-        # A fixed name: the cache key is the program's content, whatever its file is called.
-        directory = cache_root() / f"cmdstan-{self.version}" / program.sha256[:20]
+    def _exe_path(self, program: StanProgram, threads: bool = False) -> Path:
+        # A fixed name: the cache key is the program's content, whatever its file is called;
+        # the build with STAN_THREADS (threads_per_chain > 1) is cached next to the plain one.
+        directory = (cache_root() / f"cmdstan-{self.version}"
+                     / (program.sha256[:20] + ("-threads" if threads else "")))
         return directory / ("model" + (".exe" if os.name == "nt" else ""))
 
-    def compile(self, program: StanProgram) -> bool:
+    def compile(self, program: StanProgram, threads: bool = False) -> bool:
+        """Compile ``program`` unless cached; ``threads``: the build with ``STAN_THREADS``."""
         pause_at("compile")
-        exe = self._exe_path(program)
+        exe = self._exe_path(program, threads)
         if exe.is_file():
             return False
         with owned_dir(exe.parent.parent, ".build-", private=False) as build_dir:
             stan_file = build_dir / "model.stan"
             stan_file.write_text(program.code, encoding="utf-8")
-            log.info("compiling %s with CmdStan %s", program.path.name, self.version)
+            log.info("compiling %s with CmdStan %s%s", program.path.name, self.version,
+                     " and STAN_THREADS" if threads else "")
             start = time.perf_counter()
             try:
-                self._cmdstanpy.CmdStanModel(stan_file=str(stan_file))
+                self._cmdstanpy.CmdStanModel(
+                    stan_file=str(stan_file),
+                    cpp_options={"STAN_THREADS": True} if threads else None)
             except (ValueError, RuntimeError) as error:
                 raise CompileError(f"CmdStan could not compile {program.path}:\n{error}") from None
             log.info("compiled in %.1f s", time.perf_counter() - start)
@@ -129,15 +136,18 @@ class CmdStanEngine(Engine):
                 log.debug("compiled model already in cache at %s", exe.parent)
         return True
 
-    def _model(self, program: StanProgram) -> Any:
-        self.compile(program)
-        return self._cmdstanpy.CmdStanModel(exe_file=str(self._exe_path(program)))
+    def cmdstan_model(self, program: StanProgram, threads: bool = False) -> Any:
+        """cmdstanpy's model of ``program`` (compiled first if not cached); ``threads``: the
+        build with ``STAN_THREADS``."""
+        self.compile(program, threads)
+        return self._cmdstanpy.CmdStanModel(exe_file=str(self._exe_path(program, threads)))
 
     # -- sample ----------------------------------------------------------------------------
     def sample(
         self, program: StanProgram, data: Mapping[str, Any], settings: SamplerSettings
     ) -> Draws:
-        model = self._model(program)
+        threads = settings.threads_per_chain
+        model = self.cmdstan_model(program, threads > 1)
         start = time.perf_counter()
         iterations = settings.draws + (0 if settings.fixed_param else settings.warmup)
         progress = SamplingProgress(settings.chains, iterations,
@@ -150,7 +160,10 @@ class CmdStanEngine(Engine):
                 fit = model.sample(
                     data=str(data_file),
                     chains=settings.chains,
-                    parallel_chains=min(settings.chains, os.cpu_count() or 1),
+                    # as many chains at once as their threads find cores (at least one)
+                    parallel_chains=max(1, min(settings.chains,
+                                               (os.cpu_count() or 1) // threads)),
+                    threads_per_chain=threads if threads > 1 else None,
                     seed=settings.seed,
                     iter_warmup=None if settings.fixed_param else settings.warmup,
                     iter_sampling=settings.draws,
@@ -185,7 +198,7 @@ class CmdStanEngine(Engine):
         *,
         jacobian: bool = False,
     ) -> float:
-        model = self._model(program)
+        model = self.cmdstan_model(program)
         with owned_tempdir("ratepool-cmdstan-") as run_dir:
             files = {"data": run_dir / "data.json", "params": run_dir / "params.json"}
             stanio.write_stan_json(str(files["data"]), dict(data))

@@ -275,6 +275,7 @@ class PyStanEngine(Engine):
     def sample(
         self, program: StanProgram, data: Mapping[str, Any], settings: SamplerSettings
     ) -> Draws:
+        self.check_threads(settings.threads_per_chain)
         start = time.perf_counter()
         request = {"action": "sample", "settings": {
             "chains": settings.chains, "warmup": settings.warmup, "draws": settings.draws,

@@ -116,6 +116,14 @@ class ModelConfig:
         (`ratepool.model.warm_start`): ``"auto"`` (default) for fits of at least 5,000 entities
         of the base model, where Stan's unit-metric start costs most of the warmup. It changes
         where warmup starts, not the model; the sampler still adapts.
+    threads_per_chain : int
+        Threads each chain uses (default 1). Above 1 the CmdStan engine builds the program with
+        ``STAN_THREADS`` and sums the entity terms of the base model on the sufficient
+        statistics (no option, centred) in fixed chunks with ``reduce_sum_static``, one chunk
+        per thread at a time: for fits of many entities on a machine with more cores than
+        chains. The same model; its sums are rounded differently from the one-pass sum of
+        ``threads_per_chain = 1``, and a fit is reproducible for a given seed and thread count.
+        Other models run each chain on one thread. The PyStan engine refuses values above 1.
     max_temporal_windows : int
         Largest number of windows (rows) the temporal model accepts; larger inputs are refused
         before compiling (about the 10-minute limit on an idle 2-core machine, and PyStan's
@@ -151,11 +159,13 @@ class ModelConfig:
     stationary_sd_prior_sd: float = 0.5
     max_temporal_windows: int = 10_000
     warm_start: str = "auto"
+    threads_per_chain: int = 1
 
     def __post_init__(self) -> None:
         _check_int(self, "n_samples", minimum=1)
         _check_int(self, "n_tune", minimum=0)
         _check_int(self, "n_chains", minimum=1)
+        _check_int(self, "threads_per_chain", minimum=1, maximum=1024)
         _check_int(self, "random_seed", minimum=0, maximum=2**31 - 1)
         _check_int(self, "max_obs_prediction_values", minimum=0)
         _check_int(self, "max_entity_prediction_values", minimum=0)
@@ -284,7 +294,7 @@ class ModelConfig:
 #: The TOML tables and the settings each holds (any setting may also stand at the top level).
 SECTIONS: dict[str, tuple[str, ...]] = {
     "sampling": ("n_samples", "n_tune", "n_chains", "target_accept", "random_seed", "engine",
-                 "warm_start"),
+                 "warm_start", "threads_per_chain"),
     "priors": ("mu_prior_rate", "alpha_prior_sd", "overdispersion_prior_sd", "beta_prior_sd",
                "bytes_m0_prior_mean", "bytes_m0_prior_sd", "bytes_tau_prior_sd",
                "bytes_sigma_w_prior_sd", "bytes_sigma_e_prior_sd", "stationary_sd_prior_sd"),

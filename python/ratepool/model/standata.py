@@ -25,7 +25,8 @@ from ratepool.model.config import ModelConfig
 from ratepool.model.event_bytes import bytes_fields_off, bytes_stan_fields
 from ratepool.model.predictions import entity_predictions_on
 
-__all__ = ["stan_data", "base_stan_data", "group_statistics", "check_options"]
+__all__ = ["stan_data", "base_stan_data", "group_statistics", "check_options",
+           "entity_grainsize", "sums_entities_in_chunks"]
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,32 @@ def base_stan_data(
         "obs_predictions": int(obs_predictions),
         "entity_predictions": int(entity_predictions),
         **_options_off(data.n_entities),
+        "grainsize": 0,
     }
+
+
+def sums_entities_in_chunks(data: CountData, config: ModelConfig) -> bool:
+    """Whether the static program's fit of ``data`` under ``config`` takes the fused base path
+    (the program's ``fused_base``: sufficient statistics, centred, no exposure, zero-inflation
+    or covariates), whose entity sum ``grainsize`` splits into chunks for threads."""
+    covariates = data.covariates
+    return (config.temporal is None and config.likelihood == "sufficient"
+            and config.parameterization == "centered" and not data.has_exposure
+            and not config.zero_inflation
+            and (covariates is None or covariates.scaled.shape[1] == 0))
+
+
+#: Chunks per thread of the entity sum when a chain has several threads (`entity_grainsize`).
+CHUNKS_PER_THREAD = 4
+
+
+def entity_grainsize(n_entities: int, threads_per_chain: int) -> int:
+    """The program's ``grainsize``: 0 (one pass over the entities) for one thread per chain,
+    else entities per chunk of the fused base path's ``reduce_sum_static``: `CHUNKS_PER_THREAD`
+    chunks per thread, so that a thread that finishes early takes another chunk."""
+    if threads_per_chain <= 1:
+        return 0
+    return max(1, math.ceil(n_entities / (CHUNKS_PER_THREAD * threads_per_chain)))
 
 
 def option_field_names() -> frozenset[str]:
@@ -204,6 +230,7 @@ def stan_data(
     values.update(_option_fields(data, config, rows=values["N"] > 0,
                                  scale=exposure_scale(data) if scale is None else scale))
     values.update(bytes_stan_fields(data, config, rows=values["N"] > 0))
+    values["grainsize"] = entity_grainsize(data.n_entities, config.threads_per_chain)
     if values["has_exposure"] and values["N"] == 0 and not values["use_sufficient_stats"]:
         raise DataError("the per-observation likelihood with exposure needs the rows")
     return values

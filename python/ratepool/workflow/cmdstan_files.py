@@ -267,8 +267,23 @@ def read_stan_data(
         expected = {name: value for name, value in expected.items()
                     if name not in OPTION_FIELDS}
     values = _legacy_bytes_off(path, values, expected)
+    values = _with_grainsize(path, values)
+    expected["grainsize"] = values["grainsize"]  # how the run sums, not what the data are
     _check_layout(path, values, expected)
     return data, values
+
+
+def _with_grainsize(path: Path, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with a valid ``grainsize`` (0, one pass, for a JSON written before the field
+    existed: the program's sum is then the one such a JSON was run with)."""
+    if "grainsize" not in values:
+        log.info("%s predates the grainsize field: read with grainsize = 0 (one pass)", path)
+        return {**values, "grainsize": 0}
+    grainsize = values["grainsize"]
+    if isinstance(grainsize, bool) or not isinstance(grainsize, int) or grainsize < 0:
+        raise _layout_error(path, f"has grainsize = {grainsize!r}; it must be an integer >= 0 "
+                                  "(0: one pass over the entities)")
+    return values
 
 
 #: The bytes fields of the data JSON before the per-count bytes variance (issue 17, item 8).

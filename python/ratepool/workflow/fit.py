@@ -29,6 +29,7 @@ from ratepool.model.standata import (
     check_options,
     exposure_scale,
     stan_data,
+    sums_entities_in_chunks,
 )
 from ratepool.model.warm_start import AUTO_MIN_ENTITIES, warm_start
 from ratepool.posterior.entity_predictive import add_prior_replicates
@@ -90,9 +91,13 @@ def prepare_fit(
         check_temporal(data, config)
     _warn_if_prior_clashes(data, config)
     warn_if_bytes_prior_clashes(data, config)
-    if isinstance(engine, Engine):
-        return PreparedFit(data, config, engine)
-    return PreparedFit(data, config, get_engine(engine or config.engine))
+    runner = engine if isinstance(engine, Engine) else get_engine(engine or config.engine)
+    runner.check_threads(config.threads_per_chain)
+    if config.threads_per_chain > 1 and not sums_entities_in_chunks(data, config):
+        log.warning("threads_per_chain = %d: only the base model on the sufficient statistics "
+                    "(centred, no option) sums its entities on several threads; this fit runs "
+                    "each chain on one thread", config.threads_per_chain)
+    return PreparedFit(data, config, runner)
 
 
 def rows_needed(config: ModelConfig) -> str | None:
@@ -215,6 +220,7 @@ def fit(
     settings = SamplerSettings(
         chains=config.n_chains, warmup=config.n_tune, draws=config.n_samples,
         adapt_delta=config.target_accept, seed=config.random_seed, show_progress=show_progress,
+        threads_per_chain=config.threads_per_chain,
     )
     if config.temporal is not None:
         from ratepool.workflow.temporal import fit_temporal
