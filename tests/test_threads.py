@@ -23,7 +23,12 @@ from ratepool.errors import ConfigError, DataError
 from ratepool.model.config import ModelConfig
 from ratepool.model.program import default_program
 from ratepool.model.simulate import simulate_counts
-from ratepool.model.standata import entity_grainsize, stan_data, sums_entities_in_chunks
+from ratepool.model.standata import (
+    entity_grainsize,
+    stan_data,
+    sums_entities_in_chunks,
+    threads_per_chain,
+)
 from ratepool.workflow.cmdstan_files import read_stan_data, write_stan_data
 from ratepool.workflow.fit import prepare_fit
 
@@ -32,12 +37,13 @@ from .test_log_density import CONFIG, SEEDS, _dataset, _points, scipy_log_densit
 
 @pytest.mark.parametrize("entities", [1, 7, 1000, 100_003])
 @pytest.mark.parametrize("threads", [2, 3, 16])
-def test_grainsize_gives_four_chunks_per_thread_at_most(entities: int, threads: int) -> None:
+def test_grainsize_is_the_smallest_that_gives_four_pieces_per_thread(entities: int,
+                                                                      threads: int) -> None:
     grainsize = entity_grainsize(entities, threads)
-    chunks = math.ceil(entities / grainsize)
     assert 1 <= grainsize <= entities
-    assert chunks <= 4 * threads
-    assert chunks == min(entities, 4 * threads) or grainsize * (chunks - 1) < entities
+    assert math.ceil(entities / grainsize) <= 4 * threads  # at most 4T pieces of grainsize
+    if grainsize > 1:  # and one entity less per piece would need more than 4T pieces
+        assert math.ceil(entities / (grainsize - 1)) > 4 * threads
     assert entity_grainsize(entities, 1) == 0
 
 
@@ -47,6 +53,14 @@ def test_config_refuses_a_thread_count_below_one() -> None:
     with pytest.raises(ConfigError, match="threads_per_chain"):
         ModelConfig(threads_per_chain=1.5)
     assert ModelConfig.from_dict({"sampling": {"threads_per_chain": 4}}).threads_per_chain == 4
+
+
+def _magnitude(data: ratepool.CountData, mu: float, alpha: float, phi: float,
+               theta: np.ndarray) -> float:
+    """Sum of the absolute entity terms: the scale of the entity sum's rounding error."""
+    total = np.asarray(data.entity_total, dtype=float)
+    return float(np.sum((total + abs(mu * alpha - 1)) * np.abs(np.log(theta)) + alpha * theta
+                        + (data.n_windows * phi + total) * np.log1p(theta / phi)))
 
 
 @pytest.mark.parametrize("engine_name", engine_params())
@@ -66,9 +80,9 @@ def test_chunked_entity_sum_is_the_same_density(engine_name: str, kind: str) -> 
         assert one_pass == pytest.approx(expected, rel=1e-8, abs=1e-8)
         # Another order of summation: the sums differ by rounding, a few ulps of the terms'
         # magnitudes (S_i log theta_i reaches 1e8 on the large counts; their sum is 1e5).
-        total = np.asarray(data.entity_total, dtype=float)
-        magnitude = np.sum((total + abs(mu * alpha - 1)) * np.abs(np.log(theta)) + alpha * theta
-                           + (data.n_windows * phi + total) * np.log1p(theta / phi))
+        # (CmdStan's plain build calls the partial sum once over all entities whatever the
+        # grainsize; PyStan's httpstan builds with STAN_THREADS, so there the pieces are real.)
+        magnitude = _magnitude(data, mu, alpha, phi, theta)
         for grainsize in (1, 2, 3, data.n_entities, data.n_entities + 5):
             chunked = engine.log_density(program, {**values, "grainsize": grainsize}, params)
             assert abs(chunked - one_pass) <= 16 * np.finfo(float).eps * magnitude, grainsize
@@ -85,11 +99,17 @@ def test_threaded_build_sums_chunks_to_the_same_density(grainsize: int, monkeypa
     model = engine.cmdstan_model(default_program(), threads=True)
     assert model.exe_info().get("STAN_THREADS", "").lower() == "true"
     values = {**stan_data(data, CONFIG, obs_predictions=False), "grainsize": grainsize}
+    plain = engine.cmdstan_model(default_program())
     for mu, alpha, phi, theta in _points(data, rng):
         params = {"mu": mu, "alpha": alpha, "phi": phi, "theta": theta.tolist()}
-        frame = model.log_prob(params=params, data=values, jacobian=False, sig_figs=18)
-        assert float(frame["lp__"].iloc[0]) == pytest.approx(
-            scipy_log_density(data, mu, alpha, phi, theta), rel=1e-12)
+        chunked = float(model.log_prob(params=params, data=values, jacobian=False,
+                                       sig_figs=18)["lp__"].iloc[0])
+        one_pass = float(plain.log_prob(params=params, data={**values, "grainsize": 0},
+                                        jacobian=False, sig_figs=18)["lp__"].iloc[0])
+        assert chunked == pytest.approx(scipy_log_density(data, mu, alpha, phi, theta),
+                                        rel=1e-8, abs=1e-8)
+        assert abs(chunked - one_pass) <= 16 * np.finfo(float).eps * _magnitude(
+            data, mu, alpha, phi, theta)
 
 
 def _sim_data() -> ratepool.CountData:
@@ -97,6 +117,7 @@ def _sim_data() -> ratepool.CountData:
     return ratepool.from_dataframe(sim.frame, entity_col="entity", count_col="count")
 
 
+@pytest.mark.slow
 @pytest.mark.cmdstan
 @pytest.mark.skipif(find_cmdstan() is None, reason=CMDSTAN_SKIP_REASON)
 def test_threaded_fit_has_the_posterior_of_the_one_thread_fit() -> None:
@@ -136,12 +157,28 @@ def test_pystan_refuses_threads_before_any_work() -> None:
         prepare_fit(data, ModelConfig(threads_per_chain=2), "pystan")
 
 
-def test_options_off_the_fused_path_do_not_split(caplog) -> None:
+def test_only_the_fused_path_splits_and_gets_threads() -> None:
     data = _sim_data()
-    assert sums_entities_in_chunks(data, ModelConfig())
+    config = ModelConfig(threads_per_chain=2)
+    assert sums_entities_in_chunks(data, config)
+    assert stan_data(data, config)["grainsize"] == entity_grainsize(data.n_entities, 2)
     for change in ({"parameterization": "non_centered"}, {"zero_inflation": True},
                    {"likelihood": "observation"}, {"temporal": "ar1"}):
-        assert not sums_entities_in_chunks(data, ModelConfig(**change)), change
+        assert not sums_entities_in_chunks(data, config.replace(**change)), change
+        assert threads_per_chain(data, config.replace(**change)) == 1, change
+    sim = simulate_counts(n_entities=30, windows=(3, 8), mu=2.0, alpha=1.0, phi=2.0, seed=2,
+                          exposure=(1.0, 50.0), covariate_effects={"size": 0.2},
+                          bytes_per_event={"m0": 8.0, "tau": 0.5, "sigma_w": 0.3,
+                                           "sigma_e": 0.5})
+    frame = sim.frame
+    for columns in ({"exposure_col": "exposure"}, {"covariates": ["size"]}):
+        optioned = ratepool.from_dataframe(frame, **columns)
+        assert not sums_entities_in_chunks(optioned, config), columns
+        assert stan_data(optioned, config.replace(
+            exposure_col=columns.get("exposure_col"),
+            covariates=columns.get("covariates", ())))["grainsize"] == 0, columns
+    with_bytes = ratepool.from_dataframe(frame, bytes_col="bytes")
+    assert sums_entities_in_chunks(with_bytes, config)  # a separate factor: the sum still splits
 
 
 def test_data_json_keeps_its_grainsize_and_reads_older_files(tmp_path) -> None:
@@ -172,6 +209,10 @@ def test_export_data_writes_the_grainsize_and_the_thread_count(tmp_path, capsys)
     assert values["grainsize"] == entity_grainsize(values["J"], 2) > 0
     out = capsys.readouterr().out
     assert "num_threads=8" in out and "STAN_THREADS=true" in out  # 4 chains x 2 threads
+    assert main(["export-data", str(EXAMPLE_CSV), "--window-col", "window", "--zero-inflation",
+                 "--threads-per-chain", "2", "-o", str(data_json)]) == 0
+    assert json.loads(data_json.read_text())["grainsize"] == 0  # not the fused path
+    assert "num_threads" not in capsys.readouterr().out
     assert main(["export-data", str(EXAMPLE_CSV), "--window-col", "window",
                  "-o", str(data_json)]) == 0
     assert json.loads(data_json.read_text())["grainsize"] == 0

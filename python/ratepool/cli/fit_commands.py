@@ -109,8 +109,8 @@ def run_export(args: argparse.Namespace) -> int:
           f"data file={json_path} "
           f"random seed={config.random_seed} output file=out.csv")
     if values.get("grainsize") and not args.prior_only:
-        print(f"(threads_per_chain = {config.threads_per_chain}: build the program with "
-              "STAN_THREADS=true, or each chain sums its entities on one thread)")
+        print(f"(threads_per_chain = {config.threads_per_chain}: num_threads needs the program "
+              "built with STAN_THREADS=true; a plain build accepts only num_threads=1)")
     if not args.prior_only:
         print("then read its output back with\n"
               "  ratepool report --from-cmdstan-csv out_*.csv "

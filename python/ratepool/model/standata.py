@@ -26,7 +26,7 @@ from ratepool.model.event_bytes import bytes_fields_off, bytes_stan_fields
 from ratepool.model.predictions import entity_predictions_on
 
 __all__ = ["stan_data", "base_stan_data", "group_statistics", "check_options",
-           "entity_grainsize", "sums_entities_in_chunks"]
+           "entity_grainsize", "sums_entities_in_chunks", "threads_per_chain"]
 
 log = logging.getLogger(__name__)
 
@@ -126,14 +126,22 @@ def sums_entities_in_chunks(data: CountData, config: ModelConfig) -> bool:
             and (covariates is None or covariates.scaled.shape[1] == 0))
 
 
+def threads_per_chain(data: CountData, config: ModelConfig) -> int:
+    """The threads each chain of this fit uses: ``config.threads_per_chain`` on the fused base
+    path (`sums_entities_in_chunks`), else 1 (nothing else in the programs is split, and a
+    build with STAN_THREADS alone is slower)."""
+    return config.threads_per_chain if sums_entities_in_chunks(data, config) else 1
+
+
 #: Chunks per thread of the entity sum when a chain has several threads (`entity_grainsize`).
 CHUNKS_PER_THREAD = 4
 
 
 def entity_grainsize(n_entities: int, threads_per_chain: int) -> int:
     """The program's ``grainsize``: 0 (one pass over the entities) for one thread per chain,
-    else entities per chunk of the fused base path's ``reduce_sum_static``: `CHUNKS_PER_THREAD`
-    chunks per thread, so that a thread that finishes early takes another chunk."""
+    else the largest chunk of the fused base path's ``reduce_sum_static``: J / (`CHUNKS_PER_THREAD`
+    x threads), rounded up. (TBB halves the range until each piece is at most this long, so
+    there are 4T to 8T pieces: a thread that finishes early takes another.)"""
     if threads_per_chain <= 1:
         return 0
     return max(1, math.ceil(n_entities / (CHUNKS_PER_THREAD * threads_per_chain)))
@@ -230,7 +238,7 @@ def stan_data(
     values.update(_option_fields(data, config, rows=values["N"] > 0,
                                  scale=exposure_scale(data) if scale is None else scale))
     values.update(bytes_stan_fields(data, config, rows=values["N"] > 0))
-    values["grainsize"] = entity_grainsize(data.n_entities, config.threads_per_chain)
+    values["grainsize"] = entity_grainsize(data.n_entities, threads_per_chain(data, config))
     if values["has_exposure"] and values["N"] == 0 and not values["use_sufficient_stats"]:
         raise DataError("the per-observation likelihood with exposure needs the rows")
     return values

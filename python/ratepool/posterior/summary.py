@@ -32,8 +32,8 @@ def entity_summary(idata: az.InferenceData, data: CountData) -> pd.DataFrame:
     mean, sd = np.empty(theta.shape[-1]), np.empty(theta.shape[-1])
     hdi = np.empty((theta.shape[-1], 2))
     for block in _entity_blocks(theta):
-        mean[block] = theta[..., block].mean(axis=(0, 1))
-        sd[block] = theta[..., block].std(axis=(0, 1), ddof=1)
+        mean[block] = np.nanmean(theta[..., block], axis=(0, 1))  # xarray's skipna
+        sd[block] = np.nanstd(theta[..., block], axis=(0, 1), ddof=1)
         hdi[block] = az.hdi(theta[..., block], hdi_prob=HDI_PROB)
     raw = data.raw_rate()
     shrinkage = _population_weight(idata, data)

@@ -30,6 +30,7 @@ from ratepool.model.standata import (
     exposure_scale,
     stan_data,
     sums_entities_in_chunks,
+    threads_per_chain,
 )
 from ratepool.model.warm_start import AUTO_MIN_ENTITIES, warm_start
 from ratepool.posterior.entity_predictive import add_prior_replicates
@@ -220,7 +221,7 @@ def fit(
     settings = SamplerSettings(
         chains=config.n_chains, warmup=config.n_tune, draws=config.n_samples,
         adapt_delta=config.target_accept, seed=config.random_seed, show_progress=show_progress,
-        threads_per_chain=config.threads_per_chain,
+        threads_per_chain=threads_per_chain(data, config),
     )
     if config.temporal is not None:
         from ratepool.workflow.temporal import fit_temporal
